@@ -1,0 +1,72 @@
+"""Scaled dot-product attention with additive float masks, shared by the attention layers.
+
+Masks are additive biases added to float32 scores, never boolean selects: the softmax
+stays float32 under mixed precision (no float16 overflow), and the exported graph keeps
+to ops that every LiteRT quantization mode accepts (int16x8 fails on LOGICAL_AND and
+SELECT_V2).
+"""
+
+from keras import ops
+
+# Added to the score of a masked key. exp(-1e4) is exactly 0 in float32 and the value
+# (and the sum of two of them) still fits in float16, whose largest finite value is 65504.
+MASK_VALUE = -1e4
+
+
+def padding_bias(padding_mask):
+    """(B, S) mask, 1/True for real tokens -> (B, 1, 1, S) float32 additive bias."""
+    keep = ops.cast(padding_mask, "float32")
+    return ops.expand_dims(ops.expand_dims((1.0 - keep) * MASK_VALUE, 1), 1)  # (B, 1, 1, S)
+
+
+def causal_bias(length):
+    """(1, 1, T, T) float32 bias that hides every key after the query's position."""
+    query_pos = ops.expand_dims(ops.arange(length), 1)  # (T, 1)
+    key_pos = ops.expand_dims(ops.arange(length), 0)  # (1, T)
+    future = ops.cast(ops.greater(key_pos, query_pos), "float32")  # (T, T)
+    return ops.reshape(future * MASK_VALUE, (1, 1, length, length))
+
+
+def cache_bias(position, cache_length):
+    """(1, 1, 1, T) float32 bias that hides cache slots after `position` (not yet written)."""
+    slots = ops.arange(cache_length)  # (T,)
+    unwritten = ops.cast(ops.greater(slots, ops.cast(position, slots.dtype)), "float32")
+    return ops.reshape(unwritten * MASK_VALUE, (1, 1, 1, cache_length))
+
+
+def attend(query, key, value, bias=None, dropout_layer=None, training=None):
+    """softmax(Q K^T / sqrt(Dh) + bias) V.
+
+    Args:
+        query: (B, T, H, Dh). key, value: (B, S, H, Dh).
+        bias: float32, broadcastable to (B, H, T, S), or None.
+    Returns:
+        (output (B, T, H, Dh) in the query's dtype, weights (B, H, T, S) float32).
+    """
+    head_dim = ops.shape(query)[-1]
+    # Scaling Q before the product keeps float16 scores small.
+    query = query * ops.cast(1.0 / float(head_dim) ** 0.5, query.dtype)
+    q = ops.transpose(query, (0, 2, 1, 3))  # (B, H, T, Dh)
+    k = ops.transpose(key, (0, 2, 3, 1))  # (B, H, Dh, S)
+    v = ops.transpose(value, (0, 2, 1, 3))  # (B, H, S, Dh)
+    scores = ops.cast(ops.matmul(q, k), "float32")  # (B, H, T, S)
+    if bias is not None:
+        scores = scores + bias
+    weights = ops.softmax(scores, axis=-1)  # (B, H, T, S) float32
+    mixed = ops.cast(weights, value.dtype)
+    if dropout_layer is not None:
+        mixed = dropout_layer(mixed, training=training)
+    output = ops.matmul(mixed, v)  # (B, H, T, Dh)
+    return ops.transpose(output, (0, 2, 1, 3)), weights  # (B, T, H, Dh)
+
+
+def split_heads(x, num_heads, head_dim):
+    """(B, L, H*Dh) -> (B, L, H, Dh)."""
+    return ops.reshape(x, (ops.shape(x)[0], -1, num_heads, head_dim))
+
+
+def merge_heads(x):
+    """(B, L, H, Dh) -> (B, L, H*Dh)."""
+    shape = ops.shape(x)
+    return ops.reshape(x, (shape[0], -1, shape[2] * shape[3]))
+

@@ -1,0 +1,77 @@
+import keras
+
+from kit.layers import _checks
+from kit.layers._attention_core import attend, merge_heads, padding_bias
+from kit.layers._register import register
+from kit.layers.qkv_projection import QKVProjection
+
+
+@register
+class EncoderDecoderAttention(keras.layers.Layer):
+    """Multi-head encoder-decoder (cross) attention: Q from the decoder, K and V from the encoder.
+
+    The keys and values depend on the source only, so a decoder computes them once per
+    sentence (`project_context`) and reuses them at every step (`attend_to`).
+
+    Args:
+        num_heads: H. head_dim: Dh.
+        dropout: dropout rate on the attention weights, in [0, 1).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        x: (B, T, D), the decoder side.
+        context: (B, S, Dc), the encoder output.
+        context_padding_mask: optional (B, S), 1/True for real source tokens.
+        return_attention_scores: also return the (B, H, T, S) float32 weights: which
+            source tokens each target token looked at.
+        training: enables dropout.
+
+    Returns:
+        (B, T, D), and the weights when asked.
+
+    Example:
+    >>> layer = EncoderDecoderAttention(num_heads=2, head_dim=4)
+    >>> y, w = layer(np.ones((1, 3, 8)), np.ones((1, 5, 8)), return_attention_scores=True)
+    >>> tuple(y.shape), tuple(w.shape)
+    ((1, 3, 8), (1, 2, 3, 5))
+    """
+
+    def __init__(self, num_heads, head_dim, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = _checks.positive_int("num_heads", num_heads)
+        self.head_dim = _checks.positive_int("head_dim", head_dim)
+        self.dropout = _checks.rate("dropout", dropout)
+
+    def build(self, x_shape, context_shape, context_padding_mask_shape=None):
+        self.qkv = QKVProjection(self.num_heads, self.head_dim, dtype=self.dtype_policy,
+                                 name="qkv")
+        self.qkv.build(x_shape, context_shape)
+        self.output_dense = keras.layers.Dense(x_shape[-1], dtype=self.dtype_policy,
+                                               name="output_dense")
+        self.output_dense.build(tuple(x_shape[:-1]) + (self.num_heads * self.head_dim,))
+        self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
+                                                      name="attention_dropout")
+
+    def call(self, x, context, context_padding_mask=None, return_attention_scores=False,
+             training=None):
+        key, value = self.project_context(context)
+        return self.attend_to(x, key, value, context_padding_mask, return_attention_scores,
+                              training)
+
+    def project_context(self, context):
+        """(B, S, Dc) -> (k, v), each (B, S, H, Dh): computed once per source sentence."""
+        return self.qkv.project_key_value(context)
+
+    def attend_to(self, x, key, value, context_padding_mask=None, return_attention_scores=False,
+                  training=None):
+        """Attention of `x` (B, T, D) over precomputed `key`, `value` (B, S, H, Dh)."""
+        query = self.qkv.project_query(x)  # (B, T, H, Dh)
+        bias = None if context_padding_mask is None else padding_bias(context_padding_mask)
+        out, weights = attend(query, key, value, bias, self.attention_dropout, training)
+        out = self.output_dense(merge_heads(out))  # (B, T, D)
+        return (out, weights) if return_attention_scores else out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, head_dim=self.head_dim, dropout=self.dropout)
+        return config

@@ -1,0 +1,97 @@
+import keras
+from keras import ops
+
+from kit.layers import _checks
+from kit.layers._attention_core import attend, cache_bias, causal_bias, merge_heads, padding_bias
+from kit.layers._register import register
+from kit.layers.qkv_projection import QKVProjection
+
+
+@register
+class SelfAttention(keras.layers.Layer):
+    """Multi-head self-attention: every position of `x` attends to the positions of `x`.
+
+    With `causal=True` this is the decoder's masked self-attention: position t sees
+    positions <= t only, so a model can be trained on whole targets at once and still
+    decode one token at a time (`call_with_cache`).
+
+    Args:
+        num_heads: H. head_dim: Dh.
+        causal: hide the future (decoder) or not (encoder).
+        dropout: dropout rate on the attention weights, in [0, 1).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        x: (B, T, D).
+        padding_mask: optional (B, T), 1/True for real tokens; padded keys are ignored.
+        return_attention_scores: also return the (B, H, T, T) float32 weights.
+        training: enables dropout.
+
+    Returns:
+        (B, T, D), and the weights when asked.
+
+    Example:
+    >>> y = SelfAttention(num_heads=2, head_dim=4, causal=True)(np.ones((1, 3, 8)))
+    >>> tuple(y.shape)
+    (1, 3, 8)
+    """
+
+    def __init__(self, num_heads, head_dim, causal=False, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = _checks.positive_int("num_heads", num_heads)
+        self.head_dim = _checks.positive_int("head_dim", head_dim)
+        self.causal = bool(causal)
+        self.dropout = _checks.rate("dropout", dropout)
+
+    def build(self, x_shape, padding_mask_shape=None):
+        self.qkv = QKVProjection(self.num_heads, self.head_dim, dtype=self.dtype_policy,
+                                 name="qkv")
+        self.qkv.build(x_shape)
+        self.output_dense = keras.layers.Dense(x_shape[-1], dtype=self.dtype_policy,
+                                               name="output_dense")
+        self.output_dense.build(tuple(x_shape[:-1]) + (self.num_heads * self.head_dim,))
+        self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
+                                                      name="attention_dropout")
+
+    def call(self, x, padding_mask=None, return_attention_scores=False, training=None):
+        q, k, v = self.qkv(x)  # each (B, T, H, Dh)
+        bias = None
+        if self.causal:
+            bias = causal_bias(ops.shape(x)[1])  # (1, 1, T, T)
+        if padding_mask is not None:
+            keys = padding_bias(padding_mask)  # (B, 1, 1, T)
+            bias = keys if bias is None else bias + keys
+        out, weights = attend(q, k, v, bias, self.attention_dropout, training)
+        out = self.output_dense(merge_heads(out))  # (B, T, D)
+        return (out, weights) if return_attention_scores else out
+
+    def call_with_cache(self, x, position, cache):
+        """One decoding step of causal self-attention with a fixed-length KV cache.
+
+        Args:
+            x: (B, 1, D), the input at `position`.
+            position: int scalar (Python or tensor), where `x` sits in the sequence.
+            cache: (B, 2, T, H, Dh), this layer's keys [:, 0] and values [:, 1] of the
+                earlier positions; slots at and after `position` are ignored.
+
+        Returns:
+            `(output (B, 1, D), updated cache (B, 2, T, H, Dh))`. The cache is written at
+            `position` with `slice_update`, a fixed-shape op (LiteRT DYNAMIC_UPDATE_SLICE).
+        """
+        if not self.causal:
+            raise ValueError("call_with_cache() needs a causal SelfAttention "
+                             f"(decoding a token may not see later ones). Received: causal={self.causal}")
+        q, k, v = self.qkv(x)  # each (B, 1, H, Dh)
+        step = ops.stack([k, v], axis=1)  # (B, 2, 1, H, Dh)
+        position = ops.cast(position, "int32")
+        zero = ops.zeros((), "int32")
+        cache = ops.slice_update(cache, (zero, zero, position, zero, zero), step)
+        bias = cache_bias(position, ops.shape(cache)[2])  # (1, 1, 1, T)
+        out, _ = attend(q, cache[:, 0], cache[:, 1], bias)
+        return self.output_dense(merge_heads(out)), cache  # (B, 1, D)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, head_dim=self.head_dim, causal=self.causal,
+                      dropout=self.dropout)
+        return config

@@ -1,0 +1,91 @@
+"""The transformer's configuration and its named presets."""
+
+import dataclasses
+from dataclasses import dataclass
+
+from kit.layers import _checks
+
+
+@dataclass
+class TransformerConfig:
+    """Everything that fixes the shape of a `Seq2SeqTransformer`.
+
+    Vocabulary sizes count the special tokens; token id 0 is padding.
+    """
+
+    source_vocab_size: int = 8000  # source token ids 0 .. source_vocab_size - 1
+    target_vocab_size: int = 8000  # target token ids, also the width of the logits
+    num_encoder_layers: int = 4
+    num_decoder_layers: int = 4
+    model_dim: int = 128  # D, the width of every residual stream
+    num_heads: int = 8  # H; each head has Dh = D // H channels
+    ff_dim: int = 512  # inner width of the feed-forward blocks
+    dropout: float = 0.1  # attention weights, feed-forward inner layer, residual branches
+    max_source_length: int = 128  # S: the encoder's (and the exported file's) source length
+    max_target_length: int = 128  # T: decoder positions, BOS included; the KV cache length
+    norm_first: bool = True  # pre-LN (stable, no warm-up needed) or post-LN (the 2017 paper)
+    position_encoding: str = "sinusoidal"  # "sinusoidal" or "learned"
+    layer_norm_epsilon: float = 1e-6
+
+    def __post_init__(self):
+        for name in ("source_vocab_size", "target_vocab_size", "num_encoder_layers",
+                     "num_decoder_layers", "model_dim", "num_heads", "ff_dim",
+                     "max_source_length", "max_target_length"):
+            _checks.positive_int(name, getattr(self, name))
+        _checks.rate("dropout", self.dropout)
+        _checks.one_of("position_encoding", self.position_encoding, ("sinusoidal", "learned"))
+        if self.model_dim % self.num_heads:
+            raise ValueError(
+                "`num_heads` must divide `model_dim`. Received: "
+                f"num_heads={self.num_heads}, model_dim={self.model_dim}")
+        if not isinstance(self.layer_norm_epsilon, (int, float)) or self.layer_norm_epsilon <= 0:
+            raise ValueError("`layer_norm_epsilon` must be a positive float. Received: "
+                             f"layer_norm_epsilon={self.layer_norm_epsilon!r}")
+
+    @property
+    def head_dim(self):
+        return self.model_dim // self.num_heads
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown TransformerConfig field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def tiny(**overrides):
+    """For tests: one layer each side, D 32. Builds and trains in seconds."""
+    values = dict(num_encoder_layers=1, num_decoder_layers=1, model_dim=32, num_heads=4,
+                  ff_dim=64, dropout=0.0, max_source_length=16, max_target_length=12,
+                  source_vocab_size=32, target_vocab_size=32)
+    return TransformerConfig(**{**values, **overrides})
+
+
+def small(**overrides):
+    """For the built-in demo (dates to ISO 8601): trains in minutes on 2 CPU cores."""
+    values = dict(num_encoder_layers=2, num_decoder_layers=2, model_dim=64, num_heads=4,
+                  ff_dim=256, dropout=0.1, max_source_length=48, max_target_length=16)
+    return TransformerConfig(**{**values, **overrides})
+
+
+def base(**overrides):
+    """The TensorFlow NMT tutorial's model: 4 layers, D 128, 8 heads, feed-forward 512."""
+    values = dict(num_encoder_layers=4, num_decoder_layers=4, model_dim=128, num_heads=8,
+                  ff_dim=512, dropout=0.1)
+    return TransformerConfig(**{**values, **overrides})
+
+
+PRESETS = {"tiny": tiny, "small": small, "base": base}
+
+
+def preset(name, **overrides):
+    """The named preset's config, with `overrides` (e.g. vocabulary sizes) applied."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset. Expected one of {', '.join(PRESETS)}. "
+                         f"Received: preset={name!r}")
+    return PRESETS[name](**overrides)

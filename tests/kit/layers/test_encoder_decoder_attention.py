@@ -1,0 +1,58 @@
+import keras
+import numpy as np
+import pytest
+
+from kit.layers import EncoderDecoderAttention
+from tests.layer_test_helper import run_layer_test
+
+RNG = np.random.default_rng(2)
+X = RNG.normal(size=(2, 4, 8)).astype("float32")
+CONTEXT = RNG.normal(size=(2, 6, 8)).astype("float32")
+CONTEXT_MASK = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype="float32")
+
+
+def np_(t):
+    return keras.ops.convert_to_numpy(t)
+
+
+def test_layer_contract():
+    run_layer_test(EncoderDecoderAttention, dict(num_heads=2, head_dim=4, dropout=0.1),
+                   (X, CONTEXT, CONTEXT_MASK), expected_output_shape=X.shape)
+
+
+def test_query_from_decoder_key_value_from_encoder():
+    layer = EncoderDecoderAttention(num_heads=2, head_dim=4)
+    out, weights = layer(X, CONTEXT, return_attention_scores=True)
+    assert np_(weights).shape == (2, 2, 4, 6)  # (B, H, T, S)
+    # Each target position is computed on its own: no causal or cross-position coupling.
+    np.testing.assert_allclose(np_(layer(X[:, 2:3], CONTEXT))[:, 0], np_(out)[:, 2], atol=1e-6)
+    # Changing the encoder output changes the result; the decoder side shapes the query only.
+    assert not np.allclose(np_(layer(X, CONTEXT * 2.0)), np_(out))
+
+
+def test_padded_source_positions_get_no_attention_and_appending_padding_changes_nothing():
+    layer = EncoderDecoderAttention(num_heads=2, head_dim=4)
+    out, weights = layer(X, CONTEXT, context_padding_mask=CONTEXT_MASK,
+                         return_attention_scores=True)
+    assert np_(weights)[0, :, :, 3:].max() == 0.0
+    np.testing.assert_allclose(np_(weights).sum(-1), 1.0, atol=1e-5)
+    longer = np.concatenate([CONTEXT, RNG.normal(size=(2, 3, 8)).astype("float32")], axis=1)
+    longer_mask = np.concatenate([CONTEXT_MASK, np.zeros((2, 3), "float32")], axis=1)
+    np.testing.assert_allclose(np_(layer(X, longer, context_padding_mask=longer_mask)),
+                               np_(out), atol=1e-5)
+
+
+def test_precomputed_keys_and_values_give_the_same_output():
+    layer = EncoderDecoderAttention(num_heads=2, head_dim=4)
+    out = np_(layer(X, CONTEXT, context_padding_mask=CONTEXT_MASK))
+    key, value = layer.project_context(CONTEXT)
+    np.testing.assert_allclose(np_(layer.attend_to(X, key, value, CONTEXT_MASK)), out, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_heads=2, head_dim=0), "head_dim=0"),
+    (dict(num_heads=2, head_dim=4, dropout=2), "dropout=2"),
+])
+def test_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EncoderDecoderAttention(**kwargs)

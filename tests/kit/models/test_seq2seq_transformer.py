@@ -1,0 +1,158 @@
+import keras
+import numpy as np
+import pytest
+
+from kit.models import Seq2SeqTransformer, TransformerConfig, preset
+
+RNG = np.random.default_rng(6)
+SOURCE = np.array([[5, 6, 7, 8, 9, 0, 0], [10, 11, 12, 13, 14, 15, 16]], dtype="int32")
+TARGET = np.array([[2, 8, 9, 10, 11, 12], [2, 4, 5, 6, 7, 3]], dtype="int32")
+
+
+def np_(t):
+    return keras.ops.convert_to_numpy(t)
+
+
+def make(**overrides):
+    return Seq2SeqTransformer(preset("tiny", **overrides))
+
+
+def test_logits_shape_and_dtype():
+    logits = make()((SOURCE, TARGET))
+    assert tuple(logits.shape) == (2, 6, 32)
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+
+
+def test_causality_over_target_positions():
+    model = make()
+    reference = np_(model((SOURCE, TARGET)))
+    for t in range(TARGET.shape[1] - 1):
+        changed = TARGET.copy()
+        changed[:, t + 1:] = RNG.integers(4, 32, size=changed[:, t + 1:].shape)
+        out = np_(model((SOURCE, changed)))
+        np.testing.assert_allclose(out[:, :t + 1], reference[:, :t + 1], atol=1e-5)
+
+
+def test_appending_source_padding_changes_nothing():
+    model = make()
+    short = np_(model((SOURCE[:1, :5], TARGET[:1])))
+    padded = np.concatenate([SOURCE[:1], np.zeros((1, 9), "int32")], axis=1)  # S = 16
+    np.testing.assert_allclose(np_(model((padded, TARGET[:1]))), short, atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(),
+    dict(norm_first=False),
+    dict(position_encoding="learned", num_decoder_layers=2, num_encoder_layers=2),
+])
+def test_cached_decoding_equals_one_full_pass(overrides):
+    model = make(**overrides)
+    T = model.config.max_target_length
+    target = RNG.integers(4, 32, size=(2, T)).astype("int32")
+    target[:, 0] = 2
+    full = np_(model((SOURCE, target)))
+    encoded = model.encode(SOURCE)
+    cache = model.init_cache(2)
+    assert tuple(cache.shape) == model.cache_shape(2) == (2, model.config.num_decoder_layers,
+                                                          2, T, 4, 8)
+    for t in range(T):
+        logits, cache = model.decode_step(target[:, t:t + 1], t, cache, encoded)
+        np.testing.assert_allclose(np_(logits), full[:, t], atol=1e-5)
+
+
+def test_encode_outputs():
+    model = make(num_decoder_layers=2)
+    encoded = model.encode(SOURCE)
+    np.testing.assert_array_equal(np_(encoded["source_mask"]), (SOURCE != 0).astype("float32"))
+    assert tuple(encoded["cross_cache"].shape) == (2, 2, 2, 7, 4, 8)  # (B, L, 2, S, H, Dh)
+
+
+def test_greedy_decode_matches_argmax_of_full_passes():
+    model = make()
+    generated = model.greedy_decode(SOURCE, bos_id=2, eos_id=3, max_length=5)
+    assert generated.shape == (2, 5) and generated.dtype == np.int32
+    for row in range(2):
+        prefix = [2]
+        for step in range(5):
+            logits = np_(model((SOURCE[row:row + 1], np.array([prefix], "int32"))))
+            token = int(np.argmax(logits[0, -1]))
+            assert generated[row, step] == token
+            if token == 3:
+                assert not generated[row, step + 1:].any()
+                break
+            prefix.append(token)
+
+
+def test_cross_attention_weights():
+    model = make(num_decoder_layers=2)
+    weights = np_(model.cross_attention_weights(SOURCE, TARGET))
+    assert weights.shape == (2, 2, 4, 6, 7)  # (B, L, H, T, S)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    assert weights[0, ..., 5:].max() == 0.0
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = make(dropout=0.1)
+    before = np_(model((SOURCE, TARGET)))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, Seq2SeqTransformer) and loaded.config == model.config
+    np.testing.assert_array_equal(np_(loaded((SOURCE, TARGET))), before)
+    np.testing.assert_array_equal(loaded.greedy_decode(SOURCE, 2, 3),
+                                  model.greedy_decode(SOURCE, 2, 3))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_float32_weights_and_logits(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    model = make()
+    logits = model((SOURCE, TARGET))
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert np.all(np.isfinite(np_(logits)))
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit((SOURCE, TARGET), TARGET, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    # Cached decoding runs in the compute dtype and still agrees with the full pass.
+    full = np_(model((SOURCE, TARGET)))
+    encoded, cache = model.encode(SOURCE), model.init_cache(2)
+    logits, _ = model.decode_step(TARGET[:, :1], 0, cache, encoded)
+    np.testing.assert_allclose(np_(logits), full[:, 0], atol=0.05 if policy.endswith("16") else 1e-5)
+
+
+def test_one_training_step_lowers_the_loss():
+    model = make()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit((SOURCE, TARGET[:, :-1]), TARGET[:, 1:], epochs=5, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(model_dim=30, num_heads=4), "num_heads=4, model_dim=30"),
+    (dict(dropout=-0.5), "dropout=-0.5"),
+    (dict(max_target_length=0), "max_target_length=0"),
+    (dict(position_encoding="alibi"), "position_encoding='alibi'"),
+    (dict(num_encoder_layers=0), "num_encoder_layers=0"),
+])
+def test_config_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        preset("tiny", **overrides)
+
+
+def test_unknown_preset_and_bad_config():
+    with pytest.raises(ValueError, match="preset='huge'"):
+        preset("huge")
+    with pytest.raises(ValueError, match="config=3"):
+        Seq2SeqTransformer(3)
+    with pytest.raises(ValueError, match="Unknown TransformerConfig field"):
+        TransformerConfig.from_dict({"layers": 3})
+
+
+def test_presets():
+    assert preset("base").num_encoder_layers == 4 and preset("base").model_dim == 128
+    assert preset("base").num_heads == 8 and preset("base").ff_dim == 512
+    assert preset("base").dropout == 0.1
+    assert preset("small", target_vocab_size=50).target_vocab_size == 50
