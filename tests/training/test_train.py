@@ -1,0 +1,154 @@
+"""Training end to end on small data: every data spec, resuming, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from training import run_dir as rd
+from training.train import TrainError, TrainOptions, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_options(out, **overrides):
+    values = dict(data="default", out=str(out), preset="tiny", epochs=2, batch_size=32,
+                  max_source_length=40, max_target_length=12, limit=160, eval_samples=40,
+                  learning_rate=3e-3)
+    return TrainOptions(**{**values, **overrides})
+
+
+def run_cli(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "kit", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_default_data_gives_a_complete_run_directory(tmp_path):
+    info = train(tiny_options(tmp_path / "run"))
+    out = tmp_path / "run"
+    for name in (rd.MODEL_FILE, rd.TOKENIZER_FILE, rd.RUN_JSON, rd.TRAIN_SAMPLE, rd.TEST_SAMPLE):
+        assert (out / name).is_file(), name
+    assert any((out / rd.LOG_DIR).rglob("events.out.tfevents*"))
+    read = rd.read_run(out)
+    assert read.metric == "exact_match" and read.epochs_done == 2
+    assert read.precision == "float32" and info["device"] == "CPU"
+    for key in ("val_loss", "val_token_accuracy", "val_exact_match", "test_exact_match"):
+        assert key in read.metrics
+    assert 0.0 <= read.metrics["val_exact_match"] <= 100.0
+    assert [h["epoch"] for h in info["history"]] == [1, 2]
+    model = keras.saving.load_model(out / rd.MODEL_FILE, compile=False)
+    assert model.config.max_source_length == 40
+
+
+def test_the_loss_goes_down(tmp_path):
+    info = train(tiny_options(tmp_path / "run", epochs=3, limit=400))
+    losses = [h["val_loss"] for h in info["history"]]
+    assert losses[-1] < losses[0]
+
+
+def test_mixed_precision_run(tmp_path):
+    info = train(tiny_options(tmp_path / "run", epochs=1, precision="mixed_float16"))
+    assert info["precision"] == "mixed_float16"
+    model = keras.saving.load_model(tmp_path / "run" / rd.MODEL_FILE, compile=False)
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert np.isfinite(info["metrics"]["val_loss"])
+
+
+def test_tsv_data_reports_bleu(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    lines = [f"{a} plus {b}\t{a + b}" for a in range(30) for b in range(10)]
+    path.write_text("\n".join(lines + ["malformed line without a tab"]) + "\n", encoding="utf-8")
+    info = train(tiny_options(tmp_path / "run", data=f"tsv:{path}", epochs=1, limit=None))
+    assert info["metric"] == "bleu"
+    assert {"val_bleu", "val_chrf", "test_bleu"} <= set(info["metrics"])
+
+
+def test_tfds_data_through_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=24):
+        info = train(tiny_options(tmp_path / "run", data="tfds:ted_hrlr_translate/pt_to_en",
+                                  epochs=1, limit=24, max_source_length=64,
+                                  max_target_length=64))
+    assert info["metric"] == "bleu" and info["train_pairs"] == 24
+
+
+def test_same_command_on_a_finished_run_does_nothing(tmp_path, capsys):
+    options = tiny_options(tmp_path / "run", epochs=1)
+    first = train(options)
+    stamp = (tmp_path / "run" / rd.MODEL_FILE).stat().st_mtime_ns
+    assert train(options)["metrics"] == first["metrics"]
+    assert "nothing to do" in capsys.readouterr().out
+    assert (tmp_path / "run" / rd.MODEL_FILE).stat().st_mtime_ns == stamp
+
+
+def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
+    train(tiny_options(tmp_path / "run", epochs=1))
+    with pytest.raises(TrainError, match="different run.*seed"):
+        train(tiny_options(tmp_path / "run", epochs=1, seed=7))
+
+
+def test_a_foreign_directory_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(TrainError, match="not empty"):
+        train(tiny_options(tmp_path / "run"))
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_a_diverging_loss_stops_with_a_clear_message(tmp_path):
+    with pytest.raises(TrainError, match="NaN"):
+        train(tiny_options(tmp_path / "run", learning_rate=1e12, label_smoothing=0.0))
+    assert not (tmp_path / "run" / rd.RUN_JSON).exists()
+
+
+def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", "default", "--out", str(out), "--preset", "tiny",
+            "--max-source-length", "40", "--max-target-length", "12", "--limit", "600",
+            "--batch-size", "16", "--learning-rate", "0.003", "--eval-samples", "20"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "kit", *args, "--epochs", "40"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    state_path = out / rd.CHECKPOINT_DIR / "state.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if state_path.exists() and json.loads(state_path.read_text())["epochs_done"] >= 1:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr
+    interrupted = json.loads(state_path.read_text())
+    done = interrupted["epochs_done"]
+    assert 1 <= done < 40 and not (out / rd.RUN_JSON).exists()
+
+    result = run_cli(*args, "--epochs", str(done + 1))
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {out} after epoch {done}" in result.stdout
+    info = json.loads((out / rd.RUN_JSON).read_text())
+    assert info["epochs_done"] == done + 1
+    assert info["history"][:done] == interrupted["history"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "tsv:/no/such/file.tsv"], "no/such/file.tsv"),
+    (["--data", "wikipedia"], "unknown --data"),
+    (["--epochs", "0"], "--epochs must be positive"),
+])
+def test_cli_bad_input_gives_one_line_and_exit_1(tmp_path, args, message):
+    result = run_cli("train", "--out", str(tmp_path / "run"), *args)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,76 @@
+"""`python -m kit train`: the command-line face of training.train."""
+
+import argparse
+import sys
+
+from training.train import PRECISIONS, TrainError, TrainOptions
+
+DEFAULTS = TrainOptions()
+
+
+def build_parser(prog="python -m kit train"):
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train an encoder-decoder transformer into a resumable run directory. "
+                    "Run the same command again after an interruption to resume.")
+    parser.add_argument("--data", default=DEFAULTS.data,
+                        help="default (built-in dates -> ISO 8601), tsv:PATH "
+                             "(source<TAB>target per line) or tfds:NAME[/CONFIG] "
+                             "(default: %(default)s)")
+    parser.add_argument("--out", required=True, help="the run directory to create or resume")
+    parser.add_argument("--preset", default=DEFAULTS.preset, choices=("tiny", "small", "base"),
+                        help="model size (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                        help="total epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                        help="sentences per batch (default: %(default)s)")
+    parser.add_argument("--precision", default=DEFAULTS.precision, choices=PRECISIONS,
+                        help="auto: mixed_float16 when a GPU is visible, else float32 "
+                             "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                        help="data split, shuffling and initialisation (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="a constant learning rate instead of the paper's warm-up schedule")
+    parser.add_argument("--warmup-steps", type=int, default=DEFAULTS.warmup_steps,
+                        help="warm-up steps of the schedule (default: %(default)s)")
+    parser.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
+                        help="(default: %(default)s)")
+    parser.add_argument("--max-source-length", type=int, default=None,
+                        help="S, source tokens kept (default: the preset's)")
+    parser.add_argument("--max-target-length", type=int, default=None,
+                        help="T, target positions incl. BOS (default: the preset's)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use at most this many pairs per split")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on malformed TSV lines instead of skipping them")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="compile the train step with XLA")
+    parser.add_argument("--eval-samples", type=int, default=DEFAULTS.eval_samples,
+                        help="sentences decoded for the final metrics (default: %(default)s)")
+    return parser
+
+
+def options_from_args(args):
+    return TrainOptions(
+        data=args.data, out=args.out, preset=args.preset, epochs=args.epochs,
+        batch_size=args.batch_size, precision=args.precision, seed=args.seed,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
+        label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
+        max_target_length=args.max_target_length, limit=args.limit, strict=args.strict,
+        jit_compile=args.jit_compile, eval_samples=args.eval_samples)
+
+
+def main(argv=None, prog="python -m kit train"):
+    args = build_parser(prog).parse_args(argv)
+    try:
+        from training.train import train
+
+        train(options_from_args(args))
+    except (TrainError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume {args.out} from its "
+              "last completed epoch", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,122 @@
+"""The run directory: what training leaves behind and export reads.
+
+    RUN_DIR/
+      model.keras        the best model by validation loss (in the training precision)
+      tokenizer.json     kit.tokenizer, shared by training and the device
+      run.json           config, data spec, precision, device, epochs, metrics (below)
+      samples/train.tsv  training pairs: calibration data for int8 export
+      samples/test.tsv   held-out test pairs: what export verifies a bundle on
+      checkpoints/       the last completed epoch, for resuming (not needed by export)
+      logs/              TensorBoard
+
+`run.json` is written last and atomically, with `"complete": true` only once training
+has finished: a directory without it is a run in progress or an interrupted one.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RUN_FORMAT_VERSION = 1
+RUN_JSON = "run.json"
+MODEL_FILE = "model.keras"
+TOKENIZER_FILE = "tokenizer.json"
+SAMPLES_DIR = "samples"
+TRAIN_SAMPLE = "samples/train.tsv"
+TEST_SAMPLE = "samples/test.tsv"
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+
+
+class RunDirError(ValueError):
+    """A run directory that is missing, unfinished or damaged (one line for the user)."""
+
+
+@dataclass
+class RunInfo:
+    """The parsed `run.json`."""
+
+    path: Path
+    config: dict  # TransformerConfig.to_dict()
+    data: str  # the --data spec
+    metric: str  # "exact_match" (built-in data) or "bleu"
+    precision: str  # the policy training ran under
+    complete: bool
+    epochs_done: int
+    metrics: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+
+def atomic_write_text(path, text):
+    """Write `text` to `path` so that a reader sees the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, values):
+    atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
+def write_pairs(path, pairs):
+    """One `source<TAB>target` line per pair (tabs and newlines inside text are spaces)."""
+    def clean(text):
+        return text.replace("\t", " ").replace("\n", " ")
+    atomic_write_text(path, "".join(f"{clean(s)}\t{clean(t)}\n" for s, t in pairs))
+
+
+def read_pairs(path):
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if line:
+                source, target = line.split("\t", 1)
+                pairs.append((source, target))
+    return pairs
+
+
+def read_run(run_dir):
+    """Check that `run_dir` holds a finished run and return its `RunInfo`.
+
+    Raises RunDirError naming what is missing or wrong.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunDirError(f"run directory not found: {path}")
+    info_path = path / RUN_JSON
+    if not info_path.is_file():
+        raise RunDirError(f"{path} has no {RUN_JSON}: not a run directory, or training has "
+                          "not finished (run the same train command again to resume)")
+    try:
+        raw = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{info_path} is damaged: {error}") from None
+    if not isinstance(raw, dict) or raw.get("format_version") != RUN_FORMAT_VERSION:
+        raise RunDirError(f"{info_path} is not a run file of format {RUN_FORMAT_VERSION}")
+    if not raw.get("complete"):
+        raise RunDirError(f"{path} holds an unfinished run ({raw.get('epochs_done', 0)} of "
+                          f"{raw.get('epochs', '?')} epochs): run the train command again "
+                          "to finish it")
+    for name in (MODEL_FILE, TOKENIZER_FILE, TRAIN_SAMPLE, TEST_SAMPLE):
+        if not (path / name).is_file():
+            raise RunDirError(f"{path} is missing {name}")
+    try:
+        return RunInfo(path=path, config=raw["config"], data=raw["data"], metric=raw["metric"],
+                       precision=raw["precision"], complete=True,
+                       epochs_done=raw["epochs_done"], metrics=raw.get("metrics", {}),
+                       raw=raw)
+    except KeyError as error:
+        raise RunDirError(f"{info_path} lacks the field {error}") from None

@@ -1,0 +1,304 @@
+"""Train a Seq2SeqTransformer on a data spec into a resumable run directory.
+
+The loop runs one `fit` call per epoch over that epoch's own shuffled dataset (seed +
+epoch), then checkpoints. An interrupted run, started again with the same arguments,
+continues from the last completed epoch and sees the same data order it would have
+seen without the interruption.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from training import run_dir as rd
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+TRAIN_SAMPLE_SIZE = 500  # calibration sentences kept for int8 export
+TEST_SAMPLE_SIZE = 1000  # held-out sentences kept for export's verification
+
+
+class TrainError(ValueError):
+    """A user error: bad data, a directory that holds another run, a diverged loss."""
+
+
+@dataclass
+class TrainOptions:
+    """What `python -m kit train` takes; the identity of a run (all but `epochs`)."""
+
+    data: str = "default"  # default | tsv:PATH | tfds:NAME[/CONFIG]
+    out: str = "runs/default"  # the run directory
+    preset: str = "small"  # tiny | small | base
+    epochs: int = 12
+    batch_size: int = 64
+    precision: str = "auto"  # auto: mixed_float16 with a GPU, float32 without
+    seed: int = 0
+    learning_rate: float = None  # None: the warm-up schedule of the paper
+    warmup_steps: int = 1000
+    label_smoothing: float = 0.1
+    max_source_length: int = None  # None: the preset's S
+    max_target_length: int = None  # None: the preset's T
+    limit: int = None  # cap on pairs per split (tsv, tfds)
+    strict: bool = False  # fail on malformed tsv lines instead of skipping them
+    jit_compile: bool = False  # XLA; measured slower here on 2 CPU cores (see README)
+    eval_samples: int = 2000  # sentences greedily decoded for exact match / BLEU
+
+    def identity(self):
+        values = dataclasses.asdict(self)
+        for field in ("epochs", "out", "eval_samples"):
+            values.pop(field)
+        return values
+
+
+def _log(message):
+    print(message, flush=True)
+
+
+def resolve_precision(precision):
+    import tensorflow as tf
+
+    if precision not in PRECISIONS:
+        raise TrainError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    gpus = tf.config.list_physical_devices("GPU")
+    device = f"GPU x{len(gpus)} ({gpus[0].name})" if gpus else "CPU"
+    if precision == "auto":
+        precision = "mixed_float16" if gpus else "float32"
+    return precision, device
+
+
+def _check_out_dir(options):
+    """None for a fresh run, the saved state to resume from, or TrainError."""
+    out = Path(options.out)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {out} exists and is not a directory")
+    state_path = out / rd.CHECKPOINT_DIR / "state.json"
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    if not state_path.is_file():
+        raise TrainError(f"--out {out} is not empty and holds no run of ours; "
+                         "choose another directory")
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TrainError(f"{state_path} is damaged ({error}); choose another --out") from None
+    if state.get("identity") != options.identity():
+        theirs, ours = state.get("identity", {}), options.identity()
+        differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise TrainError(f"--out {out} holds a different run (differs in: "
+                         f"{', '.join(differing)}); choose another --out or repeat its arguments")
+    return state
+
+
+def _save_keras_atomically(model, path):
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _build_model(options, config):
+    import keras
+
+    from kit.models import Seq2SeqTransformer
+    from training.losses import SmoothedSparseCrossentropy, WarmupInverseSqrt, tutorial_adam
+
+    model = Seq2SeqTransformer(config)
+    model.build()
+    learning_rate = (options.learning_rate if options.learning_rate is not None
+                     else WarmupInverseSqrt(config.model_dim, options.warmup_steps))
+    model.compile(
+        optimizer=tutorial_adam(learning_rate),
+        loss=SmoothedSparseCrossentropy(options.label_smoothing),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        jit_compile=options.jit_compile,
+    )
+    return model
+
+
+def _nan_guard():
+    import keras
+
+    class NaNGuard(keras.callbacks.Callback):
+        """Stops at the first non-finite loss and remembers where."""
+
+        def __init__(self):
+            super().__init__()
+            self.where = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.where = batch
+                self.model.stop_training = True
+
+    return NaNGuard()
+
+
+def train(options):
+    """Run (or resume) training; returns the run.json dict. Raises TrainError."""
+    from training.data import DataError, load_pairs
+
+    if options.epochs <= 0:
+        raise TrainError(f"--epochs must be positive, got {options.epochs}")
+    if options.batch_size <= 0:
+        raise TrainError(f"--batch-size must be positive, got {options.batch_size}")
+    state = _check_out_dir(options)
+    out = Path(options.out)
+    if state and state.get("complete") and state["epochs_done"] >= options.epochs:
+        _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs); "
+             "nothing to do")
+        return json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
+
+    precision, device = resolve_precision(options.precision)
+    try:
+        pairs = load_pairs(options.data, seed=options.seed, strict=options.strict,
+                           limit=options.limit)
+    except DataError as error:
+        raise TrainError(str(error)) from None
+    if pairs.skipped:
+        _log(f"skipped {pairs.skipped} malformed line(s) (first: {pairs.skipped_lines}); "
+             "--strict makes them an error")
+    if not pairs.train or not pairs.validation:
+        raise TrainError(f"{options.data} gave {len(pairs.train)} training and "
+                         f"{len(pairs.validation)} validation pairs; both must be non-empty")
+
+    import keras
+
+    from kit.models import TransformerConfig, preset
+    from kit.tokenizer import CharTokenizer, load_tokenizer
+    from training.evaluate import greedy_translate, task_metrics
+    from training.pipeline import encode_split, make_dataset
+
+    keras.mixed_precision.set_global_policy(precision)
+    keras.utils.set_random_seed(options.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoints = out / rd.CHECKPOINT_DIR
+    checkpoints.mkdir(exist_ok=True)
+
+    if state is None:
+        tokenizer = CharTokenizer.train([text for pair in pairs.train for text in pair])
+        tokenizer.save(out / rd.TOKENIZER_FILE)
+        overrides = {k: v for k, v in (("max_source_length", options.max_source_length),
+                                       ("max_target_length", options.max_target_length)) if v}
+        try:
+            config = preset(options.preset, source_vocab_size=tokenizer.vocab_size,
+                            target_vocab_size=tokenizer.vocab_size, **overrides)
+        except ValueError as error:
+            raise TrainError(str(error)) from None
+        state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
+                 "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": []}
+        rng = random.Random(options.seed)
+        rd.write_pairs(out / rd.TRAIN_SAMPLE,
+                       rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
+        rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
+        rd.write_json(checkpoints / "state.json", state)
+    else:
+        _log(f"resuming {out} after epoch {state['epochs_done']}")
+        # Training goes on, so the run is no longer finished until it is again.
+        (out / rd.RUN_JSON).unlink(missing_ok=True)
+        state["complete"] = False
+        tokenizer = load_tokenizer(out / rd.TOKENIZER_FILE)
+        config = TransformerConfig.from_dict(state["config"])
+
+    train_split = encode_split(pairs.train, tokenizer, config.max_source_length,
+                               config.max_target_length)
+    val_split = encode_split(pairs.validation, tokenizer, config.max_source_length,
+                             config.max_target_length)
+    if train_split.source_truncated or train_split.target_truncated:
+        _log(f"truncated {train_split.source_truncated} source(s) to S={config.max_source_length} "
+             f"and {train_split.target_truncated} target(s) to T-1={config.max_target_length - 1} "
+             f"tokens, of {len(train_split)} training pairs")
+    _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
+         f"{len(pairs.test)} test pairs; vocabulary {tokenizer.vocab_size}; "
+         f"precision {precision} on {device}")
+
+    last = checkpoints / "last.keras"
+    if state["epochs_done"] and last.is_file():
+        import training.losses  # noqa: F401  (registers the loss and schedule for loading)
+
+        model = keras.saving.load_model(last)
+    else:
+        model = _build_model(options, config)
+    # XLA compiles once per distinct shape: give it a few.
+    static = ((config.max_source_length, config.max_target_length) if options.jit_compile
+              else None)
+    val_data = make_dataset(val_split, options.batch_size, shuffle=False, static_shapes=static)
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
+
+    for epoch in range(state["epochs_done"], options.epochs):
+        started = time.monotonic()
+        guard = _nan_guard()
+        train_data = make_dataset(train_split, options.batch_size, shuffle=True,
+                                  seed=options.seed * 100_003 + epoch, static_shapes=static)
+        with warnings.catch_warnings():
+            # Bucketed batches have no known count: Keras warns at each epoch's end.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = model.fit(train_data, validation_data=val_data, epochs=epoch + 1,
+                                initial_epoch=epoch, shuffle=False,
+                                callbacks=[guard, tensorboard],
+                                verbose=1 if sys.stdout.isatty() else 2)
+        if guard.where is not None:
+            raise TrainError(f"the loss became NaN at epoch {epoch + 1}, batch {guard.where + 1}; "
+                             "nothing of this epoch was saved. Lower --learning-rate, or "
+                             "train with --precision float32")
+        logs = {k: float(v[-1]) for k, v in history.history.items()}
+        elapsed = time.monotonic() - started
+        state["history"].append({"epoch": epoch + 1, "wall_time_s": round(elapsed, 2), **logs})
+        if state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]:
+            state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch + 1
+            _save_keras_atomically(model, out / rd.MODEL_FILE)
+        _save_keras_atomically(model, last)
+        state["epochs_done"] = epoch + 1
+        state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
+        rd.write_json(checkpoints / "state.json", state)
+        _log(f"epoch {epoch + 1}/{options.epochs}: {elapsed:.1f} s wall clock, "
+             f"val_loss {logs['val_loss']:.4f}, val_token_accuracy "
+             f"{logs['val_token_accuracy']:.4f}")
+
+    best = keras.saving.load_model(out / rd.MODEL_FILE, compile=False)
+    best_logs = state["history"][state["best_epoch"] - 1]
+    metrics = {"val_loss": best_logs["val_loss"],
+               "val_token_accuracy": best_logs["val_token_accuracy"]}
+    started = time.monotonic()
+    for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
+        split_pairs = split_pairs[: options.eval_samples]
+        if not split_pairs:
+            continue
+        hypotheses = greedy_translate(best, tokenizer, [s for s, _ in split_pairs])
+        for name, value in task_metrics(pairs.metric, hypotheses,
+                                        [t for _, t in split_pairs]).items():
+            metrics[f"{split_name}_{name}"] = round(value, 3)
+        metrics[f"{split_name}_decoded"] = len(split_pairs)
+    evaluation_s = time.monotonic() - started
+
+    info = {
+        "format_version": rd.RUN_FORMAT_VERSION,
+        "complete": True,
+        "data": options.data,
+        "metric": pairs.metric,
+        "config": config.to_dict(),
+        "options": dataclasses.asdict(options),
+        "precision": precision,
+        "device": device,
+        "epochs": options.epochs,
+        "epochs_done": state["epochs_done"],
+        "best_epoch": state["best_epoch"],
+        "wall_time_s": state["wall_time_s"],
+        "evaluation_time_s": round(evaluation_s, 2),
+        "train_pairs": len(pairs.train),
+        "truncated": {"source": train_split.source_truncated,
+                      "target": train_split.target_truncated},
+        "metrics": metrics,
+        "history": state["history"],
+    }
+    state["complete"] = True
+    rd.write_json(checkpoints / "state.json", state)
+    rd.write_json(out / rd.RUN_JSON, info)
+    _log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+    return info
