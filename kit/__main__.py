@@ -25,7 +25,7 @@ def _command(name):
     elif name == "decode":
         from export.runtime.cli import main
     elif name == "demo":
-        from training.demo import main
+        from export.demo import main
     else:
         return None
     return main
@@ -41,7 +41,8 @@ def main(argv=None):
         print(f"error: unknown command {argv[0]!r}; expected demo, train, export or decode",
               file=sys.stderr)
         return 2
-    return command(argv[1:], prog=f"python -m kit {argv[0]}")
+    sys.argv[0] = f"python -m kit {argv[0]}"  # what argparse shows as the program name
+    return command(argv[1:])
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ from training.train import PRECISIONS, TrainError, TrainOptions
 DEFAULTS = TrainOptions()
 
 
-def build_parser(prog="python -m kit train"):
+def build_parser():
     parser = argparse.ArgumentParser(
-        prog=prog,
         description="Train an encoder-decoder transformer into a resumable run directory. "
                     "Run the same command again after an interruption to resume.")
     parser.add_argument("--data", default=DEFAULTS.data,
@@ -60,8 +59,8 @@ def options_from_args(args):
         jit_compile=args.jit_compile, eval_samples=args.eval_samples)
 
 
-def main(argv=None, prog="python -m kit train"):
-    args = build_parser(prog).parse_args(argv)
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         from training.train import train
 

@@ -35,7 +35,7 @@ class TrainOptions:
     data: str = "default"  # default | tsv:PATH | tfds:NAME[/CONFIG]
     out: str = "runs/default"  # the run directory
     preset: str = "small"  # tiny | small | base
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 64
     precision: str = "auto"  # auto: mixed_float16 with a GPU, float32 without
     seed: int = 0
