@@ -166,10 +166,14 @@ class Seq2SeqTransformer(keras.Model):
             self.build()
         source_mask, cross_cache = encoded["source_mask"], encoded["cross_cache"]
         x = self.target_embedding(token_ids, start_position=position)  # (B, 1, D)
+        # unstack, not self_cache[:, i]: LiteRT's STRIDED_SLICE takes at most 5-D tensors
+        # (the int8 calibrator refuses the 6-D cache), UNPACK takes any rank.
+        self_caches = ops.unstack(self_cache, axis=1)  # L x (B, 2, T, H, Dh)
+        cross_caches = ops.unstack(cross_cache, axis=1)  # L x (B, 2, S, H, Dh)
         new_caches = []
-        for i, block in enumerate(self.decoder_blocks):
+        for block, layer_cache, layer_cross in zip(self.decoder_blocks, self_caches, cross_caches):
             x, cache = block.call_with_cache(
-                x, position, self_cache[:, i], cross_cache[:, i, 0], cross_cache[:, i, 1],
+                x, position, layer_cache, layer_cross[:, 0], layer_cross[:, 1],
                 context_padding_mask=source_mask)
             new_caches.append(cache)  # (B, 2, T, H, Dh)
         logits = self._logits(x)  # (B, 1, V)
