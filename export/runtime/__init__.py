@@ -1,0 +1,26 @@
+"""The on-device side of export: load a bundle, tokenize, decode greedily with the KV cache.
+
+Imports numpy, the LiteRT interpreter (`ai_edge_litert`, else `tflite_runtime`) and
+`kit.tokenizer`, and neither TensorFlow nor Keras, so it runs on a phone-like Linux
+board or anywhere `pip install numpy ai-edge-litert` works.
+
+    from export.runtime import Bundle
+    bundle = Bundle.load("bundles/x")
+    bundle.translate("Sun 29 Nov 2026")      # -> "2026-11-29"
+"""
+
+from export.runtime.bundle import (
+    BUNDLE_FORMAT_VERSION,
+    BUNDLE_JSON,
+    MODEL_FILE,
+    REPORT_JSON,
+    Bundle,
+    BundleError,
+    read_bundle_json,
+    source_ids_for,
+)
+from export.runtime.interpreter import RuntimeUnavailable, signature_specs
+
+__all__ = ["BUNDLE_FORMAT_VERSION", "BUNDLE_JSON", "MODEL_FILE", "REPORT_JSON", "Bundle",
+           "BundleError", "RuntimeUnavailable", "read_bundle_json", "signature_specs",
+           "source_ids_for"]

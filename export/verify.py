@@ -1,0 +1,163 @@
+"""Proof that a bundle keeps the model's behaviour, measured at export time.
+
+The reference is the float32 Keras model's own cached greedy decoding
+(`Seq2SeqTransformer.greedy_decode`) on held-out sources (samples/test.tsv). Each
+bundle is decoded by the runtime core (`export.runtime.Bundle`, the code a device
+runs) and compared with it:
+
+    token_exact     % of sentences whose whole generated token sequence (up to and
+                    including EOS) is identical to Keras's
+    max_logit_diff  largest |bundle - Keras| logit over every step of the Keras
+                    greedy path, teacher forced (both fed Keras's tokens)
+    metric          the task metric of the bundle and of Keras on the same sources:
+                    exact match (%) for "exact_match" runs, BLEU and chrF
+                    (sacrebleu) for "bleu" runs
+    ms_per_token    median over sentences of (encode + every step) / tokens
+                    generated, on this CPU, through `Bundle.greedy_ids`
+    gpu_compatible  `tf.lite.experimental.Analyzer`'s verdict on the GPU delegate
+"""
+
+import contextlib
+import io
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from export.runtime import source_ids_for
+
+
+@dataclass
+class Reference:
+    """The Keras float32 model's behaviour on the verification sources."""
+
+    sources: list  # texts
+    targets: list  # reference texts
+    source_ids: np.ndarray  # (N, S) int32
+    token_ids: list  # per sentence: greedy ids up to and including EOS
+    logits: list  # per sentence: (len(token_ids), V) float32 along that path
+    metric: str  # run.json's "exact_match" or "bleu"
+    scores: dict  # the task metric(s) of the Keras outputs
+
+
+def keras_reference(model, tokenizer, pairs, metric, batch_size=100):
+    """Decodes `pairs`' sources with the Keras model (batched, cached, float32)."""
+    from keras import ops
+
+    S = model.config.max_source_length
+    T = model.config.max_target_length
+    bos, eos = tokenizer.bos_id, tokenizer.eos_id
+    source_ids = np.array([source_ids_for(tokenizer, s, S) for s, _ in pairs],
+                          np.int32).reshape(-1, S)
+    token_ids, logits = [], []
+    for start in range(0, len(source_ids), batch_size):
+        batch = source_ids[start:start + batch_size]
+        rows = model.greedy_decode(batch, bos, eos)  # (B, T - 1)
+        paths = [_until_eos(row, eos) for row in rows]
+        # Teacher forcing along Keras's own path: BOS, then its tokens (0 once done).
+        fed = np.zeros_like(rows)
+        fed[:, 0] = bos
+        fed[:, 1:] = rows[:, :-1]
+        encoded = model.encode(batch)
+        cache = model.init_cache(len(batch))
+        steps = []
+        for position in range(T - 1):
+            step, cache = model.decode_step(fed[:, position:position + 1], position, cache,
+                                            encoded)
+            steps.append(ops.convert_to_numpy(step))
+        steps = np.stack(steps, axis=1)  # (B, T - 1, V)
+        token_ids += paths
+        logits += [steps[i, :len(path)] for i, path in enumerate(paths)]
+    sources = [s for s, _ in pairs]
+    targets = [t for _, t in pairs]
+    hypotheses = [tokenizer.decode(ids) for ids in token_ids]
+    return Reference(sources, targets, source_ids, token_ids, logits, metric,
+                     task_scores(metric, hypotheses, targets))
+
+
+def _until_eos(row, eos):
+    row = [int(t) for t in row]
+    return row[:row.index(eos) + 1] if eos in row else row
+
+
+def task_scores(metric, hypotheses, references):
+    """{"exact_match": %} or {"bleu": ..., "chrf": ...} (sacrebleu, corpus level)."""
+    if metric == "exact_match":
+        hits = sum(h == r for h, r in zip(hypotheses, references))
+        return {"exact_match": 100.0 * hits / max(len(references), 1)}
+    if metric == "bleu":
+        import sacrebleu
+
+        return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+                "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
+    raise ValueError(f"unknown metric {metric!r}: expected 'exact_match' or 'bleu'")
+
+
+def gpu_compatibility(content):
+    """(compatible, issues): `tf.lite.experimental.Analyzer`'s GPU delegate verdict.
+
+    The analyzer prints its report; this captures it and reads the verdict line
+    ("Your model looks compatible with GPU delegate") and the warning lines.
+    """
+    import tensorflow as tf
+
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        tf.lite.experimental.Analyzer.analyze(model_content=content, gpu_compatibility=True)
+    text = captured.getvalue()
+    issues = [line.strip() for line in text.splitlines()
+              if "GPU COMPATIBILITY WARNING" in line or "is not supported by" in line]
+    compatible = "looks compatible with GPU delegate" in text and not issues
+    return compatible, issues[:10]
+
+
+def verify_bundle(bundle, reference, tokenizer=None):
+    """Decodes every reference source with `bundle`; returns the measured figures."""
+    tokenizer = tokenizer or bundle.tokenizer
+    bundle.greedy_ids(reference.source_ids[0])  # warm-up: first-call allocations
+    same, hypotheses, per_token_ms, max_diff = 0, [], [], 0.0
+    for ids, keras_ids, keras_logits in zip(reference.source_ids, reference.token_ids,
+                                            reference.logits):
+        start = time.perf_counter()
+        tokens = bundle.greedy_ids(ids)
+        elapsed = time.perf_counter() - start
+        per_token_ms.append(1000.0 * elapsed / len(tokens))
+        same += tokens == keras_ids
+        hypotheses.append(tokenizer.decode(tokens))
+        fed = [bundle.bos_id] + keras_ids[:-1]
+        logits = bundle.step_logits(ids, fed)
+        max_diff = max(max_diff, float(np.max(np.abs(logits - keras_logits))))
+    n = len(reference.token_ids)
+    return {
+        "sentences": n,
+        "token_exact": 100.0 * same / n,
+        "max_logit_diff": max_diff,
+        "scores": task_scores(reference.metric, hypotheses, reference.targets),
+        "keras_scores": reference.scores,
+        "ms_per_token": statistics.median(per_token_ms),
+        "examples": [{"source": s, "target": t, "bundle": h}
+                     for s, t, h in list(zip(reference.sources, reference.targets,
+                                             hypotheses))[:5]],
+    }
+
+
+def format_table(rows, metric):
+    """The comparison table printed at the end of export, one row per recipe."""
+    names = ["exact_match"] if metric == "exact_match" else ["bleu", "chrf"]
+    header = ["recipe", "size KB", "x f32", "token-exact %", "max |dlogit|"]
+    for name in names:
+        header += [f"{name} bundle", f"{name} keras"]
+    header += ["ms/token", "GPU"]
+    lines = [header]
+    for row in rows:
+        cells = [row["recipe"], f"{row['file_bytes'] / 1024:.0f}", f"{row['size_ratio']:.2f}",
+                 f"{row['token_exact']:.1f}", f"{row['max_logit_diff']:.2g}"]
+        for name in names:
+            cells += [f"{row['scores'][name]:.1f}", f"{row['keras_scores'][name]:.1f}"]
+        cells += [f"{row['ms_per_token']:.3f}", "yes" if row["gpu_compatible"] else "no"]
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(width) if i else cell.ljust(width)
+                               for i, (cell, width) in enumerate(zip(line, widths)))
+                     for line in lines)

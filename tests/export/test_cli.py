@@ -1,0 +1,172 @@
+"""export/cli.py: the bundle layout, the report, and one-line errors that leave nothing
+behind."""
+
+import json
+import shutil
+
+import pytest
+
+from export import cli
+from export.convert import ExportError
+from export.runtime import BUNDLE_JSON, MODEL_FILE, REPORT_JSON
+from training.run_dir import RUN_JSON
+
+pytestmark = pytest.mark.slow
+
+RECIPES = ("float32", "float16", "dynamic_int8", "int8")
+
+
+def _one_line_error(capsys, code, after_progress=False):
+    """The error line; with `after_progress`, progress lines may come before it."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code != 0
+    assert "Traceback" not in captured.err
+    if after_progress:
+        assert all(not line.startswith("export: error") for line in lines[:-1]), captured.err
+        assert lines[-1].startswith("export: error: "), captured.err
+    else:
+        assert len(lines) == 1, captured.err
+    return lines[-1]
+
+
+def _leftovers(directory):
+    return sorted(path.name for path in directory.iterdir())
+
+
+def test_all_writes_one_bundle_per_recipe_and_a_comparison(tiny_bundles):
+    out, report = tiny_bundles
+    assert (out / REPORT_JSON).is_file()
+    assert json.loads((out / REPORT_JSON).read_text()) == json.loads(json.dumps(report))
+    assert [row["recipe"] for row in report["recipes"]] == list(RECIPES)
+    for recipe in RECIPES:
+        files = sorted(path.name for path in (out / recipe).iterdir())
+        assert files == sorted([MODEL_FILE, "tokenizer.json", BUNDLE_JSON, REPORT_JSON])
+        row = json.loads((out / recipe / REPORT_JSON).read_text())
+        for key in ("file_bytes", "size_ratio", "token_exact", "max_logit_diff", "scores",
+                    "keras_scores", "ms_per_token", "gpu_compatible", "sentences"):
+            assert key in row, key
+        assert row["sentences"] == 32
+        assert row["scores"]["exact_match"] >= 0
+    rows = {row["recipe"]: row for row in report["recipes"]}
+    assert rows["float32"]["size_ratio"] == 1.0
+    assert rows["float32"]["token_exact"] == 100.0
+    assert rows["float32"]["max_logit_diff"] < 1e-3
+    assert rows["float16"]["token_exact"] >= 90.0
+    assert isinstance(rows["float32"]["gpu_compatible"], bool)
+
+
+def test_single_recipe_is_written_at_the_top(tiny_run, tmp_path, capsys):
+    out = tmp_path / "bundle"
+    code = cli.main([str(tiny_run), "--recipe", "dynamic_int8", "--out", str(out),
+                     "--samples", "4"])
+    assert code == 0, capsys.readouterr().err
+    spec = json.loads((out / BUNDLE_JSON).read_text())
+    assert spec["recipe"] == "dynamic_int8"
+    report = json.loads((out / REPORT_JSON).read_text())
+    assert report["sentences"] == 4 and report["size_ratio"] < 1.0
+    assert report["source_run"] == str(tiny_run)
+    stdout = capsys.readouterr().out
+    assert "dynamic_int8" in stdout and "token-exact" in stdout
+    assert _leftovers(tmp_path) == ["bundle"]
+
+    # --overwrite replaces it; without it, the existing bundle is refused and kept.
+    code = cli.main([str(tiny_run), "--recipe", "float16", "--out", str(out)])
+    line = _one_line_error(capsys, code)
+    assert "already exists" in line and "--overwrite" in line
+    assert json.loads((out / BUNDLE_JSON).read_text())["recipe"] == "dynamic_int8"
+    code = cli.main([str(tiny_run), "--recipe", "float16", "--out", str(out), "--overwrite",
+                     "--samples", "2"])
+    assert code == 0
+    assert json.loads((out / BUNDLE_JSON).read_text())["recipe"] == "float16"
+    assert _leftovers(tmp_path) == ["bundle"]
+
+
+def test_unknown_recipe(tiny_run, tmp_path, capsys):
+    code = cli.main([str(tiny_run), "--recipe", "int4", "--out", str(tmp_path / "b")])
+    assert "invalid choice: 'int4'" in _one_line_error(capsys, code)
+    assert _leftovers(tmp_path) == []
+
+
+def test_missing_run(tmp_path, capsys):
+    code = cli.main([str(tmp_path / "no-run"), "--recipe", "float32",
+                     "--out", str(tmp_path / "b")])
+    assert "run directory not found" in _one_line_error(capsys, code)
+    assert _leftovers(tmp_path) == []
+
+
+def test_half_written_run(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / RUN_JSON).unlink()
+    code = cli.main([str(run), "--recipe", "float32", "--out", str(tmp_path / "b")])
+    assert "has no run.json" in _one_line_error(capsys, code)
+    assert _leftovers(tmp_path) == ["run"]
+
+
+def test_unfinished_run(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    info = json.loads((run / RUN_JSON).read_text())
+    (run / RUN_JSON).write_text(json.dumps({**info, "complete": False}))
+    code = cli.main([str(run), "--recipe", "float32", "--out", str(tmp_path / "b")])
+    assert "unfinished run" in _one_line_error(capsys, code)
+    assert _leftovers(tmp_path) == ["run"]
+
+
+def test_run_missing_its_model(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "model.keras").unlink()
+    code = cli.main([str(run), "--recipe", "float32", "--out", str(tmp_path / "b")])
+    assert "missing model.keras" in _one_line_error(capsys, code)
+    assert _leftovers(tmp_path) == ["run"]
+
+
+def test_existing_output_that_is_a_file(tiny_run, tmp_path, capsys):
+    out = tmp_path / "b"
+    out.write_text("not a bundle")
+    code = cli.main([str(tiny_run), "--recipe", "float32", "--out", str(out), "--overwrite"])
+    assert "not a directory" in _one_line_error(capsys, code)
+    assert out.read_text() == "not a bundle"
+
+
+def test_failed_conversion_leaves_nothing_behind(tiny_run, tmp_path, capsys, monkeypatch):
+    """A conversion that fails after the float32 file was made, and a failure while
+    the bundle directory is being written: one line, no bundle, no staging directory."""
+    import export.convert
+
+    real_convert = export.convert.convert
+
+    def failing_convert(saved_model_dir, recipe, representative_dataset=None):
+        if recipe == "dynamic_int8":
+            raise ExportError("dynamic_int8 conversion failed: ops outside the LiteRT "
+                              "builtins: tf.Foo")
+        return real_convert(saved_model_dir, recipe, representative_dataset)
+
+    monkeypatch.setattr(export.convert, "convert", failing_convert)
+    out = tmp_path / "b"
+    code = cli.main([str(tiny_run), "--recipe", "all", "--out", str(out)])
+    assert "tf.Foo" in _one_line_error(capsys, code, after_progress=True)
+    assert _leftovers(tmp_path) == []
+
+    monkeypatch.setattr(export.convert, "convert", real_convert)
+
+    def failing_verify(*args, **kwargs):
+        raise ExportError("verification broke")
+
+    monkeypatch.setattr("export.verify.verify_bundle", failing_verify)
+    code = cli.main([str(tiny_run), "--recipe", "float16", "--out", str(out)])
+    assert "verification broke" in _one_line_error(capsys, code, after_progress=True)
+    assert _leftovers(tmp_path) == []
+
+
+def test_help_exits_zero(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "--recipe" in capsys.readouterr().out
+
+
+def test_bad_samples(tiny_run, tmp_path, capsys):
+    code = cli.main([str(tiny_run), "--recipe", "float32", "--out", str(tmp_path / "b"),
+                     "--samples", "0"])
+    assert "positive integer" in _one_line_error(capsys, code)
