@@ -10,28 +10,31 @@ from keras import ops
 
 # Added to the score of a masked key. exp(-1e4) is exactly 0 in float32 and the value
 # (and the sum of two of them) still fits in float16, whose largest finite value is 65504.
+# Full-integer (int8) export wants a small one instead: the softmax input is quantized
+# over its whole range, and a -1e4 bias leaves one int8 step of ~40 for the real scores.
 MASK_VALUE = -1e4
+MIN_MASK_VALUE = -3e4  # two biases summed must stay inside float16
 
 
-def padding_bias(padding_mask):
+def padding_bias(padding_mask, mask_value=MASK_VALUE):
     """(B, S) mask, 1/True for real tokens -> (B, 1, 1, S) float32 additive bias."""
     keep = ops.cast(padding_mask, "float32")
-    return ops.expand_dims(ops.expand_dims((1.0 - keep) * MASK_VALUE, 1), 1)  # (B, 1, 1, S)
+    return ops.expand_dims(ops.expand_dims((1.0 - keep) * mask_value, 1), 1)  # (B, 1, 1, S)
 
 
-def causal_bias(length):
+def causal_bias(length, mask_value=MASK_VALUE):
     """(1, 1, T, T) float32 bias that hides every key after the query's position."""
     query_pos = ops.expand_dims(ops.arange(length), 1)  # (T, 1)
     key_pos = ops.expand_dims(ops.arange(length), 0)  # (1, T)
     future = ops.cast(ops.greater(key_pos, query_pos), "float32")  # (T, T)
-    return ops.reshape(future * MASK_VALUE, (1, 1, length, length))
+    return ops.reshape(future * mask_value, (1, 1, length, length))
 
 
-def cache_bias(position, cache_length):
+def cache_bias(position, cache_length, mask_value=MASK_VALUE):
     """(1, 1, 1, T) float32 bias that hides cache slots after `position` (not yet written)."""
     slots = ops.arange(cache_length)  # (T,)
     unwritten = ops.cast(ops.greater(slots, ops.cast(position, slots.dtype)), "float32")
-    return ops.reshape(unwritten * MASK_VALUE, (1, 1, 1, cache_length))
+    return ops.reshape(unwritten * mask_value, (1, 1, 1, cache_length))
 
 
 def attend(query, key, value, bias=None, dropout_layer=None, training=None):

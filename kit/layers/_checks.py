@@ -21,3 +21,14 @@ def one_of(name, value, choices):
             f"`{name}` must be one of {', '.join(map(repr, choices))}. Received: {name}={value!r}"
         )
     return value
+
+
+def mask_value(name, value):
+    """A negative additive mask that two of can be summed without leaving float16."""
+    from kit.layers._attention_core import MIN_MASK_VALUE
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            MIN_MASK_VALUE <= value < 0):
+        raise ValueError(f"`{name}` must be a negative float >= {MIN_MASK_VALUE:g}. "
+                         f"Received: {name}={value!r}")
+    return float(value)

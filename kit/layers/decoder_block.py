@@ -1,6 +1,7 @@
 import keras
 
 from kit.layers import _checks
+from kit.layers._attention_core import MASK_VALUE
 from kit.layers._register import register
 from kit.layers.encoder_decoder_attention import EncoderDecoderAttention
 from kit.layers.feed_forward import FeedForward
@@ -23,6 +24,7 @@ class DecoderBlock(keras.layers.Layer):
         dropout: rate on attention weights, feed-forward inner layer and residual branches.
         norm_first: pre-LN (True) or post-LN (False).
         layer_norm_epsilon: epsilon of the layer norms.
+        mask_value: the float32 bias added to masked attention scores.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -42,7 +44,7 @@ class DecoderBlock(keras.layers.Layer):
     """
 
     def __init__(self, num_heads, head_dim, ff_dim, dropout=0.0, norm_first=True,
-                 layer_norm_epsilon=1e-6, **kwargs):
+                 layer_norm_epsilon=1e-6, mask_value=MASK_VALUE, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)
@@ -50,6 +52,7 @@ class DecoderBlock(keras.layers.Layer):
         self.dropout = _checks.rate("dropout", dropout)
         self.norm_first = bool(norm_first)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.mask_value = _checks.mask_value("mask_value", mask_value)
 
     def build(self, x_shape, context_shape, context_padding_mask_shape=None):
         def norm(name):
@@ -59,12 +62,14 @@ class DecoderBlock(keras.layers.Layer):
             return layer
 
         self.self_attention = SelfAttention(self.num_heads, self.head_dim, causal=True,
-                                            dropout=self.dropout, dtype=self.dtype_policy,
+                                            dropout=self.dropout, mask_value=self.mask_value,
+                                            dtype=self.dtype_policy,
                                             name="self_attention")
         self.self_attention.build(x_shape)
         self.self_attention_norm = norm("self_attention_norm")
         self.cross_attention = EncoderDecoderAttention(self.num_heads, self.head_dim,
                                                        dropout=self.dropout,
+                                                       mask_value=self.mask_value,
                                                        dtype=self.dtype_policy,
                                                        name="cross_attention")
         self.cross_attention.build(x_shape, context_shape)
@@ -138,5 +143,5 @@ class DecoderBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(num_heads=self.num_heads, head_dim=self.head_dim, ff_dim=self.ff_dim,
                       dropout=self.dropout, norm_first=self.norm_first,
-                      layer_norm_epsilon=self.layer_norm_epsilon)
+                      layer_norm_epsilon=self.layer_norm_epsilon, mask_value=self.mask_value)
         return config

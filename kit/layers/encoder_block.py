@@ -1,6 +1,7 @@
 import keras
 
 from kit.layers import _checks
+from kit.layers._attention_core import MASK_VALUE
 from kit.layers._register import register
 from kit.layers.feed_forward import FeedForward
 from kit.layers.self_attention import SelfAttention
@@ -19,6 +20,7 @@ class EncoderBlock(keras.layers.Layer):
         dropout: rate on attention weights, feed-forward inner layer and residual branches.
         norm_first: pre-LN (True) or post-LN (False).
         layer_norm_epsilon: epsilon of the layer norms.
+        mask_value: the float32 bias added to masked attention scores.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -36,7 +38,7 @@ class EncoderBlock(keras.layers.Layer):
     """
 
     def __init__(self, num_heads, head_dim, ff_dim, dropout=0.0, norm_first=True,
-                 layer_norm_epsilon=1e-6, **kwargs):
+                 layer_norm_epsilon=1e-6, mask_value=MASK_VALUE, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)
@@ -44,6 +46,7 @@ class EncoderBlock(keras.layers.Layer):
         self.dropout = _checks.rate("dropout", dropout)
         self.norm_first = bool(norm_first)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.mask_value = _checks.mask_value("mask_value", mask_value)
 
     def build(self, x_shape, padding_mask_shape=None):
         def norm(name):
@@ -53,7 +56,8 @@ class EncoderBlock(keras.layers.Layer):
             return layer
 
         self.self_attention = SelfAttention(self.num_heads, self.head_dim, causal=False,
-                                            dropout=self.dropout, dtype=self.dtype_policy,
+                                            dropout=self.dropout, mask_value=self.mask_value,
+                                            dtype=self.dtype_policy,
                                             name="self_attention")
         self.self_attention.build(x_shape)
         self.self_attention_norm = norm("self_attention_norm")
@@ -85,5 +89,5 @@ class EncoderBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(num_heads=self.num_heads, head_dim=self.head_dim, ff_dim=self.ff_dim,
                       dropout=self.dropout, norm_first=self.norm_first,
-                      layer_norm_epsilon=self.layer_norm_epsilon)
+                      layer_norm_epsilon=self.layer_norm_epsilon, mask_value=self.mask_value)
         return config

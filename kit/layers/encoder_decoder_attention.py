@@ -1,7 +1,7 @@
 import keras
 
 from kit.layers import _checks
-from kit.layers._attention_core import attend, merge_heads, padding_bias
+from kit.layers._attention_core import MASK_VALUE, attend, merge_heads, padding_bias
 from kit.layers._register import register
 from kit.layers.qkv_projection import QKVProjection
 
@@ -16,6 +16,7 @@ class EncoderDecoderAttention(keras.layers.Layer):
     Args:
         num_heads: H. head_dim: Dh.
         dropout: dropout rate on the attention weights, in [0, 1).
+        mask_value: the float32 bias added to masked scores (see `_attention_core`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -36,11 +37,12 @@ class EncoderDecoderAttention(keras.layers.Layer):
     ((1, 3, 8), (1, 2, 3, 5))
     """
 
-    def __init__(self, num_heads, head_dim, dropout=0.0, **kwargs):
+    def __init__(self, num_heads, head_dim, dropout=0.0, mask_value=MASK_VALUE, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)
         self.dropout = _checks.rate("dropout", dropout)
+        self.mask_value = _checks.mask_value("mask_value", mask_value)
 
     def build(self, x_shape, context_shape, context_padding_mask_shape=None):
         self.qkv = QKVProjection(self.num_heads, self.head_dim, dtype=self.dtype_policy,
@@ -66,12 +68,14 @@ class EncoderDecoderAttention(keras.layers.Layer):
                   training=None):
         """Attention of `x` (B, T, D) over precomputed `key`, `value` (B, S, H, Dh)."""
         query = self.qkv.project_query(x)  # (B, T, H, Dh)
-        bias = None if context_padding_mask is None else padding_bias(context_padding_mask)
+        bias = (None if context_padding_mask is None
+                else padding_bias(context_padding_mask, self.mask_value))
         out, weights = attend(query, key, value, bias, self.attention_dropout, training)
         out = self.output_dense(merge_heads(out))  # (B, T, D)
         return (out, weights) if return_attention_scores else out
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_heads=self.num_heads, head_dim=self.head_dim, dropout=self.dropout)
+        config.update(num_heads=self.num_heads, head_dim=self.head_dim, dropout=self.dropout,
+                      mask_value=self.mask_value)
         return config

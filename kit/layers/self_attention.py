@@ -2,7 +2,8 @@ import keras
 from keras import ops
 
 from kit.layers import _checks
-from kit.layers._attention_core import attend, cache_bias, causal_bias, merge_heads, padding_bias
+from kit.layers._attention_core import (MASK_VALUE, attend, cache_bias, causal_bias, merge_heads,
+                                        padding_bias)
 from kit.layers._register import register
 from kit.layers.qkv_projection import QKVProjection
 
@@ -19,6 +20,7 @@ class SelfAttention(keras.layers.Layer):
         num_heads: H. head_dim: Dh.
         causal: hide the future (decoder) or not (encoder).
         dropout: dropout rate on the attention weights, in [0, 1).
+        mask_value: the float32 bias added to masked scores (see `_attention_core`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -36,12 +38,14 @@ class SelfAttention(keras.layers.Layer):
     (1, 3, 8)
     """
 
-    def __init__(self, num_heads, head_dim, causal=False, dropout=0.0, **kwargs):
+    def __init__(self, num_heads, head_dim, causal=False, dropout=0.0, mask_value=MASK_VALUE,
+                 **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)
         self.causal = bool(causal)
         self.dropout = _checks.rate("dropout", dropout)
+        self.mask_value = _checks.mask_value("mask_value", mask_value)
 
     def build(self, x_shape, padding_mask_shape=None):
         self.qkv = QKVProjection(self.num_heads, self.head_dim, dtype=self.dtype_policy,
@@ -57,9 +61,9 @@ class SelfAttention(keras.layers.Layer):
         q, k, v = self.qkv(x)  # each (B, T, H, Dh)
         bias = None
         if self.causal:
-            bias = causal_bias(ops.shape(x)[1])  # (1, 1, T, T)
+            bias = causal_bias(ops.shape(x)[1], self.mask_value)  # (1, 1, T, T)
         if padding_mask is not None:
-            keys = padding_bias(padding_mask)  # (B, 1, 1, T)
+            keys = padding_bias(padding_mask, self.mask_value)  # (B, 1, 1, T)
             bias = keys if bias is None else bias + keys
         out, weights = attend(q, k, v, bias, self.attention_dropout, training)
         out = self.output_dense(merge_heads(out))  # (B, T, D)
@@ -86,12 +90,12 @@ class SelfAttention(keras.layers.Layer):
         position = ops.cast(position, "int32")
         zero = ops.zeros((), "int32")
         cache = ops.slice_update(cache, (zero, zero, position, zero, zero), step)
-        bias = cache_bias(position, ops.shape(cache)[2])  # (1, 1, 1, T)
+        bias = cache_bias(position, ops.shape(cache)[2], self.mask_value)  # (1, 1, 1, T)
         out, _ = attend(q, cache[:, 0], cache[:, 1], bias)
         return self.output_dense(merge_heads(out)), cache  # (B, 1, D)
 
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, head_dim=self.head_dim, causal=self.causal,
-                      dropout=self.dropout)
+                      dropout=self.dropout, mask_value=self.mask_value)
         return config

@@ -6,16 +6,20 @@ from kit.layers import _checks
 from kit.layers._register import register
 
 
-def sinusoidal_table(length, dim):
-    """(length, dim) float32 table of "Attention Is All You Need" section 3.5: sines on
-    the even channels, cosines on the odd ones, wavelengths from 2*pi to 10000*2*pi."""
-    positions = np.arange(length, dtype=np.float64)[:, None]  # (L, 1)
-    rates = 1.0 / np.power(10000.0, np.arange(0, dim, 2, dtype=np.float64) / dim)  # (ceil(D/2),)
-    angles = positions * rates  # (L, ceil(D/2))
-    table = np.zeros((length, dim), dtype=np.float64)
-    table[:, 0::2] = np.sin(angles)
-    table[:, 1::2] = np.cos(angles[:, : dim // 2])
-    return table.astype(np.float32)
+def sinusoidal_positions(positions, dim):
+    """(L,) int positions -> (L, dim) float32 encodings of "Attention Is All You Need"
+    section 3.5: sines on the even channels, cosines on the odd ones, wavelengths from
+    2*pi to 10000*2*pi.
+
+    Computed from the positions rather than looked up in a stored table: an exported
+    file then carries D/2 rates instead of a (max_length, D) float table, and a decode
+    step computes the one row it needs.
+    """
+    half = (dim + 1) // 2
+    rates = np.power(10000.0, -np.arange(0, dim, 2, dtype=np.float64) / dim)  # (half,)
+    angles = ops.expand_dims(ops.cast(positions, "float32"), 1) * rates.astype(np.float32)
+    pairs = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)  # (L, half, 2)
+    return ops.reshape(pairs, (-1, 2 * half))[:, :dim]  # (L, D)
 
 
 @register
@@ -62,8 +66,6 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 self.max_length, self.embedding_dim, dtype=self.dtype_policy,
                 name="position_embedding")
             self.position_embedding.build((self.max_length,))
-        else:
-            self._table = sinusoidal_table(self.max_length, self.embedding_dim)
 
     def call(self, token_ids, start_position=0):
         length = ops.shape(token_ids)[1]
@@ -71,8 +73,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.position_encoding == "learned":
             position_vectors = self.position_embedding(positions)  # (L, D)
         else:
-            table = ops.convert_to_tensor(self._table, dtype=self.compute_dtype)
-            position_vectors = ops.take(table, positions, axis=0)  # (L, D)
+            position_vectors = ops.cast(sinusoidal_positions(positions, self.embedding_dim),
+                                        self.compute_dtype)  # (L, D)
         scale = ops.cast(float(self.embedding_dim) ** 0.5, self.compute_dtype)
         tokens = self.token_embedding(token_ids) * scale  # (B, L, D)
         return tokens + ops.expand_dims(position_vectors, 0)

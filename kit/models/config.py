@@ -26,6 +26,7 @@ class TransformerConfig:
     norm_first: bool = True  # pre-LN (stable, no warm-up needed) or post-LN (the 2017 paper)
     position_encoding: str = "sinusoidal"  # "sinusoidal" or "learned"
     layer_norm_epsilon: float = 1e-6
+    attention_mask_value: float = -1e4  # bias on masked scores; int8 export rebuilds with ~-30
 
     def __post_init__(self):
         for name in ("source_vocab_size", "target_vocab_size", "num_encoder_layers",
@@ -33,6 +34,7 @@ class TransformerConfig:
                      "max_source_length", "max_target_length"):
             _checks.positive_int(name, getattr(self, name))
         _checks.rate("dropout", self.dropout)
+        _checks.mask_value("attention_mask_value", self.attention_mask_value)
         _checks.one_of("position_encoding", self.position_encoding, ("sinusoidal", "learned"))
         if self.model_dim % self.num_heads:
             raise ValueError(

@@ -88,3 +88,13 @@ def test_cache_needs_a_causal_layer():
 def test_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SelfAttention(**kwargs)
+
+
+def test_mask_value_is_configurable_and_checked():
+    layer = SelfAttention(num_heads=2, head_dim=4, mask_value=-30.0)
+    _, weights = layer(X, padding_mask=MASK, return_attention_scores=True)
+    assert np_(weights)[0, :, :, 4:].max() < 1e-9
+    assert SelfAttention.from_config(layer.get_config()).mask_value == -30.0
+    for bad in (0.0, 5.0, -1e5):
+        with pytest.raises(ValueError, match="mask_value"):
+            SelfAttention(num_heads=2, head_dim=4, mask_value=bad)
