@@ -27,8 +27,9 @@ def _inputs(texts):
     if texts:
         yield from texts
     else:
-        for line in sys.stdin:
-            yield line.rstrip("\r\n")
+        # Bytes, decoded strictly: the locale's stdin decoding may hide bad input.
+        for raw in sys.stdin.buffer:
+            yield raw.decode("utf-8").rstrip("\r\n")
 
 
 def main(argv=None):
