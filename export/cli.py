@@ -40,8 +40,8 @@ def build_parser():
                         help="a finished run directory (python -m kit train --out ...)")
     parser.add_argument("--recipe", required=True, choices=RECIPE_CHOICES,
                         help="float32; float16 (half-size weights); dynamic_int8 (int8 "
-                             "weights); int8 (int8 weights and activations in the dense "
-                             "layers, calibrated on training data); all (each into its own "
+                             "weights); int8 (full integer: int8 weights and activations, "
+                             "calibrated on training data); all (each into its own "
                              "sub-directory, plus a comparison)")
     parser.add_argument("--out", required=True, metavar="BUNDLE_DIR",
                         help="the bundle directory to create")
@@ -86,9 +86,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("export: interrupted; no bundle written", file=sys.stderr)
         return 130
-    from export.verify import format_table
+    from export.verify import format_notes, format_table
 
     print(format_table(report["recipes"], report["metric"]))
+    for line in format_notes(report["recipes"]):
+        print(line)
     print(f"bundle{'s' if args.recipe == 'all' else ''} written to {args.out}")
     return 0
 
@@ -126,9 +128,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     if not pairs:
         raise ExportError(f"{loaded.info.path / TEST_SAMPLE} holds no pairs to verify on")
 
-    # float32 is converted in every case: it is the size every recipe is compared with.
-    contents = export_model(loaded, recipes + (["float32"] if "float32" not in recipes else []),
-                            progress=progress)
+    exported = export_model(loaded, recipes, progress=progress)  # float32 always included
 
     from export.verify import keras_reference
 
@@ -141,7 +141,9 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
         rows = []
         for name in recipes:
             directory = staging if recipe != "all" else staging / name
-            rows.append(_write_bundle(directory, name, contents, loaded, reference, progress))
+            rows.append(_write_bundle(directory, name, exported[name],
+                                      len(exported["float32"].content), loaded, reference,
+                                      progress))
         report = {"format_version": 1, "metric": loaded.info.metric,
                   "source_run": str(loaded.info.path), "sentences": len(pairs),
                   "machine": _machine(), "recipes": rows}
@@ -154,44 +156,54 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     return report
 
 
-def _write_bundle(directory, recipe, contents, loaded, reference, progress):
-    """One bundle directory: files, bundle.json, then verification into report.json."""
-    from export.convert import model_ops
+def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference, progress):
+    """One bundle directory: files, bundle.json, then verification into report.json.
+
+    `exported` is the recipe's `export.convert.Exported`; verification compares it with
+    `reference`, the original model's decoding, also when the file was converted from a
+    rebuild (int8).
+    """
+    from export.convert import op_tensor_types
     from export.runtime import BUNDLE_JSON, MODEL_FILE, REPORT_JSON, Bundle, signature_specs
     from export.runtime.interpreter import interpreter_class
     from export.verify import gpu_compatibility, verify_bundle
     from training.run_dir import TOKENIZER_FILE
 
     directory.mkdir(parents=True, exist_ok=True)
-    content = contents[recipe]
+    content = exported.content
     (directory / MODEL_FILE).write_bytes(content)
     shutil.copyfile(loaded.info.path / TOKENIZER_FILE, directory / TOKENIZER_FILE)
     signatures = signature_specs(interpreter_class()(model_content=content))
-    _write_json(directory / BUNDLE_JSON, bundle_spec(recipe, loaded, signatures))
+    _write_json(directory / BUNDLE_JSON, bundle_spec(recipe, loaded, signatures, exported))
 
     progress(f"verifying {recipe} on {len(reference.sources)} held-out sources")
     row = {"recipe": recipe, "file_bytes": len(content),
-           "size_ratio": len(content) / len(contents["float32"])}
+           "size_ratio": len(content) / float32_bytes}
     row.update(verify_bundle(Bundle.load(directory), reference))
     row["gpu_compatible"], row["gpu_issues"] = gpu_compatibility(content)
-    row["ops"] = sorted(model_ops(content))
+    row["quantization"] = exported.quantization
+    row["op_types"] = op_tensor_types(content)
     _write_json(directory / REPORT_JSON, {"format_version": 1, "metric": reference.metric,
                                           "source_run": str(loaded.info.path),
                                           "machine": _machine(), **row})
     return row
 
 
-def bundle_spec(recipe, loaded, signatures):
-    """The contents of bundle.json: all a device needs to write the decode loop."""
-    from export.convert import RECIPE_NOTES
+def bundle_spec(recipe, loaded, signatures, exported):
+    """The contents of bundle.json: all a device needs to write the decode loop.
+
+    `exported` (an `export.convert.Exported`) gives the config the file was converted
+    from (the int8 file's attention mask bias differs from the run's) and the recipe's
+    quantization facts.
+    """
     from export.runtime import BUNDLE_FORMAT_VERSION, MODEL_FILE
     from training.run_dir import TOKENIZER_FILE
 
-    config, tokenizer, info = loaded.config, loaded.tokenizer, loaded.info
+    config, tokenizer, info = exported.config, loaded.tokenizer, loaded.info
     return {
         "format_version": BUNDLE_FORMAT_VERSION,
         "recipe": recipe,
-        "quantization": RECIPE_NOTES[recipe],
+        "quantization": exported.quantization,
         "model_file": MODEL_FILE,
         "tokenizer_file": TOKENIZER_FILE,
         "source_length": config.max_source_length,

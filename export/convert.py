@@ -6,15 +6,22 @@ write a SavedModel, and convert that with `tf.lite.TFLiteConverter.from_saved_mo
 restricted to builtin ops, so that an op the phone cannot run fails here.
 
 Inputs and outputs stay float32 and int32 in every recipe, so one runtime serves all.
+
+The int8 recipe converts a rebuild of the model whose attention mask bias is small
+(`int8_mask_value`): with kit's default of -1e4 the softmax input spans ~1e4, its
+int8 step comes out near 39, every real score rounds to the same step, and the file
+decoded nothing right (0% token-exact on the small preset). The weights are the same,
+and verification still compares with the original model.
 """
 
 import contextlib
+import math
 import os
 import re
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +32,17 @@ from export.runtime import source_ids_for
 RECIPE_NOTES = {
     "float32": "no quantization",
     "float16": "float16 weights, float32 compute",
-    "dynamic_int8": "int8 weights (per channel); activations quantized on the fly in the "
-                    "matrix products; everything else float32",
-    "int8": "int8 weights and int8 activations with static ranges calibrated on training "
-            "data (real encode inputs and recorded decode steps) in every FULLY_CONNECTED "
-            "layer; attention products, softmax, layer norm, masks and embeddings float32 "
-            "(full integer quantization of those breaks decoding)",
+    "dynamic_int8": "int8 weights, one scale per tensor (matrices and embedding tables); "
+                    "activations quantized on the fly in the matrix products; biases, "
+                    "layer norm and everything else float32",
+    "int8": "full integer: int8 weights and int8 activations with static ranges calibrated "
+            "on training data (real encode inputs and recorded decode steps) in every op "
+            "the converter quantizes: matrix products, attention, softmax, layer norm, "
+            "embeddings; inputs and outputs float32 and int32 at the signature boundary, "
+            "converted inside the file (QUANTIZE/DEQUANTIZE). `float_ops` lists what stays "
+            "float32: ops without an int8 kernel (SIN, COS, CAST, layer norm's NEG) and "
+            "the float32 KV cache's update (DYNAMIC_UPDATE_SLICE, which the converter "
+            "does not quantize) with the ops that read it in float32",
 }
 RECIPES = tuple(RECIPE_NOTES)
 SIGNATURES = ("encode", "decode_step")
@@ -38,6 +50,15 @@ SIGNATURES = ("encode", "decode_step")
 
 class ExportError(RuntimeError):
     """Export cannot go on; the message is one line for the user."""
+
+
+@dataclass
+class Exported:
+    """One recipe's flatbuffer and what bundle.json and report.json say about it."""
+
+    content: bytes
+    config: object  # the TransformerConfig the file was converted from
+    quantization: dict  # "summary" (RECIPE_NOTES), plus the recipe's chosen values
 
 
 @dataclass
@@ -95,6 +116,21 @@ def load_run(run_dir):
         raise ExportError(f"{info.path / MODEL_FILE} does not match the config in run.json: "
                           f"{str(error).splitlines()[0]}") from None
     return LoadedRun(info=info, config=config, model=model, tokenizer=tokenizer)
+
+
+def rebuild(loaded, **overrides):
+    """A float32 model with `loaded`'s weights and its config changed by `overrides`
+    (fields that change no weight shape, such as `attention_mask_value`)."""
+    from kit.models import Seq2SeqTransformer
+
+    try:
+        config = replace(loaded.config, **overrides)
+    except ValueError as error:
+        raise ExportError(f"cannot rebuild the model: {error}") from None
+    model = Seq2SeqTransformer(config, dtype="float32", name="seq2seq_transformer")
+    model.build()
+    model.set_weights(loaded.model.get_weights())
+    return model
 
 
 def write_saved_model(model, directory):
@@ -188,7 +224,9 @@ def calibration_dataset(encode_inputs, decode_inputs, max_decode_samples=1000, s
 
     encode = tf.data.Dataset.from_tensor_slices(encode_inputs).batch(1)
     decode = tf.data.Dataset.from_tensor_slices(decode_inputs)
-    decode = decode.shuffle(len(decode_inputs["position"]), seed=seed)
+    # One fixed subset: the converter may iterate the generator more than once.
+    decode = decode.shuffle(len(decode_inputs["position"]), seed=seed,
+                            reshuffle_each_iteration=False)
     decode = decode.take(max_decode_samples).batch(1)
 
     def generate():
@@ -218,19 +256,24 @@ def convert(saved_model_dir, recipe, representative_dataset=None):
         converter.target_spec.supported_types = [tf.float16]
     elif recipe == "dynamic_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # Private flag, on purpose: one scale per weight tensor instead of one per output
+        # channel. Per channel, each of the small preset's ~2,900 channels costs a float
+        # scale and an int64 zero point (always 0): 34 KB, a tenth of the file. Measured
+        # on the small preset: 0.347x -> 0.315x of float32, still 100% token-exact, max
+        # |dlogit| 0.07 -> 0.11. tests/export checks that the flag still takes effect.
+        converter._experimental_disable_per_channel = True
     elif recipe == "int8":
         if representative_dataset is None:
             raise ExportError("the int8 recipe needs representative data")
+        # Integer with float fallback: every op with an int8 kernel is quantized, the
+        # rest stays float32 (see float_ops); inputs and outputs stay float32/int32.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
     try:
         with warnings.catch_warnings(), _native_output_silenced():
             # The int8 calibrator runs tf.lite.Interpreter, which warns that it is deprecated.
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
-            if recipe == "int8":
-                content = _int8_matmuls_only(converter, representative_dataset)
-            else:
-                content = converter.convert()
+            content = converter.convert()
     except Exception as error:  # ConverterError and friends: one line, op names first
         raise ExportError(f"{recipe} conversion failed: {_conversion_reason(error)}") from None
     flex = sorted(op for op in model_ops(content) if op.startswith("Flex"))
@@ -238,33 +281,6 @@ def convert(saved_model_dir, recipe, representative_dataset=None):
         raise ExportError(f"{recipe} conversion produced Flex ops, which LiteRT's builtin "
                           f"interpreter cannot run: {', '.join(flex)}")
     return content
-
-
-# Full integer quantization (every op int8, TFLITE_BUILTINS_INT8) converts, but the file
-# decodes nothing right (0% token-exact on the small preset): the softmax input is
-# scores + the -1e4 mask bias, so its int8 scale comes out near 39 and every unmasked
-# score rounds to the same step (attention becomes uniform). With the mask constant at
-# -30 the same weights convert to full int8 at 100% token-exact; with -1e4, what keeps
-# the model is int8 weights and int8 activations in the FULLY_CONNECTED layers (all
-# projections and feed-forward layers: most weights and most compute), the rest float.
-INT8_OPS = ("FULLY_CONNECTED",)
-
-
-def _int8_matmuls_only(converter, representative_dataset):
-    """Calibrates, then quantizes only the `INT8_OPS` (the others are denylisted).
-
-    Calibration runs TensorFlow's own LiteRT kernels, whose STRIDED_SLICE takes at most
-    5-D tensors: the model must not slice its 6-D caches (kit's decode_step unstacks).
-    """
-    import tensorflow as tf
-    from ai_edge_litert import schema_py_generated as schema
-
-    float_ops = [name for name in vars(schema.BuiltinOperator)
-                 if not name.startswith("_") and name not in INT8_OPS]
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative_dataset,
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops))
-    return debugger.get_nondebug_quantized_model()
 
 
 @contextlib.contextmanager
@@ -306,52 +322,211 @@ def model_ops(content):
     among them) by their custom code (e.g. "FlexStridedSlice")."""
     from ai_edge_litert import schema_py_generated as schema
 
+    return set(_op_names(schema.Model.GetRootAs(content, 0)))
+
+
+def _op_names(model):
+    """The op name of each operator code of a `schema.Model`, by opcode index."""
+    from ai_edge_litert import schema_py_generated as schema
+
     names = {value: name for name, value in vars(schema.BuiltinOperator).items()
              if not name.startswith("_")}
-    model = schema.Model.GetRootAs(content, 0)
-    ops = set()
+    ops = []
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         if builtin == schema.BuiltinOperator.CUSTOM:
-            ops.add(code.CustomCode().decode("utf-8"))
+            ops.append(code.CustomCode().decode("utf-8"))
         else:
-            ops.add(names.get(builtin, f"BUILTIN_{builtin}"))
+            ops.append(names.get(builtin, f"BUILTIN_{builtin}"))
     return ops
+
+
+def op_tensor_types(content):
+    """How each op type computes in a .tflite file, over all its signatures:
+    {op name: {"(int8,int8) -> (int8)": number of such ops}}, the types of each op's
+    input and output tensors (absent optional inputs left out)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    type_names = {value: name.lower() for name, value in vars(schema.TensorType).items()
+                  if not name.startswith("_")}
+    model = schema.Model.GetRootAs(content, 0)
+    op_names = _op_names(model)
+    found = {}
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+
+            def types(indices):
+                return ",".join(type_names[graph.Tensors(i).Type()] for i in indices if i >= 0)
+
+            key = (f"({types(op.Inputs(j) for j in range(op.InputsLength()))}) -> "
+                   f"({types(op.Outputs(j) for j in range(op.OutputsLength()))})")
+            counts = found.setdefault(op_names[op.OpcodeIndex()], {})
+            counts[key] = counts.get(key, 0) + 1
+    return {name: dict(sorted(counts.items())) for name, counts in sorted(found.items())}
+
+
+def float_ops(content):
+    """The ops of `op_tensor_types` that read or write a float32 tensor, QUANTIZE and
+    DEQUANTIZE (the conversions between float32 and int8) left out."""
+    return {name: {key: n for key, n in counts.items() if "float32" in key}
+            for name, counts in op_tensor_types(content).items()
+            if name not in ("QUANTIZE", "DEQUANTIZE")
+            and any("float32" in key for key in counts)}
+
+
+# The int8 rebuild puts masked keys this far (in raw score units) below the best real
+# score of their row, as measured on the calibration data: a masked key then weighs at
+# most e^-15 (3e-7) of the row's top key, far below the int8 softmax output's step of
+# 1/256, and the float model behaves as with kit's -1e4.
+INT8_MASK_MARGIN = 15.0
+
+
+def attention_score_stats(float32_content, encode_inputs, decode_inputs, mask_value):
+    """The attention scores of the float32 file on the calibration inputs, read from
+    its SOFTMAX inputs (scores + mask bias) with LiteRT.
+
+    Args:
+        float32_content: the float32 flatbuffer of the model, mask bias `mask_value`.
+        encode_inputs, decode_inputs: `representative_samples`' output.
+        mask_value: the model's `attention_mask_value`. An entry below `mask_value / 2`
+            counts as masked (raw score: entry - mask_value): real scores are nowhere
+            near -5e3 with kit's -1e4; with a small bias, some real keys would count
+            as masked, which errs towards a larger lead (a safer bias).
+
+    Returns:
+        dict: `rows`, the attention rows measured (every head, layer and query; a query
+        at a padding position of the source is left out, as what it attends to
+        reaches nothing); `max_masked_lead`, the most by which a masked key's raw
+        score exceeded the best real score of its row (None if no row had a masked
+        key); `max_real_spread`, the largest max - min of a row's real scores.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    model = schema.Model.GetRootAs(float32_content, 0)
+    op_names = _op_names(model)
+    subgraphs = {}  # signature key -> (subgraph index, softmax input tensor indices)
+    for i in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(i)
+        graph = model.Subgraphs(signature.SubgraphIndex())
+        subgraphs[signature.SignatureKey().decode("utf-8")] = (
+            signature.SubgraphIndex(),
+            [graph.Operators(o).Inputs(0) for o in range(graph.OperatorsLength())
+             if op_names[graph.Operators(o).OpcodeIndex()] == "SOFTMAX"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*experimental_preserve_all_tensors")
+        # Without the default XNNPACK delegate, whose fused ops keep no intermediates.
+        interpreter = Interpreter(
+            model_content=float32_content, experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    rows, leads, spreads = 0, [], []
+    for key, inputs in (("encode", encode_inputs), ("decode_step", decode_inputs)):
+        runner = interpreter.get_signature_runner(key)
+        subgraph, softmax_inputs = subgraphs[key]
+        for i in range(len(next(iter(inputs.values())))):
+            runner(**{name: values[i:i + 1] for name, values in inputs.items()})
+            for index in softmax_inputs:
+                scores = interpreter.get_tensor(index, subgraph).astype(np.float64)
+                if key == "encode":  # (1, H, S, S): real queries only
+                    scores = scores[:, :, inputs["source_ids"][i] != 0]
+                scores = scores.reshape(-1, scores.shape[-1])
+                masked = scores < mask_value / 2
+                attending = ~masked.all(axis=-1)  # a row without a real key attends nowhere
+                scores, masked = scores[attending], masked[attending]
+                raw = np.where(masked, scores - mask_value, scores)
+                best = np.where(masked, -np.inf, raw).max(axis=-1)
+                worst = np.where(masked, np.inf, raw).min(axis=-1)
+                rows += len(raw)
+                spreads.append(float(np.max(best - worst, initial=0.0)))
+                with_masked = masked.any(axis=-1)
+                if with_masked.any():
+                    leads.append(float(np.max(
+                        np.where(masked, raw, -np.inf).max(axis=-1)[with_masked]
+                        - best[with_masked])))
+    return {"rows": rows, "max_masked_lead": max(leads) if leads else None,
+            "max_real_spread": max(spreads, default=0.0)}
+
+
+def int8_mask_value(stats, run_mask_value, margin=INT8_MASK_MARGIN):
+    """The attention mask bias of the int8 rebuild: masked keys `margin` below the best
+    real score of their row on the calibration data, rounded away from zero to a
+    multiple of 5, and never further from zero than the run's own bias.
+
+    As small as that, not larger: the softmax input's int8 step is its calibrated range
+    over 255, and the range grows with the bias (the scale is ~0.17 at -30, ~0.45 at
+    -100 on the small preset). It need not exceed the whole spread of a row's real
+    scores: a masked key above the row's lowest real key is harmless while both weigh
+    nothing next to the best one.
+    """
+    lead = max(stats["max_masked_lead"] or 0.0, 0.0)
+    return max(-5.0 * math.ceil((lead + margin) / 5.0), float(run_mask_value))
 
 
 def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=1000,
                  progress=print):
-    """Converts a loaded run under each recipe; returns {recipe: flatbuffer bytes}.
+    """Converts a loaded run under each recipe; returns {recipe: Exported}.
 
-    The SavedModel is written once into a temporary directory and removed afterwards.
+    float32 is converted whether asked for or not: it is the size every recipe is
+    compared with, and the file the int8 recipe measures attention scores in. The
+    SavedModels are written into a temporary directory and removed afterwards.
     """
-    from training.run_dir import TRAIN_SAMPLE, read_pairs
-
-    contents = {}
+    exported = {}
     with tempfile.TemporaryDirectory(prefix="kit-export-") as tmp:
         saved_model = Path(tmp) / "saved_model"
         progress("writing the float32 SavedModel (encode, decode_step)")
         write_saved_model(loaded.model, saved_model)
-        calibration = None
+        for recipe in dict.fromkeys(["float32", *recipes]):
+            if recipe != "int8":
+                progress(f"converting: {recipe}")
+                exported[recipe] = Exported(convert(saved_model, recipe), loaded.config,
+                                            {"summary": RECIPE_NOTES[recipe]})
         if "int8" in recipes:
-            pairs = read_pairs(loaded.info.path / TRAIN_SAMPLE)
-            sources = [source for source, _ in pairs]
-            rng = np.random.default_rng(0)
-            picked = rng.permutation(len(sources))[:calibration_sources]
-            S = loaded.config.max_source_length
-            ids = np.array([source_ids_for(loaded.tokenizer, sources[i], S) for i in picked],
-                           np.int32).reshape(-1, S)
-            if not len(ids):
-                raise ExportError(f"{loaded.info.path / TRAIN_SAMPLE} holds no "
-                                  "pairs to calibrate the int8 recipe on")
-            progress(f"recording calibration inputs from {len(ids)} training sources")
-            encode_inputs, decode_inputs = representative_samples(
-                loaded.model, ids, loaded.tokenizer.bos_id, loaded.tokenizer.eos_id)
-            calibration = calibration_dataset(encode_inputs, decode_inputs,
-                                              max_decode_samples)
-        for recipe in recipes:
-            progress(f"converting: {recipe}")
-            contents[recipe] = convert(saved_model, recipe,
-                                       calibration if recipe == "int8" else None)
-    return contents
+            exported["int8"] = _export_int8(loaded, exported["float32"].content, Path(tmp),
+                                            calibration_sources, max_decode_samples, progress)
+    return exported
+
+
+def _export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_samples,
+                 progress):
+    """Calibration inputs from the original model, its attention scores measured in its
+    float32 file, then the int8 conversion of a rebuild with `int8_mask_value`."""
+    from training.run_dir import TRAIN_SAMPLE, read_pairs
+
+    pairs = read_pairs(loaded.info.path / TRAIN_SAMPLE)
+    sources = [source for source, _ in pairs]
+    picked = np.random.default_rng(0).permutation(len(sources))[:calibration_sources]
+    S = loaded.config.max_source_length
+    ids = np.array([source_ids_for(loaded.tokenizer, sources[i], S) for i in picked],
+                   np.int32).reshape(-1, S)
+    if not len(ids):
+        raise ExportError(f"{loaded.info.path / TRAIN_SAMPLE} holds no "
+                          "pairs to calibrate the int8 recipe on")
+    progress(f"recording calibration inputs from {len(ids)} training sources")
+    encode_inputs, decode_inputs = representative_samples(
+        loaded.model, ids, loaded.tokenizer.bos_id, loaded.tokenizer.eos_id)
+    stats = attention_score_stats(float32_content, encode_inputs, decode_inputs,
+                                  loaded.config.attention_mask_value)
+    mask_value = int8_mask_value(stats, loaded.config.attention_mask_value)
+    lead = stats["max_masked_lead"]
+    progress(f"attention mask bias for int8: {mask_value:g} (masked scores at most "
+             f"{0.0 if lead is None else lead:.1f} above the best real one)")
+    model = rebuild(loaded, attention_mask_value=mask_value)
+    saved_model = tmp / "saved_model_int8"
+    write_saved_model(model, saved_model)
+    progress("converting: int8")
+    content = convert(saved_model, "int8",
+                      calibration_dataset(encode_inputs, decode_inputs, max_decode_samples))
+    quantization = {
+        "summary": RECIPE_NOTES["int8"],
+        "attention_mask_value": mask_value,
+        "attention_scores": {**stats, "margin": INT8_MASK_MARGIN,
+                             "run_mask_value": loaded.config.attention_mask_value},
+        "calibration": {"encode_samples": len(ids),
+                        "decode_samples": min(max_decode_samples,
+                                              len(decode_inputs["position"]))},
+        "float_ops": float_ops(content),
+    }
+    return Exported(content, model.config, quantization)

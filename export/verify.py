@@ -151,7 +151,7 @@ def format_table(rows, metric):
     header += ["ms/token", "GPU"]
     lines = [header]
     for row in rows:
-        cells = [row["recipe"], f"{row['file_bytes'] / 1024:.0f}", f"{row['size_ratio']:.2f}",
+        cells = [row["recipe"], f"{row['file_bytes'] / 1024:.0f}", f"{row['size_ratio']:.3f}",
                  f"{row['token_exact']:.1f}", f"{row['max_logit_diff']:.2g}"]
         for name in names:
             cells += [f"{row['scores'][name]:.1f}", f"{row['keras_scores'][name]:.1f}"]
@@ -161,3 +161,25 @@ def format_table(rows, metric):
     return "\n".join("  ".join(cell.rjust(width) if i else cell.ljust(width)
                                for i, (cell, width) in enumerate(zip(line, widths)))
                      for line in lines)
+
+
+def format_notes(rows):
+    """The lines printed under the table: the attention mask bias a recipe was rebuilt
+    with and why, and the ops that a quantized recipe left in float32."""
+    lines = []
+    for row in rows:
+        quantization = row["quantization"]
+        if "attention_mask_value" in quantization:
+            scores = quantization["attention_scores"]
+            lead = scores["max_masked_lead"]
+            lines.append(
+                f"{row['recipe']}: attention mask bias {quantization['attention_mask_value']:g} "
+                f"(run: {scores['run_mask_value']:g}); in {scores['rows']} calibration "
+                f"attention rows, masked scores led the best real one by at most "
+                f"{0.0 if lead is None else lead:.1f}, real scores spread up to "
+                f"{scores['max_real_spread']:.1f}")
+        if "float_ops" in quantization:
+            ops = ", ".join(f"{name} x{sum(counts.values())}"
+                            for name, counts in quantization["float_ops"].items())
+            lines.append(f"{row['recipe']}: ops left in float32: {ops or 'none'}")
+    return lines

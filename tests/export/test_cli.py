@@ -44,7 +44,8 @@ def test_all_writes_one_bundle_per_recipe_and_a_comparison(tiny_bundles):
         assert files == sorted([MODEL_FILE, "tokenizer.json", BUNDLE_JSON, REPORT_JSON])
         row = json.loads((out / recipe / REPORT_JSON).read_text())
         for key in ("file_bytes", "size_ratio", "token_exact", "max_logit_diff", "scores",
-                    "keras_scores", "ms_per_token", "gpu_compatible", "sentences"):
+                    "keras_scores", "ms_per_token", "gpu_compatible", "sentences",
+                    "quantization", "op_types"):
             assert key in row, key
         assert row["sentences"] == 32
         assert row["scores"]["exact_match"] >= 0
@@ -54,6 +55,20 @@ def test_all_writes_one_bundle_per_recipe_and_a_comparison(tiny_bundles):
     assert rows["float32"]["max_logit_diff"] < 1e-3
     assert rows["float16"]["token_exact"] >= 90.0
     assert isinstance(rows["float32"]["gpu_compatible"], bool)
+    assert 0 < rows["dynamic_int8"]["size_ratio"] < rows["float16"]["size_ratio"] < 1
+
+
+def test_notes_under_the_table_explain_int8(tiny_bundles):
+    from export.verify import format_notes
+
+    _, report = tiny_bundles
+    rows = {row["recipe"]: row for row in report["recipes"]}
+    lines = format_notes(report["recipes"])
+    bias = rows["int8"]["quantization"]["attention_mask_value"]
+    assert lines[0].startswith(f"int8: attention mask bias {bias:g} (run: -10000)")
+    assert lines[1].startswith("int8: ops left in float32: ")
+    assert "SOFTMAX" not in lines[1]
+    assert len(lines) == 2  # the other recipes need no note
 
 
 def test_single_recipe_is_written_at_the_top(tiny_run, tmp_path, capsys):

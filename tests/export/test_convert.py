@@ -1,11 +1,16 @@
-"""export/convert.py: every recipe converts, builtin ops only, two signatures, and the
-float32 rebuild of a mixed-precision run exports the same way."""
+"""export/convert.py: every recipe converts, builtin ops only, two signatures; int8 is
+full integer with a measured attention mask bias; dynamic_int8 has one scale per weight
+tensor; the float32 rebuild of a mixed-precision run exports the same way."""
+
+import json
 
 import numpy as np
 import pytest
 
-from export.convert import RECIPES, ExportError, convert, load_run, model_ops, write_saved_model
-from export.runtime import MODEL_FILE, Bundle
+from export.convert import (RECIPE_NOTES, RECIPES, ExportError, Exported, attention_score_stats,
+                            convert, float_ops, int8_mask_value, load_run, model_ops,
+                            op_tensor_types, write_saved_model)
+from export.runtime import BUNDLE_JSON, MODEL_FILE, Bundle
 from tests.export.conftest import make_run_dir
 
 pytestmark = pytest.mark.slow
@@ -37,19 +42,120 @@ def test_recipes_shrink_the_file(tiny_bundles):
 
 
 def test_quantized_recipes_still_decode(tiny_bundles):
-    """A quantization that breaks the model (full integer did: 0% token-exact) shows here."""
+    """A quantization that breaks the model shows here (full integer with kit's -1e4 mask
+    bias did: 0% token-exact)."""
     _, report = tiny_bundles
     rows = {row["recipe"]: row for row in report["recipes"]}
     for recipe in ("float16", "dynamic_int8", "int8"):
         assert rows[recipe]["token_exact"] >= 75.0, (recipe, rows[recipe]["token_exact"])
 
 
-def test_int8_file_computes_in_int8(tiny_bundles):
+def test_int8_is_full_integer(tiny_bundles):
+    """The matrix products, attention, softmax, layer norm and embeddings compute in int8
+    and nothing else; bundle.json lists exactly the ops left in float32."""
     out, _ = tiny_bundles
-    interpreter = _interpreter((out / "int8" / MODEL_FILE).read_bytes())
-    dtypes = {np.dtype(detail["dtype"]).name for detail in interpreter.get_tensor_details()}
-    assert "int8" in dtypes
-    assert "QUANTIZE" in model_ops((out / "int8" / MODEL_FILE).read_bytes())
+    content = (out / "int8" / MODEL_FILE).read_bytes()
+    types = op_tensor_types(content)
+    for op in ("FULLY_CONNECTED", "SOFTMAX", "GATHER", "MEAN", "SQUARED_DIFFERENCE", "RSQRT",
+               "ADD", "MUL"):
+        assert op in types, op
+        assert not [key for key in types[op] if "float32" in key], (op, types[op])
+        assert any(key.endswith("-> (int8)") for key in types[op]), (op, types[op])
+    assert "(int8,int8) -> (int8)" in types["BATCH_MATMUL"]  # attention: Q K^T, weights V
+    spec = json.loads((out / "int8" / BUNDLE_JSON).read_text())
+    assert spec["quantization"]["float_ops"] == float_ops(content)
+    assert "SOFTMAX" not in spec["quantization"]["float_ops"]
+    # The boundary stays float32 and int32: one runtime for every recipe.
+    for signature in spec["signatures"].values():
+        for io in signature.values():
+            assert {tensor["dtype"] for tensor in io.values()} <= {"float32", "int32"}
+
+
+def test_int8_mask_bias_is_measured_and_recorded(tiny_bundles, tiny_run):
+    out, report = tiny_bundles
+    spec = json.loads((out / "int8" / BUNDLE_JSON).read_text())
+    quantization = spec["quantization"]
+    stats = quantization["attention_scores"]
+    run_config = json.loads((tiny_run / "run.json").read_text())["config"]
+    run_mask = run_config.get("attention_mask_value", -1e4)
+    assert stats["rows"] > 0 and stats["max_real_spread"] > 0
+    assert stats["run_mask_value"] == run_mask
+    assert quantization["attention_mask_value"] == int8_mask_value(stats, run_mask)
+    assert -100 <= quantization["attention_mask_value"] < 0
+    # The file's config is the rebuild's; the other recipes keep the run's.
+    assert spec["model"]["attention_mask_value"] == quantization["attention_mask_value"]
+    assert json.loads((out / "float32" / BUNDLE_JSON).read_text())[
+        "model"]["attention_mask_value"] == run_mask
+    rows = {row["recipe"]: row for row in report["recipes"]}
+    assert rows["int8"]["quantization"] == quantization
+
+
+@pytest.mark.parametrize("lead, run_mask, expected", [
+    (13.02, -1e4, -30.0),  # the small preset's measured lead: 28.02 rounds to 30
+    (0.0, -1e4, -15.0),
+    (0.1, -1e4, -20.0),
+    (-4.0, -1e4, -15.0),  # masked keys below every real one: the margin alone
+    (None, -1e4, -15.0),  # no row had a masked key
+    (13.02, -20.0, -20.0),  # never beyond the run's own bias
+])
+def test_int8_mask_value(lead, run_mask, expected):
+    stats = {"rows": 1, "max_masked_lead": lead, "max_real_spread": 1.0}
+    assert int8_mask_value(stats, run_mask) == expected
+
+
+def test_attention_score_stats_reads_the_softmax_inputs(tmp_path):
+    """Hand-computed: encode's scores for source [5, 6, 0, 0] (keys 2, 3 masked, query
+    rows 2, 3 left out) give the largest lead, the decode row the largest spread."""
+    import tensorflow as tf
+
+    encode_scores = tf.constant([[1.0, 3.0, 11.0, -2.0],   # lead 11 - 3 = 8, spread 2
+                                 [0.0, -1.0, 2.0, 2.0],    # lead 2, spread 1
+                                 [99.0, 0.0, 0.0, 0.0],    # padding queries: left out
+                                 [0.0, 99.0, 0.0, 0.0]])
+
+    class Attention(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec((1, 4), tf.int32, name="source_ids")])
+        def encode(self, source_ids):
+            bias = (1.0 - tf.cast(source_ids != 0, tf.float32)) * -1e4
+            return {"weights": tf.nn.softmax(encode_scores[None, None] + bias[:, None, None])}
+
+        @tf.function(input_signature=[tf.TensorSpec((1, 1, 1, 3), tf.float32, name="scores")])
+        def decode_step(self, scores):
+            return {"weights": tf.nn.softmax(scores + tf.constant([0.0, 0.0, -1e4]))}
+
+    module = Attention()
+    tf.saved_model.save(module, str(tmp_path), signatures={
+        "encode": module.encode, "decode_step": module.decode_step})
+    content = convert(tmp_path, "float32")
+    stats = attention_score_stats(
+        content, {"source_ids": np.array([[5, 6, 0, 0]], np.int32)},
+        {"scores": np.array([[[[1.0, 5.0, 11.0]]]], np.float32)}, -1e4)  # lead 6, spread 4
+    assert stats["rows"] == 3
+    assert stats["max_masked_lead"] == pytest.approx(8.0, abs=1e-2)
+    assert stats["max_real_spread"] == pytest.approx(4.0, abs=1e-2)
+
+
+def test_dynamic_int8_has_one_scale_per_weight_tensor(tiny_bundles):
+    """The converter's private `_experimental_disable_per_channel` still takes effect:
+    every int8 weight (matrices and embedding tables) has a single scale."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    out, report = tiny_bundles
+    content = (out / "dynamic_int8" / MODEL_FILE).read_bytes()
+    model = schema.Model.GetRootAs(content, 0)
+    weights = 0
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            if tensor.Type() == schema.TensorType.INT8:
+                weights += 1
+                assert tensor.Quantization().ScaleLength() == 1, tensor.Name()
+    assert weights > 0
+    assert "(float32,int8,float32) -> (float32)" in op_tensor_types(content)["FULLY_CONNECTED"]
+    assert set(op_tensor_types(content)["GATHER"]) == {"(int8,int32) -> (int8)"}
+    row = {row["recipe"]: row for row in report["recipes"]}["dynamic_int8"]
+    assert row["size_ratio"] == row["file_bytes"] / (out / "float32" / MODEL_FILE).stat().st_size
 
 
 def test_model_ops_sees_flex_ops_in_a_file():
@@ -119,7 +225,9 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     (bundle_dir / MODEL_FILE).write_bytes(content)
     (bundle_dir / "tokenizer.json").write_bytes((run / "tokenizer.json").read_bytes())
     _write_json(bundle_dir / BUNDLE_JSON,
-                bundle_spec("float32", loaded, signature_specs(_interpreter(content))))
+                bundle_spec("float32", loaded, signature_specs(_interpreter(content)),
+                            Exported(content, loaded.config,
+                                     {"summary": RECIPE_NOTES["float32"]})))
     bundle = Bundle.load(bundle_dir)
     tokenizer = loaded.tokenizer
     sources = [bundle.source_ids(text) for text in ("12 May 2001", "3/4/99", "2020-01-31")]
