@@ -1,15 +1,12 @@
-import keras
-
-from kit.layers import _checks
-from kit.layers._attention_core import MASK_VALUE
 from kit.layers._register import register
+from kit.layers._residual_block import ResidualBlock
 from kit.layers.encoder_decoder_attention import EncoderDecoderAttention
 from kit.layers.feed_forward import FeedForward
 from kit.layers.self_attention import SelfAttention
 
 
 @register
-class DecoderBlock(keras.layers.Layer):
+class DecoderBlock(ResidualBlock):
     """One decoder layer: masked self-attention, encoder-decoder attention, feed-forward.
 
     Pre-LN: `x = x + self_attn(ln(x)); x = x + cross_attn(ln(x), context);
@@ -43,54 +40,25 @@ class DecoderBlock(keras.layers.Layer):
     (1, 3, 8)
     """
 
-    def __init__(self, num_heads, head_dim, ff_dim, dropout=0.0, norm_first=True,
-                 layer_norm_epsilon=1e-6, mask_value=MASK_VALUE, **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = _checks.positive_int("num_heads", num_heads)
-        self.head_dim = _checks.positive_int("head_dim", head_dim)
-        self.ff_dim = _checks.positive_int("ff_dim", ff_dim)
-        self.dropout = _checks.rate("dropout", dropout)
-        self.norm_first = bool(norm_first)
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
-        self.mask_value = _checks.mask_value("mask_value", mask_value)
-
     def build(self, x_shape, context_shape, context_padding_mask_shape=None):
-        def norm(name):
-            layer = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
-                                                    dtype=self.dtype_policy, name=name)
-            layer.build(x_shape)
-            return layer
-
         self.self_attention = SelfAttention(self.num_heads, self.head_dim, causal=True,
                                             dropout=self.dropout, mask_value=self.mask_value,
                                             dtype=self.dtype_policy,
                                             name="self_attention")
         self.self_attention.build(x_shape)
-        self.self_attention_norm = norm("self_attention_norm")
+        self.self_attention_norm = self._build_norm("self_attention_norm", x_shape)
         self.cross_attention = EncoderDecoderAttention(self.num_heads, self.head_dim,
                                                        dropout=self.dropout,
                                                        mask_value=self.mask_value,
                                                        dtype=self.dtype_policy,
                                                        name="cross_attention")
         self.cross_attention.build(x_shape, context_shape)
-        self.cross_attention_norm = norm("cross_attention_norm")
+        self.cross_attention_norm = self._build_norm("cross_attention_norm", x_shape)
         self.feed_forward = FeedForward(self.ff_dim, dropout=self.dropout,
                                         dtype=self.dtype_policy, name="feed_forward")
         self.feed_forward.build(x_shape)
-        self.feed_forward_norm = norm("feed_forward_norm")
-        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
-                                                     name="residual_dropout")
-
-    def _residual(self, x, norm, sublayer, training):
-        """x + sublayer(ln(x)) (pre-LN) or ln(x + sublayer(x)) (post-LN).
-
-        `sublayer` returns (output, extra); extra is passed through.
-        """
-        if self.norm_first:
-            branch, extra = sublayer(norm(x))
-            return x + self.residual_dropout(branch, training=training), extra
-        branch, extra = sublayer(x)
-        return norm(x + self.residual_dropout(branch, training=training)), extra
+        self.feed_forward_norm = self._build_norm("feed_forward_norm", x_shape)
+        self._build_residual_dropout()
 
     def call(self, x, context, context_padding_mask=None, return_attention_scores=False,
              training=None):
@@ -138,10 +106,3 @@ class DecoderBlock(keras.layers.Layer):
         x, _ = self._residual(x, self.feed_forward_norm,
                               lambda h: (self.feed_forward(h), None), False)
         return x, self_cache
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_heads=self.num_heads, head_dim=self.head_dim, ff_dim=self.ff_dim,
-                      dropout=self.dropout, norm_first=self.norm_first,
-                      layer_norm_epsilon=self.layer_norm_epsilon, mask_value=self.mask_value)
-        return config

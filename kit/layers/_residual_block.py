@@ -1,0 +1,51 @@
+"""What the encoder and decoder blocks share: their arguments, their layer norms and the
+residual rule that `norm_first` selects."""
+
+import keras
+
+from kit.layers import _checks
+from kit.layers._attention_core import MASK_VALUE
+
+
+class ResidualBlock(keras.layers.Layer):
+    """Base of `EncoderBlock` and `DecoderBlock` (not registered: never used alone)."""
+
+    def __init__(self, num_heads, head_dim, ff_dim, dropout=0.0, norm_first=True,
+                 layer_norm_epsilon=1e-6, mask_value=MASK_VALUE, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = _checks.positive_int("num_heads", num_heads)
+        self.head_dim = _checks.positive_int("head_dim", head_dim)
+        self.ff_dim = _checks.positive_int("ff_dim", ff_dim)
+        self.dropout = _checks.rate("dropout", dropout)
+        self.norm_first = bool(norm_first)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.mask_value = _checks.mask_value("mask_value", mask_value)
+
+    def _build_norm(self, name, x_shape):
+        layer = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
+                                                dtype=self.dtype_policy, name=name)
+        layer.build(x_shape)
+        return layer
+
+    def _build_residual_dropout(self):
+        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
+                                                     name="residual_dropout")
+
+    def _residual(self, x, norm, sublayer, training):
+        """x + sublayer(ln(x)) (pre-LN) or ln(x + sublayer(x)) (post-LN).
+
+        `sublayer` returns (output, extra); extra (attention weights, a cache) is passed
+        through.
+        """
+        if self.norm_first:
+            branch, extra = sublayer(norm(x))
+            return x + self.residual_dropout(branch, training=training), extra
+        branch, extra = sublayer(x)
+        return norm(x + self.residual_dropout(branch, training=training)), extra
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, head_dim=self.head_dim, ff_dim=self.ff_dim,
+                      dropout=self.dropout, norm_first=self.norm_first,
+                      layer_norm_epsilon=self.layer_norm_epsilon, mask_value=self.mask_value)
+        return config
