@@ -140,6 +140,58 @@ def _nan_guard():
     return NaNGuard()
 
 
+def _start_or_resume(options, state, pairs, out):
+    """A fresh run: train the tokenizer, fix the config, keep the samples export needs.
+    A resumed run: read them back. Returns (tokenizer, config, state)."""
+    from kit.models import TransformerConfig, preset
+    from kit.tokenizer import CharTokenizer, load_tokenizer
+
+    checkpoints = out / rd.CHECKPOINT_DIR
+    if state is None:
+        tokenizer = CharTokenizer.train([text for pair in pairs.train for text in pair])
+        tokenizer.save(out / rd.TOKENIZER_FILE)
+        overrides = {k: v for k, v in (("max_source_length", options.max_source_length),
+                                       ("max_target_length", options.max_target_length)) if v}
+        try:
+            config = preset(options.preset, source_vocab_size=tokenizer.vocab_size,
+                            target_vocab_size=tokenizer.vocab_size, **overrides)
+        except ValueError as error:
+            raise TrainError(str(error)) from None
+        state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
+                 "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": []}
+        rng = random.Random(options.seed)
+        rd.write_pairs(out / rd.TRAIN_SAMPLE,
+                       rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
+        rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
+        rd.write_json(checkpoints / "state.json", state)
+    else:
+        _log(f"resuming {out} after epoch {state['epochs_done']}")
+        # Training goes on, so the run is no longer finished until it is again.
+        (out / rd.RUN_JSON).unlink(missing_ok=True)
+        state["complete"] = False
+        tokenizer = load_tokenizer(out / rd.TOKENIZER_FILE)
+        config = TransformerConfig.from_dict(state["config"])
+    return tokenizer, config, state
+
+
+def _decoding_metrics(model, tokenizer, pairs, samples):
+    """Task metrics of greedy decoding with the KV cache on the first `samples`
+    validation and test pairs: {"val_exact_match": ..., "test_bleu": ..., ...}."""
+    from training.evaluate import greedy_translate, task_metrics
+
+    metrics = {}
+    for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
+        split_pairs = split_pairs[:samples]
+        if not split_pairs:
+            continue
+        hypotheses = greedy_translate(model, tokenizer, [s for s, _ in split_pairs])
+        for name, value in task_metrics(pairs.metric, hypotheses,
+                                        [t for _, t in split_pairs]).items():
+            metrics[f"{split_name}_{name}"] = round(value, 3)
+        metrics[f"{split_name}_decoded"] = len(split_pairs)
+    return metrics
+
+
 def train(options):
     """Run (or resume) training; returns the run.json dict. Raises TrainError."""
     from training.data import DataError, load_pairs
@@ -170,9 +222,6 @@ def train(options):
 
     import keras
 
-    from kit.models import TransformerConfig, preset
-    from kit.tokenizer import CharTokenizer, load_tokenizer
-    from training.evaluate import greedy_translate, task_metrics
     from training.pipeline import encode_split, make_dataset
 
     keras.mixed_precision.set_global_policy(precision)
@@ -181,30 +230,7 @@ def train(options):
     checkpoints = out / rd.CHECKPOINT_DIR
     checkpoints.mkdir(exist_ok=True)
 
-    if state is None:
-        tokenizer = CharTokenizer.train([text for pair in pairs.train for text in pair])
-        tokenizer.save(out / rd.TOKENIZER_FILE)
-        overrides = {k: v for k, v in (("max_source_length", options.max_source_length),
-                                       ("max_target_length", options.max_target_length)) if v}
-        try:
-            config = preset(options.preset, source_vocab_size=tokenizer.vocab_size,
-                            target_vocab_size=tokenizer.vocab_size, **overrides)
-        except ValueError as error:
-            raise TrainError(str(error)) from None
-        state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
-                 "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": []}
-        rng = random.Random(options.seed)
-        rd.write_pairs(out / rd.TRAIN_SAMPLE,
-                       rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
-        rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
-        rd.write_json(checkpoints / "state.json", state)
-    else:
-        _log(f"resuming {out} after epoch {state['epochs_done']}")
-        # Training goes on, so the run is no longer finished until it is again.
-        (out / rd.RUN_JSON).unlink(missing_ok=True)
-        state["complete"] = False
-        tokenizer = load_tokenizer(out / rd.TOKENIZER_FILE)
-        config = TransformerConfig.from_dict(state["config"])
+    tokenizer, config, state = _start_or_resume(options, state, pairs, out)
 
     train_split = encode_split(pairs.train, tokenizer, config.max_source_length,
                                config.max_target_length)
@@ -263,18 +289,10 @@ def train(options):
 
     best = keras.saving.load_model(out / rd.MODEL_FILE, compile=False)
     best_logs = state["history"][state["best_epoch"] - 1]
-    metrics = {"val_loss": best_logs["val_loss"],
-               "val_token_accuracy": best_logs["val_token_accuracy"]}
     started = time.monotonic()
-    for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
-        split_pairs = split_pairs[: options.eval_samples]
-        if not split_pairs:
-            continue
-        hypotheses = greedy_translate(best, tokenizer, [s for s, _ in split_pairs])
-        for name, value in task_metrics(pairs.metric, hypotheses,
-                                        [t for _, t in split_pairs]).items():
-            metrics[f"{split_name}_{name}"] = round(value, 3)
-        metrics[f"{split_name}_decoded"] = len(split_pairs)
+    metrics = {"val_loss": best_logs["val_loss"],
+               "val_token_accuracy": best_logs["val_token_accuracy"],
+               **_decoding_metrics(best, tokenizer, pairs, options.eval_samples)}
     evaluation_s = time.monotonic() - started
 
     info = {
