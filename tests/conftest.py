@@ -6,6 +6,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_files_under_pytest(tmp_path_factory):
+    """Libraries' own temporary directories (tfds's mock data makes one per load) go
+    under pytest's base temp, which pytest prunes, instead of piling up in /tmp."""
+    import tempfile
+
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
+    yield
+    tempfile.tempdir = previous
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Every test starts from float32 and a fixed seed, whatever the previous one did."""
