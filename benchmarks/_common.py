@@ -1,0 +1,182 @@
+"""What the training benchmarks share: the built-in data, the two input pipelines, the
+compile call of `training.train`, padding accounting and timing helpers."""
+
+import contextlib
+import gc
+import os
+import time
+import warnings
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kit.models import preset
+from kit.tokenizer import BOS_ID, EOS_ID, CharTokenizer
+from training.dates import default_splits
+from training.losses import SmoothedSparseCrossentropy, WarmupInverseSqrt, tutorial_adam
+from training.pipeline import encode_split, make_dataset
+from training.train import TrainOptions
+
+TRAINING_DEFAULTS = TrainOptions()  # label smoothing and warm-up, as `python -m kit train`
+
+
+@dataclass
+class Data:
+    """The built-in dates data, tokenized once for every contender."""
+
+    tokenizer: CharTokenizer
+    config: object  # the TransformerConfig of the preset, vocabulary sizes filled in
+    train: object  # EncodedSplit
+    validation: object  # EncodedSplit
+
+
+def load_data(preset_name, train_size, validation_size, seed=0):
+    pairs = default_splits(seed, train_size=train_size, validation_size=validation_size,
+                           test_size=0)
+    tokenizer = CharTokenizer.train([text for pair in pairs["train"] for text in pair])
+    config = preset(preset_name, source_vocab_size=tokenizer.vocab_size,
+                    target_vocab_size=tokenizer.vocab_size)
+    S, T = config.max_source_length, config.max_target_length
+    return Data(tokenizer, config, encode_split(pairs["train"], tokenizer, S, T),
+                encode_split(pairs["validation"], tokenizer, S, T))
+
+
+def _ragged_ids(rows):
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    flat = np.concatenate([np.asarray(row, dtype=np.int32) for row in rows])
+    return tf.RaggedTensor.from_row_lengths(flat, lengths)
+
+
+def _with_weights(source, decoder_input, labels):
+    weights = tf.cast(tf.not_equal(labels, 0), tf.float32)
+    return (source, decoder_input), labels, weights
+
+
+def padded_to_longest(split, batch_size, seed):
+    """The TF tutorial's pipeline, one epoch: shuffle, then pad each batch to its longest
+    source and its longest target (no bucketing). Elements as `make_dataset`'s."""
+    def shift(source, target):
+        return (source, tf.concat([[BOS_ID], target], axis=0),
+                tf.concat([target, [EOS_ID]], axis=0))
+
+    dataset = tf.data.Dataset.from_tensor_slices((_ragged_ids(split.sources),
+                                                  _ragged_ids(split.targets)))
+    dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=False)
+    dataset = dataset.map(shift, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.padded_batch(batch_size)
+    dataset = dataset.map(_with_weights, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def bucketed(split, batch_size, seed, **kwargs):
+    """Ours: `training.pipeline.make_dataset` (its keyword arguments pass through), one
+    epoch."""
+    return make_dataset(split, batch_size, shuffle=True, seed=seed, **kwargs)
+
+
+def bucketed_validation(split, batch_size):
+    """The validation batches every contender is scored on: ours, in order."""
+    return make_dataset(split, batch_size, shuffle=False)
+
+
+def epochs_of(pipeline, split, batch_size, epochs, seed=0, **kwargs):
+    """`epochs` passes of `pipeline` one after the other, each with its own shuffle (seed +
+    epoch), as the training loop does. Deterministic: two calls give the same batches."""
+    dataset = pipeline(split, batch_size, seed, **kwargs)
+    for epoch in range(1, epochs):
+        dataset = dataset.concatenate(pipeline(split, batch_size, seed + epoch, **kwargs))
+    return dataset
+
+
+def compile_for_training(model, config, jit_compile):
+    """Compile as `training.train` does: the tutorial's Adam and warm-up schedule, the
+    label-smoothed loss weighted by the pipeline's sample weights, token accuracy."""
+    model.compile(
+        optimizer=tutorial_adam(WarmupInverseSqrt(config.model_dim,
+                                                  TRAINING_DEFAULTS.warmup_steps)),
+        loss=SmoothedSparseCrossentropy(TRAINING_DEFAULTS.label_smoothing),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+@dataclass
+class BatchStats:
+    """The shape and the real (non-padding) token counts of one batch."""
+
+    shape: tuple  # (B, S', T')
+    source_tokens: int
+    target_tokens: int  # real labels: what "target tokens per second" counts
+
+    @property
+    def source_slots(self):
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def target_slots(self):
+        return self.shape[0] * self.shape[2]
+
+
+def batch_stats(dataset, count):
+    """Stats of the first `count` batches of `dataset` (a twin of the one that is timed:
+    the pipelines are deterministic, so it yields the same batches)."""
+    stats = []
+    for (source, _), labels, weights in dataset.take(count):
+        stats.append(BatchStats((int(source.shape[0]), int(source.shape[1]),
+                                 int(labels.shape[1])),
+                                int(np.count_nonzero(source.numpy())),
+                                int(weights.numpy().sum())))
+    return stats
+
+
+def padding_fractions(stats):
+    """(source, target) share of the batch slots that hold padding."""
+    source = sum(s.source_tokens for s in stats) / sum(s.source_slots for s in stats)
+    target = sum(s.target_tokens for s in stats) / sum(s.target_slots for s in stats)
+    return 1.0 - source, 1.0 - target
+
+
+def build_with_one_step(model, dataset):
+    """One `fit` step on the first batch: builds the model, the optimizer's variables and
+    the compiled train function that `model.train_function(iterator)` then runs, one
+    training step per call, exactly as `fit` does."""
+    with warnings.catch_warnings():
+        # One batch on purpose: no "ran out of data" or "shuffle ignored" advice needed.
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(dataset.take(1), epochs=1, verbose=0)
+    return model
+
+
+def training_iterator(model, dataset):
+    """A long-lived iterator for `model.train_function`, made as `fit` makes its own (a
+    plain `iter(dataset)` is another iterator type and traces the train function again)."""
+    return iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
+
+
+@contextlib.contextmanager
+def no_garbage_collection():
+    """A timed segment without Python's cyclic GC, which can pause for seconds in a
+    process full of traced graphs; the collection runs before, untimed (as `timeit`)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def load_average():
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

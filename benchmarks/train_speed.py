@@ -1,0 +1,445 @@
+"""Training speed: the kit's model against the TF tutorial's Transformer, side by side.
+
+    python benchmarks/train_speed.py [--preset small] [--batch-size 64]
+        [--warmup 20] [--rounds 10] [--segment 40] [--ablations] [--json PATH]
+
+The contenders train on the built-in dates data with the same tokenizer, the same
+dimensions (the preset's), the same compile call as `python -m kit train` (Adam
+0.9/0.98/1e-9, the warm-up schedule, the label-smoothed loss weighted by the pipeline's
+sample weights) and the same number of steps, each fed by its natural pipeline:
+
+- tutorial: the architecture of the TensorFlow tutorial "Neural machine translation
+  with a Transformer and Keras", rewritten here in Keras 3: post-LN layers around the
+  stock `keras.layers.MultiHeadAttention`, a causal mask in the decoder's self-attention,
+  padding masks, a concatenated sine/cosine positional encoding, a final Dense. One
+  deliberate change: the tutorial passes `key_dim=d_model` (every head as wide as the
+  model, four to eight times the attention weights); here `key_dim = D / H`, so both
+  models have the same dimensions. Fed by shuffled batches padded to their longest
+  sequence, as the tutorial does.
+- ours: `kit.models.Seq2SeqTransformer` fed by `training.pipeline.make_dataset` (length
+  buckets); "ours + XLA" compiles with `jit_compile=True` on the pipeline's static shapes.
+
+Each training step is a call of the compiled Keras train function on a live tf.data
+iterator, as in `fit`. After one building step and a warm-up, the contenders run in
+rounds of `--segment` steps each, in a rotating order, so that a change in the machine's
+load hits all of them alike. A step whose batch shape an XLA contender meets for the
+first time includes a compilation: it is left out of that contender's rate and counted
+apart. Throughput is real (non-padding) target tokens per second of wall clock. The
+validation loss is the unsmoothed cross-entropy per real target token, computed by the
+same code for every model on the same validation batches.
+
+`--ablations` adds contenders that tell where a difference comes from: each architecture
+on the other's pipeline, static shapes without XLA, ours without the feed-forward inner
+dropout (a dropout site the tutorial lacks), ours post-LN, and buckets of width 4.
+"""
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import ops  # noqa: E402
+
+from benchmarks import _common as common  # noqa: E402
+from kit.models import PRESETS, Seq2SeqTransformer  # noqa: E402
+
+
+# -- the tutorial's architecture, in Keras 3 -------------------------------------------
+
+def tutorial_positional_encoding(length, depth):
+    """(length, depth) float32: sines on the first half of the channels, cosines on the
+    second half (the tutorial's layout; the kit interleaves them)."""
+    half = depth // 2
+    positions = np.arange(length)[:, None]  # (L, 1)
+    rates = 1.0 / 10000.0 ** (np.arange(half) / half)  # (D/2,)
+    angles = positions * rates[None, :]  # (L, D/2)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1).astype("float32")
+
+
+class TutorialEmbedding(keras.layers.Layer):
+    """Token embedding times sqrt(D) plus the fixed positional encoding."""
+
+    def __init__(self, vocab_size, max_length, model_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.model_dim = model_dim
+        self.embedding = keras.layers.Embedding(vocab_size, model_dim)
+        self.table = tutorial_positional_encoding(max_length, model_dim)
+
+    def call(self, token_ids):
+        length = ops.shape(token_ids)[1]
+        positions = ops.convert_to_tensor(self.table)[:length]  # (L, D)
+        tokens = self.embedding(token_ids) * ops.cast(self.model_dim ** 0.5, "float32")
+        return tokens + positions[None]  # (B, L, D)
+
+
+class TutorialFeedForward(keras.layers.Layer):
+    """x = LayerNorm(x + Dropout(Dense(Dense_relu(x))))."""
+
+    def __init__(self, model_dim, ff_dim, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = keras.layers.Dense(ff_dim, activation="relu")
+        self.outer = keras.layers.Dense(model_dim)
+        self.dropout = keras.layers.Dropout(dropout)
+        self.norm = keras.layers.LayerNormalization()
+
+    def call(self, x, training=None):
+        return self.norm(x + self.dropout(self.outer(self.inner(x)), training=training))
+
+
+class TutorialEncoderLayer(keras.layers.Layer):
+    def __init__(self, model_dim, num_heads, ff_dim, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = keras.layers.MultiHeadAttention(
+            num_heads, key_dim=model_dim // num_heads, dropout=dropout)
+        self.norm = keras.layers.LayerNormalization()
+        self.feed_forward = TutorialFeedForward(model_dim, ff_dim, dropout)
+
+    def call(self, x, padding_mask, training=None):
+        attended = self.attention(query=x, value=x, value_mask=padding_mask, training=training)
+        return self.feed_forward(self.norm(x + attended), training=training)
+
+
+class TutorialDecoderLayer(keras.layers.Layer):
+    def __init__(self, model_dim, num_heads, ff_dim, dropout, **kwargs):
+        super().__init__(**kwargs)
+        key_dim = model_dim // num_heads
+        self.self_attention = keras.layers.MultiHeadAttention(num_heads, key_dim=key_dim,
+                                                              dropout=dropout)
+        self.self_norm = keras.layers.LayerNormalization()
+        self.cross_attention = keras.layers.MultiHeadAttention(num_heads, key_dim=key_dim,
+                                                               dropout=dropout)
+        self.cross_norm = keras.layers.LayerNormalization()
+        self.feed_forward = TutorialFeedForward(model_dim, ff_dim, dropout)
+
+    def call(self, x, context, target_mask, source_mask, training=None):
+        attended = self.self_attention(query=x, value=x, value_mask=target_mask,
+                                       use_causal_mask=True, training=training)
+        x = self.self_norm(x + attended)
+        attended = self.cross_attention(query=x, value=context, value_mask=source_mask,
+                                        training=training)
+        x = self.cross_norm(x + attended)
+        return self.feed_forward(x, training=training)
+
+
+class TutorialTransformer(keras.Model):
+    """`model((source_ids (B, S'), decoder_input_ids (B, T')))` -> logits (B, T', V), the
+    interface of `Seq2SeqTransformer`, so that both train on the same batches.
+
+    Padding masks are passed to attention explicitly as `value_mask` (the keys that may
+    be looked at). The tutorial derives them from `mask_zero=True` embeddings, which also
+    mask padded queries: rows that the loss ignores anyway. (Keras 3.15's
+    MultiHeadAttention replaces a `query_mask` argument by the query's Keras mask, so
+    there is no explicit way to pass that one.)
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        c = config
+        layer_args = (c.model_dim, c.num_heads, c.ff_dim, c.dropout)
+        self.source_embedding = TutorialEmbedding(c.source_vocab_size, c.max_source_length,
+                                                  c.model_dim)
+        self.target_embedding = TutorialEmbedding(c.target_vocab_size, c.max_target_length,
+                                                  c.model_dim)
+        self.source_dropout = keras.layers.Dropout(c.dropout)
+        self.target_dropout = keras.layers.Dropout(c.dropout)
+        self.encoder_layers = [TutorialEncoderLayer(*layer_args)
+                               for _ in range(c.num_encoder_layers)]
+        self.decoder_layers = [TutorialDecoderLayer(*layer_args)
+                               for _ in range(c.num_decoder_layers)]
+        self.final_layer = keras.layers.Dense(c.target_vocab_size)
+
+    def call(self, inputs, training=None):
+        source, target = inputs
+        source_mask = ops.not_equal(source, 0)  # (B, S')
+        target_mask = ops.not_equal(target, 0)  # (B, T')
+        context = self.source_dropout(self.source_embedding(source), training=training)
+        for layer in self.encoder_layers:
+            context = layer(context, source_mask, training=training)  # (B, S', D)
+        x = self.target_dropout(self.target_embedding(target), training=training)
+        for layer in self.decoder_layers:
+            x = layer(x, context, target_mask, source_mask, training=training)  # (B, T', D)
+        return self.final_layer(x)  # (B, T', V)
+
+
+# -- the contenders and the timing -------------------------------------------------------
+
+def without_ff_inner_dropout(model):
+    """Ablation: no dropout on the feed-forward blocks' inner (B, L, ff_dim) activations,
+    a dropout site the tutorial does not have."""
+    for block in model.encoder_blocks + model.decoder_blocks:
+        block.feed_forward.inner_dropout.rate = 0.0
+
+
+@dataclass
+class Contender:
+    name: str
+    pipeline: str  # how its batches are made, for the table
+    architecture: str  # "tutorial" or "ours"
+    jit_compile: bool
+    make_dataset: object  # () -> a fresh, identical tf.data.Dataset of training batches
+    config_overrides: dict = field(default_factory=dict)  # ablations: e.g. post-LN
+    tweak: object = None  # ablations: (built model) -> None, before the first step
+    model: object = None
+    iterator: object = None
+    stats: list = None  # BatchStats of every step, in order (step 0 builds the model)
+    step_seconds: list = field(default_factory=list)  # wall clock of steps 1, 2, ...
+    timed_steps: list = field(default_factory=list)  # step indices inside the rounds
+    rounds: list = field(default_factory=list)  # per round: (target tokens, seconds)
+    compile_steps: list = field(default_factory=list)  # (step, seconds): a new XLA shape
+    build_seconds: float = 0.0  # the building step: tracing (and for XLA, one compilation)
+    validation: dict = None
+
+    def new_shape_steps(self):
+        """Steps whose batch shape no earlier step had (XLA compiles at each of them)."""
+        seen, steps = set(), set()
+        for index, stats in enumerate(self.stats):
+            if stats.shape not in seen:
+                seen.add(stats.shape)
+                steps.add(index)
+        return steps
+
+    def train_steps(self, count):
+        """Runs `count` steps; returns the wall-clock seconds of each."""
+        times = []
+        with common.no_garbage_collection():
+            for _ in range(count):
+                with common.Stopwatch() as watch:
+                    self.model.train_function(self.iterator)
+                times.append(watch.seconds)
+        self.step_seconds.extend(times)
+        return times
+
+    def timed_segment(self, count):
+        """One segment of a round: runs `count` steps and books their tokens and time,
+        except steps that compiled a new XLA shape."""
+        first = 1 + len(self.step_seconds)
+        compiling = self.new_shape_steps() if self.jit_compile else set()
+        tokens = seconds = 0.0
+        for step, took in zip(range(first, first + count), self.train_steps(count)):
+            if step in compiling:
+                self.compile_steps.append((step, took))
+                continue
+            self.timed_steps.append(step)
+            tokens += self.stats[step].target_tokens
+            seconds += took
+        self.rounds.append((tokens, seconds))
+
+
+def build_model(contender, config, seed):
+    config = dataclasses.replace(config, **contender.config_overrides)
+    keras.utils.set_random_seed(seed)  # every "ours" starts from the same weights
+    if contender.architecture == "ours":
+        model = Seq2SeqTransformer(config)
+        model.build()
+    else:
+        model = TutorialTransformer(config)
+    if contender.tweak:
+        contender.tweak(model)
+    return common.compile_for_training(model, config, contender.jit_compile)
+
+
+def contenders_for(data, args):
+    split, batch, seed = data.train, args.batch_size, args.seed
+    c = data.config
+    static = (c.max_source_length, c.max_target_length)
+    steps = 1 + args.warmup + args.rounds * args.segment
+    epochs = 1 + steps // max(1, len(split) // batch)
+
+    def padded():
+        return common.epochs_of(common.padded_to_longest, split, batch, epochs, seed)
+
+    def buckets(**kwargs):
+        return lambda: common.epochs_of(common.bucketed, split, batch, epochs, seed, **kwargs)
+
+    contenders = [
+        Contender("tutorial", "padded to longest", "tutorial", False, padded),
+        Contender("ours", "buckets", "ours", False, buckets()),
+        Contender("ours + XLA", "buckets, static S,T", "ours", True,
+                  buckets(static_shapes=static)),
+    ]
+    if args.ablations:
+        contenders += [
+            Contender("ours, tutorial's pipeline", "padded to longest", "ours", False, padded),
+            Contender("tutorial, our pipeline", "buckets", "tutorial", False, buckets()),
+            Contender("ours, static S,T, no XLA", "buckets, static S,T", "ours", False,
+                      buckets(static_shapes=static)),
+            Contender("ours, no FF-inner dropout", "buckets", "ours", False, buckets(),
+                      tweak=without_ff_inner_dropout),
+            Contender("ours, post-LN", "buckets", "ours", False, buckets(),
+                      config_overrides={"norm_first": False}),
+            Contender("ours, buckets of 4", "buckets of width 4", "ours", False,
+                      buckets(bucket_width=4)),
+        ]
+    return contenders, steps
+
+
+def validation_metrics(model, dataset):
+    """Cross-entropy (no label smoothing) and accuracy per real target token."""
+    @tf.function(reduce_retracing=True)
+    def sums(source, decoder_input, labels, weights):
+        logits = tf.cast(model((source, decoder_input), training=False), tf.float32)
+        loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels),
+                       tf.float32)
+        return (tf.reduce_sum(loss * weights), tf.reduce_sum(hits * weights),
+                tf.reduce_sum(weights))
+
+    total = np.zeros(3)
+    for (source, decoder_input), labels, weights in dataset:
+        total += [float(x) for x in sums(source, decoder_input, labels, weights)]
+    return {"loss": total[0] / total[2], "token_accuracy": total[1] / total[2]}
+
+
+def run(args, log=print):
+    keras.mixed_precision.set_global_policy("float32")
+    # Every contender traces its own copy of Keras's train function, which TensorFlow's
+    # retracing heuristic mistakes for one function traced again and again.
+    tf.get_logger().setLevel("ERROR")
+    data = common.load_data(args.preset, args.train_size, args.validation_size, args.seed)
+    contenders, steps = contenders_for(data, args)
+    log(f"preset {args.preset}, batch {args.batch_size}, {steps} steps each "
+        f"(1 build + {args.warmup} warm-up + {args.rounds} rounds x {args.segment}), "
+        f"{len(data.train)} training pairs, load average {common.load_average()}")
+
+    for contender in contenders:
+        contender.stats = common.batch_stats(contender.make_dataset(), steps)
+        if len(contender.stats) < steps:
+            raise SystemExit(f"{contender.name}: the pipeline gave {len(contender.stats)} "
+                             f"batches, {steps} needed")
+        contender.model = build_model(contender, data.config, args.seed)
+        with common.Stopwatch() as watch:
+            common.build_with_one_step(contender.model, contender.make_dataset())
+        contender.build_seconds = watch.seconds
+        contender.iterator = common.training_iterator(contender.model,
+                                                        contender.make_dataset().skip(1))
+        log(f"  {contender.name}: built and traced in {watch.seconds:.1f} s, "
+            f"{contender.model.count_params():,} parameters")
+    # Only once every model is built: a model's first step after another model's first
+    # `fit` takes seconds (2 s measured here, no retracing), and must not land in a round.
+    for contender in contenders:
+        contender.train_steps(args.warmup)
+
+    for round_index in range(args.rounds):
+        shift = round_index % len(contenders)
+        for contender in contenders[shift:] + contenders[:shift]:
+            contender.timed_segment(args.segment)
+        log(f"  round {round_index + 1}/{args.rounds} done, load average "
+            f"{common.load_average()}")
+
+    validation = common.bucketed_validation(data.validation, args.batch_size)
+    for contender in contenders:
+        contender.validation = validation_metrics(contender.model, validation)
+    return data, contenders, steps
+
+
+def summarize(contenders):
+    """One dict per contender with the table's figures; speed-ups against the first.
+
+    `speedup` is the median over rounds of (its tokens/s) / (the first's tokens/s) in the
+    same round: each round's contenders ran within seconds of each other, so a change
+    in the machine's load cancels out; `speedup_total` divides the whole runs' rates.
+    """
+    rows = []
+    for contender in contenders:
+        timed = [contender.step_seconds[step - 1] for step in contender.timed_steps]
+        tokens = sum(contender.stats[step].target_tokens for step in contender.timed_steps)
+        source_pad, target_pad = common.padding_fractions(contender.stats)
+        rows.append({
+            "name": contender.name, "pipeline": contender.pipeline,
+            "jit_compile": contender.jit_compile,
+            "parameters": contender.model.count_params(),
+            "steps": len(contender.stats), "timed_steps": len(timed),
+            "ms_per_step": 1000.0 * sum(timed) / len(timed),
+            "median_ms_per_step": 1000.0 * statistics.median(timed),
+            "target_tokens_per_s": tokens / sum(timed),
+            "source_padding": source_pad, "target_padding": target_pad,
+            "mean_batch_shape": [float(np.mean([s.shape[i] for s in contender.stats]))
+                                 for i in (1, 2)],
+            "build_seconds": contender.build_seconds,
+            "xla_new_shape_steps": len(contender.compile_steps),
+            "xla_compile_seconds": sum(took - statistics.median(timed)
+                                       for _, took in contender.compile_steps),
+            "val_loss": contender.validation["loss"],
+            "val_token_accuracy": contender.validation["token_accuracy"],
+            "round_rates": [t / s for t, s in contender.rounds],
+        })
+    base = rows[0]
+    for row in rows:
+        per_round = [mine / theirs for mine, theirs in zip(row["round_rates"],
+                                                          base["round_rates"])]
+        row["speedup"] = statistics.median(per_round)
+        row["speedup_range"] = [min(per_round), max(per_round)]
+        row["speedup_total"] = row["target_tokens_per_s"] / base["target_tokens_per_s"]
+    return rows
+
+
+def print_table(rows, out=print):
+    header = (f"{'contender':<27} {'pipeline':<20} {'ms/step':>7} {'tgt tok/s':>9} "
+              f"{'x tutorial':>10} {'rounds':>9} {'src pad':>7} {'tgt pad':>7} "
+              f"{'val loss':>8} {'val acc':>7}")
+    out(header)
+    out("-" * len(header))
+    for r in rows:
+        low, high = r["speedup_range"]
+        out(f"{r['name']:<27} {r['pipeline']:<20} {r['ms_per_step']:7.1f} "
+            f"{r['target_tokens_per_s']:9,.0f} {r['speedup']:9.2f}x {low:4.2f}-{high:<4.2f} "
+            f"{r['source_padding']:7.0%} {r['target_padding']:7.0%} {r['val_loss']:8.4f} "
+            f"{r['val_token_accuracy']:7.3f}")
+    out("x tutorial: median over rounds of the ratio within a round (rounds: its range). "
+        "val loss: cross-entropy per real target token, no label smoothing.")
+    for r in rows:
+        if r["jit_compile"]:
+            out(f"{r['name']}: {r['xla_new_shape_steps']} timed steps met a new batch shape "
+                f"and compiled ({r['xla_compile_seconds']:.1f} s above a median step in all); "
+                f"they are left out of its rate. Building step: {r['build_seconds']:.1f} s.")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=20,
+                        help="untimed steps after the building step (default 20)")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="timed rounds; each contender runs one segment per round")
+    parser.add_argument("--segment", type=int, default=40, help="steps per segment")
+    parser.add_argument("--train-size", type=int, default=50_000)
+    parser.add_argument("--validation-size", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ablations", action="store_true",
+                        help="also: each architecture on the other's pipeline, static shapes "
+                             "without XLA, no FF-inner dropout, post-LN, buckets of width 4")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "rounds", "segment", "train_size", "validation_size"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _, contenders, steps = run(args)
+    rows = summarize(contenders)
+    print()
+    print(f"{steps} training steps each, batch {args.batch_size}, preset {args.preset}; "
+          f"rates over the {args.rounds} x {args.segment} timed steps; "
+          f"load average {common.load_average()}")
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": rows}, indent=2),
+                                   encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The benchmarks' own pieces behave, and both scripts run end to end on a tiny setup."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from benchmarks import _common as common
+from benchmarks import pipeline_speed, train_speed
+from kit.models import preset
+
+TINY = preset("tiny", source_vocab_size=20, target_vocab_size=20, dropout=0.0)
+
+
+def tutorial_logits(model, source, target):
+    return np.asarray(model((np.array(source), np.array(target)), training=False))
+
+
+def test_tutorial_decoder_is_causal():
+    model = train_speed.TutorialTransformer(TINY)
+    source = [[5, 6, 7, 8]]
+    full = tutorial_logits(model, source, [[2, 9, 10, 11, 12]])
+    changed = tutorial_logits(model, source, [[2, 9, 10, 15, 16]])
+    np.testing.assert_allclose(full[:, :3], changed[:, :3], atol=1e-5)
+    assert not np.allclose(full[:, 3:], changed[:, 3:], atol=1e-5)
+
+
+def test_tutorial_model_ignores_source_padding():
+    model = train_speed.TutorialTransformer(TINY)
+    target = [[2, 9, 10]]
+    short = tutorial_logits(model, [[5, 6, 7]], target)
+    padded = tutorial_logits(model, [[5, 6, 7, 0, 0, 0]], target)
+    np.testing.assert_allclose(short, padded, atol=1e-5)
+
+
+def test_tutorial_positional_encoding_layout():
+    table = train_speed.tutorial_positional_encoding(10, 8)
+    assert table.shape == (10, 8)
+    np.testing.assert_allclose(table[0], [0, 0, 0, 0, 1, 1, 1, 1])  # sin(0) | cos(0)
+    np.testing.assert_allclose(table[3, 0], np.sin(3.0), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return common.load_data("tiny", train_size=300, validation_size=20)
+
+
+def as_arrays(dataset):
+    return [[t.numpy() for t in tf.nest.flatten(batch)] for batch in dataset]
+
+
+def test_pipelines_are_deterministic_so_a_twin_can_count_tokens(data):
+    for pipeline in (common.padded_to_longest, common.bucketed):
+        first = as_arrays(common.epochs_of(pipeline, data.train, 32, 2))
+        second = as_arrays(common.epochs_of(pipeline, data.train, 32, 2))
+        assert len(first) == len(second) > 0
+        for a, b in zip(first, second):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
+
+
+def test_the_tutorial_pipeline_pads_each_batch_to_its_longest(data):
+    for (source, decoder_in), labels, weights in common.padded_to_longest(data.train, 32, 0):
+        assert (source.numpy() != 0).sum(axis=1).max() == source.shape[1]
+        assert int(weights.numpy().sum(axis=1).max()) == labels.shape[1]
+
+
+def test_padding_accounting():
+    batch = ((tf.constant([[4, 5, 0, 0], [4, 0, 0, 0]]), tf.constant([[2, 6], [2, 0]])),
+             tf.constant([[6, 3], [3, 0]]), tf.constant([[1.0, 1.0], [1.0, 0.0]]))
+    stats = common.batch_stats(tf.data.Dataset.from_tensors(batch), 5)
+    assert [(s.shape, s.source_tokens, s.target_tokens) for s in stats] == [((2, 4, 2), 3, 3)]
+    assert common.padding_fractions(stats) == pytest.approx((5 / 8, 1 / 4))
+
+
+@pytest.mark.slow
+def test_train_speed_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    train_speed.main(["--preset", "tiny", "--batch-size", "32", "--train-size", "300",
+                      "--validation-size", "20", "--warmup", "0", "--rounds", "1",
+                      "--segment", "1", "--json", str(out)])
+    assert "x tutorial" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["results"]
+    assert [r["name"] for r in rows] == ["tutorial", "ours", "ours + XLA"]
+    assert rows[0]["speedup"] == 1.0
+    for row in rows:
+        assert row["target_tokens_per_s"] > 0 and np.isfinite(row["val_loss"])
+        assert row["steps"] == 1 + 0 + 1 * 1
+        assert 0 <= row["source_padding"] < 1
+    assert rows[2]["target_padding"] > 0  # static shapes pad targets to T
+
+
+@pytest.mark.slow
+def test_pipeline_speed_runs_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline_speed, "CACHED_BATCHES", 4)
+    out = tmp_path / "pipeline.json"
+    pipeline_speed.main(["--preset", "tiny", "--batch-size", "32", "--train-size", "300",
+                         "--warmup", "1", "--rounds", "1", "--segment", "2",
+                         "--json", str(out)])
+    assert "pipeline alone / model alone" in capsys.readouterr().out
+    rates = json.loads(out.read_text())["rates"]
+    assert len(rates) == 3 and all(rate > 0 for rate in rates.values())
+
+
+def test_bad_arguments_exit_with_one_line(capsys):
+    with pytest.raises(SystemExit) as error:
+        train_speed.parse_args(["--segment", "0"])
+    assert error.value.code != 0
+    assert "--segment must be positive" in capsys.readouterr().err
