@@ -8,18 +8,14 @@ import time
 import warnings
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from kit.models import preset
-from kit.tokenizer import BOS_ID, EOS_ID, CharTokenizer
+from kit.tokenizer import CharTokenizer
 from training.dates import default_splits
-from training.losses import SmoothedSparseCrossentropy, WarmupInverseSqrt, tutorial_adam
+from training import train
 from training.pipeline import encode_split, make_dataset
 from training.train import TrainOptions
-
-TRAINING_DEFAULTS = TrainOptions()  # label smoothing and warm-up, as `python -m kit train`
 
 
 @dataclass
@@ -43,32 +39,10 @@ def load_data(preset_name, train_size, validation_size, seed=0):
                 encode_split(pairs["validation"], tokenizer, S, T))
 
 
-def _ragged_ids(rows):
-    lengths = np.array([len(row) for row in rows], dtype=np.int64)
-    flat = np.concatenate([np.asarray(row, dtype=np.int32) for row in rows])
-    return tf.RaggedTensor.from_row_lengths(flat, lengths)
-
-
-def _with_weights(source, decoder_input, labels):
-    weights = tf.cast(tf.not_equal(labels, 0), tf.float32)
-    return (source, decoder_input), labels, weights
-
-
 def padded_to_longest(split, batch_size, seed):
     """The TF tutorial's pipeline, one epoch: shuffle, then pad each batch to its longest
     source and its longest target (no bucketing). Elements as `make_dataset`'s."""
-    def shift(source, target):
-        return (source, tf.concat([[BOS_ID], target], axis=0),
-                tf.concat([target, [EOS_ID]], axis=0))
-
-    dataset = tf.data.Dataset.from_tensor_slices((_ragged_ids(split.sources),
-                                                  _ragged_ids(split.targets)))
-    dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=False)
-    dataset = dataset.map(shift, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.padded_batch(batch_size)
-    dataset = dataset.map(_with_weights, num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return make_dataset(split, batch_size, shuffle=True, seed=seed, bucket_width=None)
 
 
 def bucketed(split, batch_size, seed, **kwargs):
@@ -92,16 +66,8 @@ def epochs_of(pipeline, split, batch_size, epochs, seed=0, **kwargs):
 
 
 def compile_for_training(model, config, jit_compile):
-    """Compile as `training.train` does: the tutorial's Adam and warm-up schedule, the
-    label-smoothed loss weighted by the pipeline's sample weights, token accuracy."""
-    model.compile(
-        optimizer=tutorial_adam(WarmupInverseSqrt(config.model_dim,
-                                                  TRAINING_DEFAULTS.warmup_steps)),
-        loss=SmoothedSparseCrossentropy(TRAINING_DEFAULTS.label_smoothing),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-        jit_compile=jit_compile,
-    )
-    return model
+    """Compile as `python -m kit train` does (its default options)."""
+    return train.compile_for_training(model, TrainOptions(jit_compile=jit_compile), config)
 
 
 @dataclass

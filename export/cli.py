@@ -11,13 +11,14 @@ failure or Ctrl-C leaves nothing half-written.
 """
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from training.run_dir import write_json
 
 RECIPE_CHOICES = ("float32", "float16", "dynamic_int8", "int8", "all")
 DEFAULT_SAMPLES = 200
@@ -148,7 +149,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
                   "source_run": str(loaded.info.path), "sentences": len(pairs),
                   "machine": _machine(), "recipes": rows}
         if recipe == "all":
-            _write_json(staging / "report.json", report)
+            write_json(staging / "report.json", report)
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -174,7 +175,7 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     (directory / MODEL_FILE).write_bytes(content)
     shutil.copyfile(loaded.info.path / TOKENIZER_FILE, directory / TOKENIZER_FILE)
     signatures = signature_specs(interpreter_class()(model_content=content))
-    _write_json(directory / BUNDLE_JSON, bundle_spec(recipe, loaded, signatures, exported))
+    write_json(directory / BUNDLE_JSON, bundle_spec(recipe, loaded, signatures, exported))
 
     progress(f"verifying {recipe} on {len(reference.sources)} held-out sources")
     row = {"recipe": recipe, "file_bytes": len(content),
@@ -183,7 +184,7 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     row["gpu_compatible"], row["gpu_issues"] = gpu_compatibility(content)
     row["quantization"] = exported.quantization
     row["op_types"] = op_tensor_types(content)
-    _write_json(directory / REPORT_JSON, {"format_version": 1, "metric": reference.metric,
+    write_json(directory / REPORT_JSON, {"format_version": 1, "metric": reference.metric,
                                           "source_run": str(loaded.info.path),
                                           "machine": _machine(), **row})
     return row
@@ -243,10 +244,6 @@ def _replace(staging, out):
     os.replace(staging, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_json(path, values):
-    path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _machine():

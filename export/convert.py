@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.runtime import source_ids_for
+from kit.tokenizer import source_ids
 
 # What each recipe does to the model; bundle.json repeats it for the device developer.
 RECIPE_NOTES = {
@@ -499,7 +499,7 @@ def _export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_s
     sources = [source for source, _ in pairs]
     picked = np.random.default_rng(0).permutation(len(sources))[:calibration_sources]
     S = loaded.config.max_source_length
-    ids = np.array([source_ids_for(loaded.tokenizer, sources[i], S) for i in picked],
+    ids = np.array([source_ids(loaded.tokenizer, sources[i], S) for i in picked],
                    np.int32).reshape(-1, S)
     if not len(ids):
         raise ExportError(f"{loaded.info.path / TRAIN_SAMPLE} holds no "

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.runtime import source_ids_for
+from kit.tokenizer import source_ids
+from training.evaluate import task_metrics
 
 
 @dataclass
@@ -43,55 +44,27 @@ class Reference:
 
 def keras_reference(model, tokenizer, pairs, metric, batch_size=100):
     """Decodes `pairs`' sources with the Keras model (batched, cached, float32)."""
-    from keras import ops
-
     S = model.config.max_source_length
-    T = model.config.max_target_length
     bos, eos = tokenizer.bos_id, tokenizer.eos_id
-    source_ids = np.array([source_ids_for(tokenizer, s, S) for s, _ in pairs],
-                          np.int32).reshape(-1, S)
+    sources_ids = np.array([source_ids(tokenizer, s, S) for s, _ in pairs],
+                           np.int32).reshape(-1, S)
     token_ids, logits = [], []
-    for start in range(0, len(source_ids), batch_size):
-        batch = source_ids[start:start + batch_size]
-        rows = model.greedy_decode(batch, bos, eos)  # (B, T - 1)
+    for start in range(0, len(sources_ids), batch_size):
+        rows, steps = model.greedy_decode(sources_ids[start:start + batch_size], bos, eos,
+                                          return_logits=True)  # (B, T-1), (B, T-1, V)
         paths = [_until_eos(row, eos) for row in rows]
-        # Teacher forcing along Keras's own path: BOS, then its tokens (0 once done).
-        fed = np.zeros_like(rows)
-        fed[:, 0] = bos
-        fed[:, 1:] = rows[:, :-1]
-        encoded = model.encode(batch)
-        cache = model.init_cache(len(batch))
-        steps = []
-        for position in range(T - 1):
-            step, cache = model.decode_step(fed[:, position:position + 1], position, cache,
-                                            encoded)
-            steps.append(ops.convert_to_numpy(step))
-        steps = np.stack(steps, axis=1)  # (B, T - 1, V)
         token_ids += paths
         logits += [steps[i, :len(path)] for i, path in enumerate(paths)]
     sources = [s for s, _ in pairs]
     targets = [t for _, t in pairs]
     hypotheses = [tokenizer.decode(ids) for ids in token_ids]
-    return Reference(sources, targets, source_ids, token_ids, logits, metric,
-                     task_scores(metric, hypotheses, targets))
+    return Reference(sources, targets, sources_ids, token_ids, logits, metric,
+                     task_metrics(metric, hypotheses, targets))
 
 
 def _until_eos(row, eos):
     row = [int(t) for t in row]
     return row[:row.index(eos) + 1] if eos in row else row
-
-
-def task_scores(metric, hypotheses, references):
-    """{"exact_match": %} or {"bleu": ..., "chrf": ...} (sacrebleu, corpus level)."""
-    if metric == "exact_match":
-        hits = sum(h == r for h, r in zip(hypotheses, references))
-        return {"exact_match": 100.0 * hits / max(len(references), 1)}
-    if metric == "bleu":
-        import sacrebleu
-
-        return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-                "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
-    raise ValueError(f"unknown metric {metric!r}: expected 'exact_match' or 'bleu'")
 
 
 def gpu_compatibility(content):
@@ -133,7 +106,7 @@ def verify_bundle(bundle, reference, tokenizer=None):
         "sentences": n,
         "token_exact": 100.0 * same / n,
         "max_logit_diff": max_diff,
-        "scores": task_scores(reference.metric, hypotheses, reference.targets),
+        "scores": task_metrics(reference.metric, hypotheses, reference.targets),
         "keras_scores": reference.scores,
         "ms_per_token": statistics.median(per_token_ms),
         "examples": [{"source": s, "target": t, "bundle": h}

@@ -279,6 +279,14 @@ def load_tokenizer(path: str | os.PathLike) -> CharTokenizer:
     return _from_config(_TOKENIZER_TYPES[kind], path, config)
 
 
+def source_ids(tokenizer, text: str, source_length: int) -> list[int]:
+    """The S ids the encoder reads for `text`: `tokenizer.encode(text)` cut to S and
+    right-padded with PAD to S, no BOS or EOS. Training, export and the device all
+    call this, so they agree on what a source is."""
+    ids = tokenizer.encode(text)[:source_length]
+    return ids + [PAD_ID] * (source_length - len(ids))
+
+
 def _from_config(cls, path, config):
     """`cls.from_dict(config)`, with errors that name the file they came from."""
     try:

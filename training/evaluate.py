@@ -1,12 +1,14 @@
 """Task metrics of a Keras model on text pairs: greedy decoding with the KV cache."""
 
-from training.pipeline import encode_source, padded_sources
+import numpy as np
+
+from kit.tokenizer import source_ids
 
 
 def greedy_translate(model, tokenizer, sources, batch_size=256):
     """Greedy-decode `sources` (list of str) with the model's cached decoding."""
     length = model.config.max_source_length
-    ids = padded_sources([encode_source(tokenizer, s, length) for s in sources], length)
+    ids = np.array([source_ids(tokenizer, s, length) for s in sources], np.int32).reshape(-1, length)
     outputs = []
     for start in range(0, len(ids), batch_size):
         generated = model.greedy_decode(ids[start:start + batch_size], tokenizer.bos_id,

@@ -27,11 +27,6 @@ class EncodedSplit:
         return len(self.sources)
 
 
-def encode_source(tokenizer, text, max_source_length):
-    """The source ids the model sees: the text's ids cut to S. The device runtime does the same."""
-    return tokenizer.encode(text)[:max_source_length]
-
-
 def encode_split(pairs, tokenizer, max_source_length, max_target_length):
     """Tokenize (source, target) pairs; count what had to be truncated."""
     sources, targets = [], []
@@ -81,7 +76,9 @@ def make_dataset(split, batch_size, *, shuffle, seed=0, bucket_width=8, static_s
         shuffle: shuffle the whole split (training) or keep the order (evaluation).
         seed: the shuffle seed; the training loop passes seed + epoch so that each epoch
             has its own order and a resumed run sees the orders an uninterrupted one saw.
-        bucket_width: source lengths within one bucket differ by less than this.
+        bucket_width: source lengths within one bucket differ by less than this; None
+            batches in shuffled order and pads to each batch's longest sequence (the TF
+            tutorial's pipeline, kept for comparison).
         static_shapes: None, or `(S, T)`: pad sources to their bucket's bound (at most S)
             and targets to T, so that only a few distinct shapes exist (what XLA wants).
     """
@@ -91,13 +88,18 @@ def make_dataset(split, batch_size, *, shuffle, seed=0, bucket_width=8, static_s
     if shuffle:
         dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=False)
     dataset = dataset.map(_shift, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    longest = static_shapes[0] if static_shapes else max(len(s) for s in split.sources)
-    boundaries = bucket_boundaries(longest, bucket_width)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda source, decoder_input, labels: tf.shape(source)[0],
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-    )
+    if bucket_width is None:
+        if static_shapes:
+            raise ValueError("`static_shapes` needs buckets; received bucket_width=None")
+        dataset = dataset.padded_batch(batch_size)
+    else:
+        longest = static_shapes[0] if static_shapes else max(len(s) for s in split.sources)
+        boundaries = bucket_boundaries(longest, bucket_width)
+        dataset = dataset.bucket_by_sequence_length(
+            element_length_func=lambda source, decoder_input, labels: tf.shape(source)[0],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        )
     if static_shapes:
         bounds = tf.constant([b - 1 for b in boundaries] + [static_shapes[0]], tf.int32)
         target_length = static_shapes[1]
@@ -111,11 +113,3 @@ def make_dataset(split, batch_size, *, shuffle, seed=0, bucket_width=8, static_s
     dataset = dataset.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def padded_sources(sources, max_source_length):
-    """(N, S) int32 array of source ids, right-padded with 0: the fixed shape of decoding."""
-    out = np.zeros((len(sources), max_source_length), dtype=np.int32)
-    for row, ids in enumerate(sources):
-        out[row, : len(ids)] = ids[:max_source_length]
-    return out

@@ -17,10 +17,8 @@ from export.runtime.bundle import (
     Bundle,
     BundleError,
     read_bundle_json,
-    source_ids_for,
 )
 from export.runtime.interpreter import RuntimeUnavailable, signature_specs
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "BUNDLE_JSON", "MODEL_FILE", "REPORT_JSON", "Bundle",
-           "BundleError", "RuntimeUnavailable", "read_bundle_json", "signature_specs",
-           "source_ids_for"]
+           "BundleError", "RuntimeUnavailable", "read_bundle_json", "signature_specs"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from export.runtime.interpreter import DirectSignature, interpreter_class, signature_specs
-from kit.tokenizer import TokenizerError, load_tokenizer
+from kit.tokenizer import TokenizerError, load_tokenizer, source_ids
 
 BUNDLE_FORMAT_VERSION = 1
 BUNDLE_JSON = "bundle.json"
@@ -26,13 +26,6 @@ REPORT_JSON = "report.json"
 
 class BundleError(ValueError):
     """A bundle directory that is missing, incomplete or inconsistent (one line)."""
-
-
-def source_ids_for(tokenizer, text, source_length):
-    """The training convention: `tokenizer.encode(text)`, cut to S, right-padded with
-    PAD (0) to S. No BOS or EOS on the source."""
-    ids = tokenizer.encode(text)[:source_length]
-    return ids + [tokenizer.pad_id] * (source_length - len(ids))
 
 
 class Bundle:
@@ -102,7 +95,7 @@ class Bundle:
 
     def source_ids(self, text):
         """`text` -> the S source ids the model reads."""
-        return source_ids_for(self.tokenizer, text, self.source_length)
+        return source_ids(self.tokenizer, text, self.source_length)
 
     def greedy_ids(self, source_ids, max_new_tokens=None):
         """Greedy decoding: BOS at position 0, then each step's argmax fed back at the

@@ -180,7 +180,7 @@ class Seq2SeqTransformer(keras.Model):
         logits = self._logits(x)  # (B, 1, V)
         return logits[:, 0, :], ops.stack(new_caches, axis=1)  # (B, V), (B, L, 2, T, H, Dh)
 
-    def greedy_decode(self, source_ids, bos_id, eos_id, max_length=None):
+    def greedy_decode(self, source_ids, bos_id, eos_id, max_length=None, return_logits=False):
         """Greedy decoding with the KV cache, eagerly: the reference that exported files
         are checked against.
 
@@ -188,10 +188,12 @@ class Seq2SeqTransformer(keras.Model):
             source_ids: (B, S') int array.
             bos_id, eos_id: the target's start and end token ids.
             max_length: the most tokens to generate; defaults to T - 1.
+            return_logits: also return each step's float32 logits (B, max_length, V),
+                0 after the last step run: what verification compares files against.
 
         Returns:
             (B, max_length) int32 numpy array of generated ids; after a row's EOS the
-            row holds 0 (padding).
+            row holds 0 (padding). With `return_logits`, (ids, logits).
         """
         max_length = max_length or self.config.max_target_length - 1
         if not 0 < max_length < self.config.max_target_length:
@@ -204,16 +206,18 @@ class Seq2SeqTransformer(keras.Model):
         tokens = np.full((batch, 1), bos_id, dtype=np.int32)
         output = np.zeros((batch, max_length), dtype=np.int32)
         finished = np.zeros(batch, dtype=bool)
+        all_logits = np.zeros((batch, max_length, self.config.target_vocab_size), np.float32)
         for position in range(max_length):
             logits, cache = self.decode_step(tokens, position, cache, encoded)
-            next_ids = np.argmax(ops.convert_to_numpy(logits), axis=-1).astype(np.int32)
+            all_logits[:, position] = ops.convert_to_numpy(logits)
+            next_ids = np.argmax(all_logits[:, position], axis=-1).astype(np.int32)
             next_ids[finished] = 0
             output[:, position] = next_ids
             finished |= next_ids == eos_id
             if finished.all():
                 break
             tokens = next_ids[:, None]
-        return output
+        return (output, all_logits) if return_logits else output
 
     def cross_attention_weights(self, source_ids, target_input_ids):
         """(B, L, H, T', S') float32: which source tokens each target position attended

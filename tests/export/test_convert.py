@@ -217,17 +217,18 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     content = convert(tmp_path / "saved_model", "float32")
     assert not [op for op in model_ops(content) if op.startswith("Flex")]
 
-    from export.cli import _write_json, bundle_spec
+    from export.cli import bundle_spec
+    from training.run_dir import write_json
     from export.runtime import BUNDLE_JSON, signature_specs
 
     bundle_dir = tmp_path / "bundle"
     bundle_dir.mkdir()
     (bundle_dir / MODEL_FILE).write_bytes(content)
     (bundle_dir / "tokenizer.json").write_bytes((run / "tokenizer.json").read_bytes())
-    _write_json(bundle_dir / BUNDLE_JSON,
-                bundle_spec("float32", loaded, signature_specs(_interpreter(content)),
-                            Exported(content, loaded.config,
-                                     {"summary": RECIPE_NOTES["float32"]})))
+    write_json(bundle_dir / BUNDLE_JSON,
+               bundle_spec("float32", loaded, signature_specs(_interpreter(content)),
+                           Exported(content, loaded.config,
+                                    {"summary": RECIPE_NOTES["float32"]})))
     bundle = Bundle.load(bundle_dir)
     tokenizer = loaded.tokenizer
     sources = [bundle.source_ids(text) for text in ("12 May 2001", "3/4/99", "2020-01-31")]

@@ -295,3 +295,9 @@ def test_the_file_alone_needs_only_the_standard_library():
         "assert t.decode(t.encode('abcz')) == 'abc' + tok.UNK_TEXT\n"
     )
     assert _modules_after(code) == ""
+
+
+def test_source_ids_cut_and_pad_to_the_source_length():
+    tok = tokenizer_module.CharTokenizer.train(["2020-01-02"])
+    assert tokenizer_module.source_ids(tok, "2020-01-02", 4) == tok.encode("2020")
+    assert tokenizer_module.source_ids(tok, "20", 4) == tok.encode("20") + [0, 0]

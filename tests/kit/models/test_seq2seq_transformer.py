@@ -83,6 +83,20 @@ def test_greedy_decode_matches_argmax_of_full_passes():
             prefix.append(token)
 
 
+def test_greedy_decode_returns_the_logits_it_chose_from():
+    model = make()
+    ids, logits = model.greedy_decode(SOURCE, 2, 3, max_length=5, return_logits=True)
+    np.testing.assert_array_equal(ids, model.greedy_decode(SOURCE, 2, 3, max_length=5))
+    assert logits.shape == (2, 5, 32) and logits.dtype == np.float32
+    full = np_(model((SOURCE, np.concatenate([np.full((2, 1), 2), ids[:, :4]], 1))))
+    steps = (ids != 0).sum(1)  # rows stop at EOS; later logits are for padding inputs
+    for row in range(2):
+        n = min(int(steps[row]), 5)
+        np.testing.assert_allclose(logits[row, :n], full[row, :n], atol=1e-5)
+        live = ids[row, :n] != 0
+        np.testing.assert_array_equal(logits[row, :n].argmax(-1)[live], ids[row, :n][live])
+
+
 def test_cross_attention_weights():
     model = make(num_decoder_layers=2)
     weights = np_(model.cross_attention_weights(SOURCE, TARGET))
