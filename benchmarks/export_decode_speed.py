@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.runtime import Bundle  # noqa: E402
+from kit.runtime import Bundle  # noqa: E402
 
 
 def ms_per_token(bundle, sources, repeats):

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from training.run_dir import write_json
+from kit.files import as_umask_allows, write_json
 
 RECIPE_CHOICES = ("float32", "float16", "dynamic_int8", "int8", "all")
 DEFAULT_SAMPLES = 200
@@ -71,13 +71,14 @@ def main(argv=None):
         return stop.code if isinstance(stop.code, int) else 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from export.convert import ExportError
-    from export.runtime import BundleError, RuntimeUnavailable
+    from export.errors import ExportError
+    from kit.runtime import BundleError, RuntimeUnavailable
+    from training.run_dir import RunDirError
 
     try:
         report = export_run(args.run_dir, args.recipe, args.out, overwrite=args.overwrite,
                             samples=args.samples)
-    except (ExportError, BundleError, RuntimeUnavailable) as error:
+    except (ExportError, BundleError, RuntimeUnavailable, RunDirError) as error:
         print(f"export: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:
@@ -106,25 +107,24 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
 
     Raises ExportError (one line) for every problem a user can fix.
     """
-    from export.convert import RECIPES, ExportError, export_model, load_run
+    from export.convert import RECIPES, export_model
+    from export.errors import ExportError
+    from export.load import load_run
     from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run
 
     out = Path(out)
     if recipe not in RECIPE_CHOICES:
         raise ExportError(f"unknown recipe {recipe!r}: expected one of "
                           f"{', '.join(RECIPE_CHOICES)}")
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists: pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} exists and is not a directory")
-    recipes = list(RECIPES) if recipe == "all" else [recipe]
-
     try:
-        read_run(run_dir)  # a bad run dir fails before any progress line or TensorFlow
+        info = read_run(run_dir)  # a bad run dir fails before any progress line or TensorFlow
     except RunDirError as error:
         raise ExportError(str(error)) from None
+    _check_out(out, info.path, overwrite)
+    recipes = list(RECIPES) if recipe == "all" else [recipe]
+
     progress(f"loading {run_dir} and rebuilding the model in float32")
-    loaded = load_run(run_dir)
+    loaded = load_run(info)
     pairs = read_pairs(loaded.info.path / TEST_SAMPLE)[:samples]
     if not pairs:
         raise ExportError(f"{loaded.info.path / TEST_SAMPLE} holds no pairs to verify on")
@@ -139,6 +139,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
+        as_umask_allows(staging, 0o777)  # mkdtemp makes it owner-only
         rows = []
         for name in recipes:
             directory = staging if recipe != "all" else staging / name
@@ -157,6 +158,44 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     return report
 
 
+BUNDLE_FILES = frozenset({"bundle.json", "model.tflite", "tokenizer.json", "report.json"})
+
+
+def _is_bundle(path):
+    """Whether `path` is a directory that export wrote: one bundle (its bundle.json and
+    nothing but bundle files) or an `--recipe all` set (report.json and bundles)."""
+    from kit.runtime import BUNDLE_JSON, REPORT_JSON
+
+    if not path.is_dir() or path.is_symlink():
+        return False
+    entries = list(path.iterdir())
+    if (path / BUNDLE_JSON).is_file():
+        return all(entry.is_file() and entry.name in BUNDLE_FILES for entry in entries)
+    return ((path / REPORT_JSON).is_file()
+            and all(entry.name == REPORT_JSON or _is_bundle(entry) for entry in entries))
+
+
+def _check_out(out, run_path, overwrite):
+    """Refuses an `--out` that export may not write or replace, before any work."""
+    from export.errors import ExportError
+
+    resolved, run = out.resolve(), run_path.resolve()
+    if resolved == run or resolved in run.parents:
+        raise ExportError(f"--out {out} is the run directory or holds it; choose a new "
+                          "directory for the bundle")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a directory")
+    if not any(out.iterdir()):
+        return  # an empty directory made for the bundle
+    if not _is_bundle(out):
+        raise ExportError(f"--out {out} exists and is not a bundle written by export; "
+                          "export replaces only its own bundles: choose a new directory")
+    if not overwrite:
+        raise ExportError(f"{out} already exists (a bundle): pass --overwrite to replace it")
+
+
 def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference, progress):
     """One bundle directory: files, bundle.json, then verification into report.json.
 
@@ -164,18 +203,24 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     `reference`, the original model's decoding, also when the file was converted from a
     rebuild (int8).
     """
-    from export.convert import op_tensor_types
-    from export.runtime import BUNDLE_JSON, MODEL_FILE, REPORT_JSON, Bundle, signature_specs
-    from export.runtime.interpreter import interpreter_class
+    from export.flatbuffer import op_tensor_types
+    from kit.runtime import REPORT_JSON, TFLITE_FILE, Bundle, signature_specs
+    from kit.runtime.bundle import bundle_spec, write_bundle_json
+    from kit.runtime.interpreter import interpreter_class
     from export.verify import gpu_compatibility, verify_bundle
     from training.run_dir import TOKENIZER_FILE
 
     directory.mkdir(parents=True, exist_ok=True)
     content = exported.content
-    (directory / MODEL_FILE).write_bytes(content)
+    (directory / TFLITE_FILE).write_bytes(content)
     shutil.copyfile(loaded.info.path / TOKENIZER_FILE, directory / TOKENIZER_FILE)
     signatures = signature_specs(interpreter_class()(model_content=content))
-    write_json(directory / BUNDLE_JSON, bundle_spec(recipe, loaded, signatures, exported))
+    info = loaded.info
+    write_bundle_json(directory, bundle_spec(
+        recipe, exported.config.to_dict(), loaded.tokenizer, signatures, exported.quantization,
+        source_run={"path": str(info.path), "data": info.data, "metric": info.metric,
+                    "precision": info.precision, "epochs_done": info.epochs_done,
+                    "metrics": info.metrics}))
 
     progress(f"verifying {recipe} on {len(reference.sources)} held-out sources")
     row = {"recipe": recipe, "file_bytes": len(content),
@@ -188,50 +233,6 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
                                           "source_run": str(loaded.info.path),
                                           "machine": _machine(), **row})
     return row
-
-
-def bundle_spec(recipe, loaded, signatures, exported):
-    """The contents of bundle.json: all a device needs to write the decode loop.
-
-    `exported` (an `export.convert.Exported`) gives the config the file was converted
-    from (the int8 file's attention mask bias differs from the run's) and the recipe's
-    quantization facts.
-    """
-    from export.runtime import BUNDLE_FORMAT_VERSION, MODEL_FILE
-    from training.run_dir import TOKENIZER_FILE
-
-    config, tokenizer, info = exported.config, loaded.tokenizer, loaded.info
-    return {
-        "format_version": BUNDLE_FORMAT_VERSION,
-        "recipe": recipe,
-        "quantization": exported.quantization,
-        "model_file": MODEL_FILE,
-        "tokenizer_file": TOKENIZER_FILE,
-        "source_length": config.max_source_length,
-        "target_length": config.max_target_length,
-        "special_ids": {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id,
-                        "bos": tokenizer.bos_id, "eos": tokenizer.eos_id},
-        "vocab_size": {"source": config.source_vocab_size,
-                       "target": config.target_vocab_size,
-                       "tokenizer": tokenizer.vocab_size},
-        "model": {**config.to_dict(), "head_dim": config.head_dim},
-        "signatures": signatures,
-        "decoding": {
-            "source_ids": "tokenizer ids of the text (no BOS/EOS), cut to source_length "
-                          "and right-padded with the pad id",
-            "loop": "run encode once; self_cache = zeros; token = bos; for position in "
-                    "0 .. target_length - 2: run decode_step(token_ids=[[token]], "
-                    "position=[position], self_cache, source_mask, cross_cache), keep its "
-                    "self_cache output for the next step, token = argmax(logits[0]); stop "
-                    "after eos",
-            "max_new_tokens": config.max_target_length - 1,
-            "io_types": "inputs and outputs are float32 and int32 in every recipe; "
-                        "quantization is internal to the file",
-        },
-        "source_run": {"path": str(info.path), "data": info.data, "metric": info.metric,
-                       "precision": info.precision, "epochs_done": info.epochs_done,
-                       "metrics": info.metrics},
-    }
 
 
 def _replace(staging, out):

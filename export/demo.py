@@ -67,7 +67,7 @@ def main(argv=None):
         return 130
 
     print(f"== 2/3 export: {args.recipe} bundle into {args.bundle}", flush=True)
-    from export.runtime import Bundle, BundleError, RuntimeUnavailable
+    from kit.runtime import Bundle, BundleError, RuntimeUnavailable
 
     if _existing_bundle_of(args.bundle, args.run):
         print(f"{args.bundle} already holds a bundle of {args.run}; reusing it")

@@ -2,7 +2,7 @@
 
 The reference is the float32 Keras model's own cached greedy decoding
 (`Seq2SeqTransformer.greedy_decode`) on held-out sources (samples/test.tsv). Each
-bundle is decoded by the runtime core (`export.runtime.Bundle`, the code a device
+bundle is decoded by the runtime core (`kit.runtime.Bundle`, the code a device
 runs) and compared with it:
 
     token_exact     % of sentences whose whole generated token sequence (up to and

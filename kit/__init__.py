@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("layers", "models", "tokenizer")
+_LAZY_SUBMODULES = ("decoding", "files", "layers", "models", "runtime", "tokenizer")
 
 
 def __getattr__(name):

@@ -23,7 +23,7 @@ def _command(name):
     elif name == "export":
         from export.cli import main
     elif name == "decode":
-        from export.runtime.cli import main
+        from kit.runtime.cli import main
     elif name == "demo":
         from export.demo import main
     else:

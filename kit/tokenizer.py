@@ -22,11 +22,12 @@ from __future__ import annotations  # the runtime may run on an older Python
 import json
 import operator
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-TOKENIZER_FILENAME = "tokenizer.json"
+from kit.files import atomic_write
+
+TOKENIZER_FILE = "tokenizer.json"  # its name in run directories and bundles
 FORMAT_VERSION = 1
 
 PAD_ID = 0
@@ -220,27 +221,11 @@ class CharTokenizer:
             raise TokenizerError(f"invalid vocabulary: {error}") from None
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the tokenizer as JSON, atomically.
-
-        The file is written next to its destination and then renamed over it, so a
-        crash or a full disk never leaves a half-written tokenizer behind that a later
-        `load` (or a phone) would read.
-        """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
+        """Writes the tokenizer as JSON, atomically (`kit.files.atomic_write`): a crash
+        or a full disk never leaves a half-written tokenizer that a later `load` (or a
+        phone) would read."""
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
-        fd, tmp_path = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_path, path)
-        except BaseException:
-            os.unlink(tmp_path)
-            raise
+        atomic_write(path, text)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CharTokenizer:
@@ -300,7 +285,7 @@ def _read_json(path):
     path = os.fspath(path)
     if os.path.isdir(path):
         raise TokenizerError(
-            f"{path} is a directory, expected a tokenizer file such as {TOKENIZER_FILENAME}"
+            f"{path} is a directory, expected a tokenizer file such as {TOKENIZER_FILE}"
         )
     try:
         with open(path, "rb") as f:

@@ -66,7 +66,7 @@ def test_demo_trains_exports_and_decodes(demo):
 
 def test_decode_without_tensorflow_or_keras(demo):
     _, bundle, _ = demo
-    from export.runtime import Bundle
+    from kit.runtime import Bundle
 
     expected = [Bundle.load(bundle).translate(t) for t in ("1 May 1990", "x")]
     args = kit("decode", str(bundle), "1 May 1990", "x", device=True)

@@ -65,8 +65,12 @@ def main(argv=None):
         from training.train import train
 
         train(options_from_args(args))
-    except (TrainError, ValueError) as error:
+    except TrainError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # the machine's refusal (a full disk, a read-only place)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume {args.out} from its "

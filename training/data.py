@@ -61,16 +61,43 @@ def load_pairs(
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be a positive integer. Received: limit={limit!r}")
-    if spec == "default":
+    kind, rest = check_spec(spec)
+    if kind == "default":
         return _load_default(spec, seed, limit)
+    if kind == "tsv":
+        return _load_tsv(spec, rest, strict, limit)
+    return _load_tfds(spec, rest, limit)
+
+
+def check_spec(spec):
+    """Checks the form of a spec, and that a `tsv:` file is a readable file, without
+    reading the data or importing TensorFlow: what a command checks before it starts.
+
+    Returns:
+        (kind, rest): ("default", ""), ("tsv", expanded path) or ("tfds", NAME[/CONFIG]).
+    """
+    if spec == "default":
+        return "default", ""
     kind, colon, rest = spec.partition(":")
     if colon and kind in ("tsv", "tfds") and not rest:
         what = "a file path" if kind == "tsv" else "a data set name"
         raise DataError(f"--data {spec!r} lacks {what}: expected {ACCEPTED_SPECS}")
     if colon and kind == "tsv":
-        return _load_tsv(spec, os.path.expanduser(rest), strict, limit)
+        path = os.path.expanduser(rest)
+        if os.path.isdir(path):
+            raise DataError(f"{spec}: {path} is a directory, expected a file")
+        if not os.path.exists(path):
+            raise DataError(f"{spec}: file not found")
+        if not os.access(path, os.R_OK):
+            raise DataError(f"{spec}: cannot read {path}: permission denied")
+        return "tsv", path
     if colon and kind == "tfds":
-        return _load_tfds(spec, rest, limit)
+        if not _TFDS_NAME.fullmatch(rest):
+            raise DataError(
+                f"{spec}: expected tfds:NAME[/CONFIG], e.g. tfds:ted_hrlr_translate/pt_to_en "
+                "(community namespaces such as huggingface: are not supported, they download)"
+            )
+        return "tfds", rest
     raise DataError(f"unknown --data {spec!r}: expected {ACCEPTED_SPECS}")
 
 
@@ -89,8 +116,7 @@ def _load_tsv(spec, path, strict, limit):
     The split follows `dates.split_of` (a stable hash of the source: about 90% train,
     5% validation, 5% test), so adding lines to a file never moves the old ones to
     another split, and one source with several targets stays in one split. With 3
-    pairs or more, validation and test get at least one each: if hashing left one
-    empty, the last train pairs move there.
+    distinct sources or more, every split gets at least one (`_give_every_split_a_source`).
     """
     if os.path.isdir(path):
         raise DataError(f"{spec}: {path} is a directory, expected a file")
@@ -141,10 +167,7 @@ def _load_tsv(spec, path, strict, limit):
     splits = {name: [] for name in SPLITS}
     for pair in pairs:
         splits[dates.split_of(pair[0])].append(pair)
-    if len(pairs) >= 3:
-        for name in ("test", "validation"):
-            if not splits[name]:
-                splits[name].append(splits["train"].pop())
+    _give_every_split_a_source(splits)
     return Pairs(
         **_capped(splits, limit),
         spec=spec,
@@ -152,6 +175,23 @@ def _load_tsv(spec, path, strict, limit):
         skipped=len(bad_lines),
         skipped_lines=bad_lines[:MAX_REPORTED_LINES],
     )
+
+
+def _give_every_split_a_source(splits):
+    """With 3 distinct sources or more, a split that hashing left empty takes the last
+    source, with all its pairs, of the split that has the most sources: small files
+    still get a validation and a test pair, and no source is in two splits."""
+    sources = {name: list(dict.fromkeys(s for s, _ in splits[name])) for name in SPLITS}
+    if sum(map(len, sources.values())) < 3:
+        return
+    for name in ("train", "test", "validation"):
+        if sources[name]:
+            continue
+        donor = max(SPLITS, key=lambda other: len(sources[other]))
+        moved = sources[donor].pop()
+        splits[name] += [pair for pair in splits[donor] if pair[0] == moved]
+        splits[donor] = [pair for pair in splits[donor] if pair[0] != moved]
+        sources[name].append(moved)
 
 
 def _load_tfds(spec, name, limit):
@@ -163,11 +203,6 @@ def _load_tfds(spec, name, limit):
     train split with `dates.split_of`, like a TSV file. Pairs with an empty source or
     target are left out and counted in `skipped`.
     """
-    if not _TFDS_NAME.fullmatch(name):
-        raise DataError(
-            f"{spec}: expected tfds:NAME[/CONFIG], e.g. tfds:ted_hrlr_translate/pt_to_en "
-            "(community namespaces such as huggingface: are not supported, they download)"
-        )
     import tensorflow_datasets as tfds
 
     data_dir = os.environ.get("TFDS_DATA_DIR") or None

@@ -14,15 +14,15 @@ has finished: a directory without it is a run in progress or an interrupted one.
 """
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit.files import atomic_write
+from kit.tokenizer import TOKENIZER_FILE
+
 RUN_FORMAT_VERSION = 1
 RUN_JSON = "run.json"
-MODEL_FILE = "model.keras"
-TOKENIZER_FILE = "tokenizer.json"
+KERAS_MODEL_FILE = "model.keras"
 SAMPLES_DIR = "samples"
 TRAIN_SAMPLE = "samples/train.tsv"
 TEST_SAMPLE = "samples/test.tsv"
@@ -49,42 +49,28 @@ class RunInfo:
     raw: dict = field(default_factory=dict)
 
 
-def atomic_write_text(path, text):
-    """Write `text` to `path` so that a reader sees the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path, values):
-    atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
-
-
 def write_pairs(path, pairs):
     """One `source<TAB>target` line per pair (tabs and newlines inside text are spaces)."""
     def clean(text):
         return text.replace("\t", " ").replace("\n", " ")
-    atomic_write_text(path, "".join(f"{clean(s)}\t{clean(t)}\n" for s, t in pairs))
+    atomic_write(path, "".join(f"{clean(s)}\t{clean(t)}\n" for s, t in pairs))
 
 
 def read_pairs(path):
+    """The pairs of a samples file; RunDirError naming the line if one is malformed."""
     pairs = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.rstrip("\n")
-            if line:
-                source, target = line.split("\t", 1)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                line = line.rstrip("\n")
+                if not line:
+                    continue
+                source, tab, target = line.partition("\t")
+                if not tab:
+                    raise RunDirError(f"{path}, line {number}: expected source<TAB>target")
                 pairs.append((source, target))
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunDirError(f"cannot read {path}: {error}") from None
     return pairs
 
 
@@ -110,7 +96,7 @@ def read_run(run_dir):
         raise RunDirError(f"{path} holds an unfinished run ({raw.get('epochs_done', 0)} of "
                           f"{raw.get('epochs', '?')} epochs): run the train command again "
                           "to finish it")
-    for name in (MODEL_FILE, TOKENIZER_FILE, TRAIN_SAMPLE, TEST_SAMPLE):
+    for name in (KERAS_MODEL_FILE, TOKENIZER_FILE, TRAIN_SAMPLE, TEST_SAMPLE):
         if not (path / name).is_file():
             raise RunDirError(f"{path} is missing {name}")
     try:

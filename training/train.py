@@ -11,12 +11,14 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from kit.files import replacing, write_json
 from training import run_dir as rd
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -60,16 +62,76 @@ def _log(message):
     print(message, flush=True)
 
 
+# Bounds of the numeric options: wide enough for any real run, narrow enough that a
+# typo (an extra zero, a minus sign) fails at once instead of after an epoch.
+MAX_LENGTH = 1024  # S and T: the exported file's fixed shapes and its KV cache
+LIMITS = {  # option: (smallest, largest)
+    "epochs": (1, 10_000),
+    "batch_size": (1, 65_536),
+    "warmup_steps": (1, 10_000_000),
+    "seed": (0, 2**31 - 1),
+    "limit": (1, 10**9),
+    "eval_samples": (0, 10**7),
+    "max_source_length": (1, MAX_LENGTH),
+    "max_target_length": (3, MAX_LENGTH),  # BOS, at least one token, EOS
+}
+
+
+def check_options(options):
+    """Every option checked before any file is written or TensorFlow is imported, so a
+    bad value fails at once with one line and leaves nothing behind."""
+    from training.data import DataError, check_spec
+
+    for name, (low, high) in LIMITS.items():
+        value = getattr(options, name)
+        if value is None and name in ("limit", "max_source_length", "max_target_length"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            flag = "--" + name.replace("_", "-")
+            raise TrainError(f"{flag} must be an integer from {low} to {high}, got {value!r}")
+    if options.learning_rate is not None and not (
+            isinstance(options.learning_rate, (int, float))
+            and math.isfinite(options.learning_rate) and options.learning_rate > 0):
+        raise TrainError(f"--learning-rate must be a positive number, got "
+                         f"{options.learning_rate!r}")
+    if not (isinstance(options.label_smoothing, (int, float))
+            and 0 <= options.label_smoothing < 1):
+        raise TrainError(f"--label-smoothing must be in [0, 1), got {options.label_smoothing!r}")
+    if options.precision not in PRECISIONS:
+        raise TrainError(f"unknown precision {options.precision!r}; expected one of "
+                         f"{', '.join(PRECISIONS)}")
+    try:
+        check_spec(options.data)
+    except DataError as error:
+        raise TrainError(str(error)) from None
+    _check_writable(Path(options.out))
+
+
+def _check_writable(out):
+    """--out must be (or be creatable as) a directory we can write in."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise TrainError(f"--out {out}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainError(f"--out {out}: cannot write in {existing} (permission denied)")
+
+
 def resolve_precision(precision):
     import tensorflow as tf
 
-    if precision not in PRECISIONS:
-        raise TrainError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     gpus = tf.config.list_physical_devices("GPU")
     device = f"GPU x{len(gpus)} ({gpus[0].name})" if gpus else "CPU"
     if precision == "auto":
         precision = "mixed_float16" if gpus else "float32"
     return precision, device
+
+
+# What a fresh start writes before its first epoch completes; a start that failed
+# (bad data found late, a NaN in epoch 1, Ctrl-C) leaves only these, and the next
+# command may remove them rather than refuse the directory.
+FRESH_START_FILES = (rd.TOKENIZER_FILE, rd.SAMPLES_DIR, rd.CHECKPOINT_DIR, rd.LOG_DIR)
 
 
 def _check_out_dir(options):
@@ -88,6 +150,12 @@ def _check_out_dir(options):
     except (OSError, ValueError) as error:
         raise TrainError(f"{state_path} is damaged ({error}); choose another --out") from None
     if state.get("identity") != options.identity():
+        if _is_failed_start(out, state):
+            _log(f"{out} holds a start that completed no epoch; starting afresh")
+            for name in FRESH_START_FILES:
+                target = out / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+            return None
         theirs, ours = state.get("identity", {}), options.identity()
         differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise TrainError(f"--out {out} holds a different run (differs in: "
@@ -95,11 +163,14 @@ def _check_out_dir(options):
     return state
 
 
+def _is_failed_start(out, state):
+    return (state.get("epochs_done") == 0 and not state.get("complete")
+            and all(entry.name in FRESH_START_FILES for entry in out.iterdir()))
+
+
 def _save_keras_atomically(model, path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with replacing(path, suffix=".keras") as tmp:
+        model.save(tmp)
 
 
 def compile_for_training(model, options, config):
@@ -154,31 +225,30 @@ def _start_or_resume(options, state, pairs, out):
     from kit.models import TransformerConfig, preset
     from kit.tokenizer import CharTokenizer, load_tokenizer
 
-    checkpoints = out / rd.CHECKPOINT_DIR
-    if state is None:
-        tokenizer = CharTokenizer.train([text for pair in pairs.train for text in pair])
-        tokenizer.save(out / rd.TOKENIZER_FILE)
-        overrides = {k: v for k, v in (("max_source_length", options.max_source_length),
-                                       ("max_target_length", options.max_target_length)) if v}
-        try:
-            config = preset(options.preset, source_vocab_size=tokenizer.vocab_size,
-                            target_vocab_size=tokenizer.vocab_size, **overrides)
-        except ValueError as error:
-            raise TrainError(str(error)) from None
-        state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
-                 "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": []}
-        rng = random.Random(options.seed)
-        rd.write_pairs(out / rd.TRAIN_SAMPLE,
-                       rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
-        rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
-        rd.write_json(checkpoints / "state.json", state)
-    else:
+    if state is not None:
         _log(f"resuming {out} after epoch {state['epochs_done']}")
-        # Training goes on, so the run is no longer finished until it is again.
-        (out / rd.RUN_JSON).unlink(missing_ok=True)
+        # run.json stays as it is (a finished run stays exportable) until a new epoch
+        # completes and replaces it; state.json says training is under way.
         state["complete"] = False
-        tokenizer = load_tokenizer(out / rd.TOKENIZER_FILE)
-        config = TransformerConfig.from_dict(state["config"])
+        return load_tokenizer(out / rd.TOKENIZER_FILE), TransformerConfig.from_dict(
+            state["config"]), state
+    tokenizer = CharTokenizer.train([text for pair in pairs.train for text in pair])
+    overrides = {k: v for k, v in (("max_source_length", options.max_source_length),
+                                   ("max_target_length", options.max_target_length))
+                 if v is not None}
+    try:
+        config = preset(options.preset, source_vocab_size=tokenizer.vocab_size,
+                        target_vocab_size=tokenizer.vocab_size, **overrides)
+    except ValueError as error:
+        raise TrainError(str(error)) from None
+    tokenizer.save(out / rd.TOKENIZER_FILE)
+    state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
+             "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": []}
+    rng = random.Random(options.seed)
+    rd.write_pairs(out / rd.TRAIN_SAMPLE,
+                   rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
+    rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
+    write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
     return tokenizer, config, state
 
 
@@ -201,21 +271,39 @@ def _decoding_metrics(model, tokenizer, pairs, samples):
 
 
 def train(options):
-    """Run (or resume) training; returns the run.json dict. Raises TrainError."""
-    from training.data import DataError, load_pairs
+    """Run (or resume) training; returns the run.json dict. Raises TrainError.
 
-    if options.epochs <= 0:
-        raise TrainError(f"--epochs must be positive, got {options.epochs}")
-    if options.batch_size <= 0:
-        raise TrainError(f"--batch-size must be positive, got {options.batch_size}")
+    The steps: check every option (no TensorFlow yet), look at --out (fresh, resume,
+    finished, or refused), load the data, prepare the run directory and the model,
+    train the missing epochs, then evaluate the best model and write run.json.
+    """
+    check_options(options)
     state = _check_out_dir(options)
     out = Path(options.out)
-    if state and state.get("complete") and state["epochs_done"] >= options.epochs:
+    if _finished(out, state, options):
         _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs); "
              "nothing to do")
         return json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
+    pairs = _load_data(options)
+    run = _prepare(options, state, pairs, out)
+    _train_epochs(run, options)
+    return _finish(run, options, pairs)
 
-    precision, device = resolve_precision(options.precision)
+
+def _finished(out, state, options):
+    """The run in `out` has all the epochs asked for and a run.json that says so."""
+    if not state or state["epochs_done"] < options.epochs:
+        return False
+    try:
+        info = json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(info.get("complete")) and info.get("epochs_done") == state["epochs_done"]
+
+
+def _load_data(options):
+    from training.data import DataError, load_pairs
+
     try:
         pairs = load_pairs(options.data, seed=options.seed, strict=options.strict,
                            limit=options.limit)
@@ -226,33 +314,53 @@ def train(options):
              "--strict makes them an error")
     if not pairs.train or not pairs.validation:
         raise TrainError(f"{options.data} gave {len(pairs.train)} training and "
-                         f"{len(pairs.validation)} validation pairs; both must be non-empty")
+                         f"{len(pairs.validation)} validation pairs; both must be non-empty "
+                         "(pairs are split by source: at least 3 distinct sources)")
+    return pairs
 
+
+@dataclass
+class _Run:
+    """What the epochs need, prepared once."""
+
+    out: Path
+    state: dict
+    tokenizer: object
+    config: object
+    model: object
+    train_split: object
+    val_data: object
+    static_shapes: tuple
+    precision: str
+    device: str
+    callbacks: list
+
+
+def _prepare(options, state, pairs, out):
+    """Precision and seeds, the run directory (fresh or resumed), the tokenized splits
+    and the model (built, or loaded from the last checkpoint)."""
+    precision, device = resolve_precision(options.precision)
     import keras
 
     from training.pipeline import encode_split, make_dataset
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(options.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoints = out / rd.CHECKPOINT_DIR
-    checkpoints.mkdir(exist_ok=True)
-
+    (out / rd.CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     tokenizer, config, state = _start_or_resume(options, state, pairs, out)
 
-    train_split = encode_split(pairs.train, tokenizer, config.max_source_length,
-                               config.max_target_length)
-    val_split = encode_split(pairs.validation, tokenizer, config.max_source_length,
-                             config.max_target_length)
+    lengths = (config.max_source_length, config.max_target_length)
+    train_split = encode_split(pairs.train, tokenizer, *lengths)
+    val_split = encode_split(pairs.validation, tokenizer, *lengths)
     if train_split.source_truncated or train_split.target_truncated:
-        _log(f"truncated {train_split.source_truncated} source(s) to S={config.max_source_length} "
-             f"and {train_split.target_truncated} target(s) to T-1={config.max_target_length - 1} "
+        _log(f"truncated {train_split.source_truncated} source(s) to S={lengths[0]} "
+             f"and {train_split.target_truncated} target(s) to T-1={lengths[1] - 1} "
              f"tokens, of {len(train_split)} training pairs")
     _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
          f"{len(pairs.test)} test pairs; vocabulary {tokenizer.vocab_size}; "
          f"precision {precision} on {device}")
 
-    last = checkpoints / "last.keras"
+    last = out / rd.CHECKPOINT_DIR / "last.keras"
     if state["epochs_done"] and last.is_file():
         import training.losses  # noqa: F401  (registers the loss and schedule for loading)
 
@@ -260,23 +368,33 @@ def train(options):
     else:
         model = _build_model(options, config)
     # XLA compiles once per distinct shape: give it a few.
-    static = ((config.max_source_length, config.max_target_length) if options.jit_compile
-              else None)
+    static = lengths if options.jit_compile else None
     val_data = make_dataset(val_split, options.batch_size, shuffle=False, static_shapes=static)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
+    return _Run(out, state, tokenizer, config, model, train_split, val_data, static,
+                precision, device, [tensorboard])
 
+
+def _train_epochs(run, options):
+    """One `fit` call per missing epoch over that epoch's own shuffled data (seed +
+    epoch); after each, the checkpoints, state.json and run.json are replaced
+    atomically, so an interruption loses at most the epoch under way."""
+    from training.pipeline import make_dataset
+
+    state, out = run.state, run.out
     for epoch in range(state["epochs_done"], options.epochs):
         started = time.monotonic()
         guard = _nan_guard()
-        train_data = make_dataset(train_split, options.batch_size, shuffle=True,
-                                  seed=options.seed * 100_003 + epoch, static_shapes=static)
+        train_data = make_dataset(run.train_split, options.batch_size, shuffle=True,
+                                  seed=options.seed * 100_003 + epoch,
+                                  static_shapes=run.static_shapes)
         with warnings.catch_warnings():
             # Bucketed batches have no known count: Keras warns at each epoch's end.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            history = model.fit(train_data, validation_data=val_data, epochs=epoch + 1,
-                                initial_epoch=epoch, shuffle=False,
-                                callbacks=[guard, tensorboard],
-                                verbose=1 if sys.stdout.isatty() else 2)
+            history = run.model.fit(train_data, validation_data=run.val_data,
+                                    epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+                                    callbacks=[guard, *run.callbacks],
+                                    verbose=1 if sys.stdout.isatty() else 2)
         if guard.where is not None:
             raise TrainError(f"the loss became NaN at epoch {epoch + 1}, batch {guard.where + 1}; "
                              "nothing of this epoch was saved. Lower --learning-rate, or "
@@ -286,45 +404,56 @@ def train(options):
         state["history"].append({"epoch": epoch + 1, "wall_time_s": round(elapsed, 2), **logs})
         if state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]:
             state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch + 1
-            _save_keras_atomically(model, out / rd.MODEL_FILE)
-        _save_keras_atomically(model, last)
+            _save_keras_atomically(run.model, out / rd.KERAS_MODEL_FILE)
+        _save_keras_atomically(run.model, out / rd.CHECKPOINT_DIR / "last.keras")
         state["epochs_done"] = epoch + 1
         state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
-        rd.write_json(checkpoints / "state.json", state)
+        write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
+        write_json(out / rd.RUN_JSON, _run_info(run, options, metrics={}, complete=False))
         _log(f"epoch {epoch + 1}/{options.epochs}: {elapsed:.1f} s wall clock, "
              f"val_loss {logs['val_loss']:.4f}, val_token_accuracy "
              f"{logs['val_token_accuracy']:.4f}")
 
-    best = keras.saving.load_model(out / rd.MODEL_FILE, compile=False)
+
+def _finish(run, options, pairs):
+    """Task metrics of the best model, then run.json with `"complete": true`."""
+    import keras
+
+    state = run.state
+    best = keras.saving.load_model(run.out / rd.KERAS_MODEL_FILE, compile=False)
     best_logs = state["history"][state["best_epoch"] - 1]
     started = time.monotonic()
     metrics = {"val_loss": best_logs["val_loss"],
                "val_token_accuracy": best_logs["val_token_accuracy"],
-               **_decoding_metrics(best, tokenizer, pairs, options.eval_samples)}
-    evaluation_s = time.monotonic() - started
+               **_decoding_metrics(best, run.tokenizer, pairs, options.eval_samples)}
+    info = _run_info(run, options, metrics, complete=True,
+                     evaluation_time_s=round(time.monotonic() - started, 2),
+                     metric=pairs.metric, train_pairs=len(pairs.train))
+    state["complete"] = True
+    write_json(run.out / rd.CHECKPOINT_DIR / "state.json", state)
+    write_json(run.out / rd.RUN_JSON, info)
+    _log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+    return info
 
-    info = {
+
+def _run_info(run, options, metrics, complete, **extra):
+    """The run.json dict; `complete` only once the final metrics are in."""
+    state = run.state
+    return {
         "format_version": rd.RUN_FORMAT_VERSION,
-        "complete": True,
+        "complete": complete,
         "data": options.data,
-        "metric": pairs.metric,
-        "config": config.to_dict(),
+        "config": run.config.to_dict(),
         "options": dataclasses.asdict(options),
-        "precision": precision,
-        "device": device,
+        "precision": run.precision,
+        "device": run.device,
         "epochs": options.epochs,
         "epochs_done": state["epochs_done"],
         "best_epoch": state["best_epoch"],
         "wall_time_s": state["wall_time_s"],
-        "evaluation_time_s": round(evaluation_s, 2),
-        "train_pairs": len(pairs.train),
-        "truncated": {"source": train_split.source_truncated,
-                      "target": train_split.target_truncated},
+        "truncated": {"source": run.train_split.source_truncated,
+                      "target": run.train_split.target_truncated},
         "metrics": metrics,
         "history": state["history"],
+        **extra,
     }
-    state["complete"] = True
-    rd.write_json(checkpoints / "state.json", state)
-    rd.write_json(out / rd.RUN_JSON, info)
-    _log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
-    return info

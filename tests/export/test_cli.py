@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from export import cli
-from export.convert import ExportError
-from export.runtime import BUNDLE_JSON, MODEL_FILE, REPORT_JSON
+from export.errors import ExportError
+from kit.runtime import BUNDLE_JSON, TFLITE_FILE, REPORT_JSON
 from training.run_dir import RUN_JSON
 
 pytestmark = pytest.mark.slow
@@ -41,17 +41,20 @@ def test_all_writes_one_bundle_per_recipe_and_a_comparison(tiny_bundles):
     assert [row["recipe"] for row in report["recipes"]] == list(RECIPES)
     for recipe in RECIPES:
         files = sorted(path.name for path in (out / recipe).iterdir())
-        assert files == sorted([MODEL_FILE, "tokenizer.json", BUNDLE_JSON, REPORT_JSON])
+        assert files == sorted([TFLITE_FILE, "tokenizer.json", BUNDLE_JSON, REPORT_JSON])
         row = json.loads((out / recipe / REPORT_JSON).read_text())
         for key in ("file_bytes", "size_ratio", "token_exact", "max_logit_diff", "scores",
                     "keras_scores", "ms_per_token", "gpu_compatible", "sentences",
                     "quantization", "op_types"):
             assert key in row, key
         assert row["sentences"] == 32
-        assert row["scores"]["exact_match"] >= 0
+        if row["token_exact"] == 100.0:  # the same tokens give the same score
+            assert row["scores"] == row["keras_scores"]
     rows = {row["recipe"]: row for row in report["recipes"]}
     assert rows["float32"]["size_ratio"] == 1.0
     assert rows["float32"]["token_exact"] == 100.0
+    # The tiny run decodes most dates right: the comparisons are about real outputs.
+    assert rows["float32"]["keras_scores"]["exact_match"] > 50.0
     assert rows["float32"]["max_logit_diff"] < 1e-3
     assert rows["float16"]["token_exact"] >= 90.0
     assert isinstance(rows["float32"]["gpu_compatible"], bool)

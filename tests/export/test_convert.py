@@ -7,11 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from export.convert import (RECIPE_NOTES, RECIPES, ExportError, Exported, attention_score_stats,
-                            convert, float_ops, int8_mask_value, load_run, model_ops,
-                            op_tensor_types, write_saved_model)
-from export.runtime import BUNDLE_JSON, MODEL_FILE, Bundle
-from tests.export.conftest import make_run_dir
+from export.convert import RECIPE_NOTES, RECIPES, convert, write_saved_model
+from export.errors import ExportError
+from export.flatbuffer import float_ops, model_ops, op_tensor_types
+from export.int8 import attention_score_stats, int8_mask_value
+from export.load import load_run
+from training.run_dir import read_run
+from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle
+from tests.conftest import make_run_dir
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +28,7 @@ def _interpreter(content):
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_every_recipe_converts_to_two_signatures_of_builtin_ops(tiny_bundles, recipe):
     out, _ = tiny_bundles
-    content = (out / recipe / MODEL_FILE).read_bytes()
+    content = (out / recipe / TFLITE_FILE).read_bytes()
     ops = model_ops(content)
     assert not [op for op in ops if op.startswith("Flex")], ops
     assert "CUSTOM" not in ops and all(op.isupper() for op in ops), ops
@@ -54,7 +57,7 @@ def test_int8_is_full_integer(tiny_bundles):
     """The matrix products, attention, softmax, layer norm and embeddings compute in int8
     and nothing else; bundle.json lists exactly the ops left in float32."""
     out, _ = tiny_bundles
-    content = (out / "int8" / MODEL_FILE).read_bytes()
+    content = (out / "int8" / TFLITE_FILE).read_bytes()
     types = op_tensor_types(content)
     for op in ("FULLY_CONNECTED", "SOFTMAX", "GATHER", "MEAN", "SQUARED_DIFFERENCE", "RSQRT",
                "ADD", "MUL"):
@@ -141,7 +144,7 @@ def test_dynamic_int8_has_one_scale_per_weight_tensor(tiny_bundles):
     from ai_edge_litert import schema_py_generated as schema
 
     out, report = tiny_bundles
-    content = (out / "dynamic_int8" / MODEL_FILE).read_bytes()
+    content = (out / "dynamic_int8" / TFLITE_FILE).read_bytes()
     model = schema.Model.GetRootAs(content, 0)
     weights = 0
     for s in range(model.SubgraphsLength()):
@@ -155,7 +158,7 @@ def test_dynamic_int8_has_one_scale_per_weight_tensor(tiny_bundles):
     assert "(float32,int8,float32) -> (float32)" in op_tensor_types(content)["FULLY_CONNECTED"]
     assert set(op_tensor_types(content)["GATHER"]) == {"(int8,int32) -> (int8)"}
     row = {row["recipe"]: row for row in report["recipes"]}["dynamic_int8"]
-    assert row["size_ratio"] == row["file_bytes"] / (out / "float32" / MODEL_FILE).stat().st_size
+    assert row["size_ratio"] == row["file_bytes"] / (out / "float32" / TFLITE_FILE).stat().st_size
 
 
 def test_model_ops_sees_flex_ops_in_a_file():
@@ -206,7 +209,7 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     trained = make_run_dir(run, policy="mixed_float16", epochs=1, train_size=640)
     assert trained.dtype_policy.name == "mixed_float16"
 
-    loaded = load_run(run)
+    loaded = load_run(read_run(run))
     assert loaded.model.dtype_policy.name == "float32"
     assert loaded.info.precision == "mixed_float16"
     for rebuilt, original in zip(loaded.model.get_weights(), trained.get_weights()):
@@ -217,18 +220,17 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     content = convert(tmp_path / "saved_model", "float32")
     assert not [op for op in model_ops(content) if op.startswith("Flex")]
 
-    from export.cli import bundle_spec
-    from training.run_dir import write_json
-    from export.runtime import BUNDLE_JSON, signature_specs
+    from kit.runtime import signature_specs
+    from kit.runtime.bundle import bundle_spec, write_bundle_json
 
     bundle_dir = tmp_path / "bundle"
     bundle_dir.mkdir()
-    (bundle_dir / MODEL_FILE).write_bytes(content)
+    (bundle_dir / TFLITE_FILE).write_bytes(content)
     (bundle_dir / "tokenizer.json").write_bytes((run / "tokenizer.json").read_bytes())
-    write_json(bundle_dir / BUNDLE_JSON,
-               bundle_spec("float32", loaded, signature_specs(_interpreter(content)),
-                           Exported(content, loaded.config,
-                                    {"summary": RECIPE_NOTES["float32"]})))
+    write_bundle_json(bundle_dir, bundle_spec(
+        "float32", loaded.config.to_dict(), loaded.tokenizer,
+        signature_specs(_interpreter(content)), {"summary": RECIPE_NOTES["float32"]},
+        source_run={"path": str(run)}))
     bundle = Bundle.load(bundle_dir)
     tokenizer = loaded.tokenizer
     sources = [bundle.source_ids(text) for text in ("12 May 2001", "3/4/99", "2020-01-31")]

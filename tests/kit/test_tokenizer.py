@@ -13,7 +13,7 @@ from kit.tokenizer import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
-    TOKENIZER_FILENAME,
+    TOKENIZER_FILE,
     UNK_ID,
     UNK_TEXT,
     CharTokenizer,
@@ -177,7 +177,7 @@ def test_constructor_validates_the_vocabulary(vocabulary, message):
 
 
 def test_save_load_identical(tok, tmp_path):
-    path = tmp_path / TOKENIZER_FILENAME
+    path = tmp_path / TOKENIZER_FILE
     tok.save(path)
     loaded = CharTokenizer.load(path)
     assert loaded == tok and loaded.vocabulary == tok.vocabulary
@@ -191,15 +191,15 @@ def test_save_load_identical(tok, tmp_path):
 
 
 def test_save_is_atomic_and_leaves_no_temp_files(tok, tmp_path):
-    path = tmp_path / TOKENIZER_FILENAME
+    path = tmp_path / TOKENIZER_FILE
     CharTokenizer.train(["old"]).save(path)
     tok.save(path)
     assert CharTokenizer.load(path) == tok
-    assert os.listdir(tmp_path) == [TOKENIZER_FILENAME]
+    assert os.listdir(tmp_path) == [TOKENIZER_FILE]
 
 
 def test_failed_save_keeps_the_old_file(tok, tmp_path, monkeypatch):
-    path = tmp_path / TOKENIZER_FILENAME
+    path = tmp_path / TOKENIZER_FILE
     old = CharTokenizer.train(["old"])
     old.save(path)
 
@@ -210,7 +210,7 @@ def test_failed_save_keeps_the_old_file(tok, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         tok.save(path)
     assert CharTokenizer.load(path) == old
-    assert os.listdir(tmp_path) == [TOKENIZER_FILENAME]
+    assert os.listdir(tmp_path) == [TOKENIZER_FILE]
 
 
 def _write(path, content):
@@ -244,7 +244,7 @@ def _write(path, content):
     ],
 )
 def test_load_tokenizer_errors_are_one_clear_line(tmp_path, content, message):
-    path = _write(tmp_path / TOKENIZER_FILENAME, content)
+    path = _write(tmp_path / TOKENIZER_FILE, content)
     with pytest.raises(TokenizerError, match=message) as caught:
         load_tokenizer(path)
     assert "\n" not in str(caught.value)

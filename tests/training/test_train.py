@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from kit.tokenizer import load_tokenizer
 from training import run_dir as rd
 from training.train import TrainError, TrainOptions, train
 
@@ -25,6 +26,10 @@ def tiny_options(out, **overrides):
     return TrainOptions(**{**values, **overrides})
 
 
+def read_tokenizer(out):
+    return load_tokenizer(out / rd.TOKENIZER_FILE)
+
+
 def run_cli(*args, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", "kit", *args], cwd=ROOT, capture_output=True,
@@ -34,7 +39,7 @@ def run_cli(*args, timeout=300):
 def test_default_data_gives_a_complete_run_directory(tmp_path):
     info = train(tiny_options(tmp_path / "run"))
     out = tmp_path / "run"
-    for name in (rd.MODEL_FILE, rd.TOKENIZER_FILE, rd.RUN_JSON, rd.TRAIN_SAMPLE, rd.TEST_SAMPLE):
+    for name in (rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE, rd.RUN_JSON, rd.TRAIN_SAMPLE, rd.TEST_SAMPLE):
         assert (out / name).is_file(), name
     assert any((out / rd.LOG_DIR).rglob("events.out.tfevents*"))
     read = rd.read_run(out)
@@ -42,9 +47,18 @@ def test_default_data_gives_a_complete_run_directory(tmp_path):
     assert read.precision == "float32" and info["device"] == "CPU"
     for key in ("val_loss", "val_token_accuracy", "val_exact_match", "test_exact_match"):
         assert key in read.metrics
-    assert 0.0 <= read.metrics["val_exact_match"] <= 100.0
+    # The recorded exact match is that of the saved best model's greedy decoding.
+    from training.data import load_pairs
+    from training.evaluate import exact_match, greedy_translate
+
+    pairs = load_pairs("default", limit=160).validation[:40]
+    best = keras.saving.load_model(out / rd.KERAS_MODEL_FILE, compile=False)
+    hypotheses = greedy_translate(best, read_tokenizer(out), [s for s, _ in pairs])
+    assert read.metrics["val_decoded"] == 40
+    assert read.metrics["val_exact_match"] == round(
+        exact_match(hypotheses, [t for _, t in pairs]), 3)
     assert [h["epoch"] for h in info["history"]] == [1, 2]
-    model = keras.saving.load_model(out / rd.MODEL_FILE, compile=False)
+    model = keras.saving.load_model(out / rd.KERAS_MODEL_FILE, compile=False)
     assert model.config.max_source_length == 40
 
 
@@ -57,7 +71,12 @@ def test_the_loss_goes_down(tmp_path):
 def test_mixed_precision_run(tmp_path):
     info = train(tiny_options(tmp_path / "run", epochs=1, precision="mixed_float16"))
     assert info["precision"] == "mixed_float16"
-    model = keras.saving.load_model(tmp_path / "run" / rd.MODEL_FILE, compile=False)
+    model = keras.saving.load_model(tmp_path / "run" / rd.KERAS_MODEL_FILE, compile=False)
+    # The model really trained under the policy: float16 compute, float32 variables.
+    assert model.dtype_policy.name == "mixed_float16"
+    attention = model.decoder_blocks[0].self_attention
+    assert attention.dtype_policy.name == "mixed_float16"
+    assert attention.compute_dtype == "float16" and attention.variable_dtype == "float32"
     assert all(w.dtype == "float32" for w in model.weights)
     assert np.isfinite(info["metrics"]["val_loss"])
 
@@ -84,10 +103,10 @@ def test_tfds_data_through_mock_data(tmp_path):
 def test_same_command_on_a_finished_run_does_nothing(tmp_path, capsys):
     options = tiny_options(tmp_path / "run", epochs=1)
     first = train(options)
-    stamp = (tmp_path / "run" / rd.MODEL_FILE).stat().st_mtime_ns
+    stamp = (tmp_path / "run" / rd.KERAS_MODEL_FILE).stat().st_mtime_ns
     assert train(options)["metrics"] == first["metrics"]
     assert "nothing to do" in capsys.readouterr().out
-    assert (tmp_path / "run" / rd.MODEL_FILE).stat().st_mtime_ns == stamp
+    assert (tmp_path / "run" / rd.KERAS_MODEL_FILE).stat().st_mtime_ns == stamp
 
 
 def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
@@ -130,7 +149,8 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):
     assert "run the same command again to resume" in stderr
     interrupted = json.loads(state_path.read_text())
     done = interrupted["epochs_done"]
-    assert 1 <= done < 40 and not (out / rd.RUN_JSON).exists()
+    assert 1 <= done < 40
+    assert json.loads((out / rd.RUN_JSON).read_text())["complete"] is False
 
     result = run_cli(*args, "--epochs", str(done + 1))
     assert result.returncode == 0, result.stderr
@@ -143,7 +163,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--data", "tsv:/no/such/file.tsv"], "no/such/file.tsv"),
     (["--data", "wikipedia"], "unknown --data"),
-    (["--epochs", "0"], "--epochs must be positive"),
+    (["--epochs", "0"], "--epochs must be an integer from 1"),
 ])
 def test_cli_bad_input_gives_one_line_and_exit_1(tmp_path, args, message):
     result = run_cli("train", "--out", str(tmp_path / "run"), *args)

@@ -4,21 +4,21 @@ Imports numpy, the LiteRT interpreter (`ai_edge_litert`, else `tflite_runtime`) 
 `kit.tokenizer`, and neither TensorFlow nor Keras, so it runs on a phone-like Linux
 board or anywhere `pip install numpy ai-edge-litert` works.
 
-    from export.runtime import Bundle
+    from kit.runtime import Bundle
     bundle = Bundle.load("bundles/x")
     bundle.translate("Sun 29 Nov 2026")      # -> "2026-11-29"
 """
 
-from export.runtime.bundle import (
+from kit.runtime.bundle import (
     BUNDLE_FORMAT_VERSION,
     BUNDLE_JSON,
-    MODEL_FILE,
+    TFLITE_FILE,
     REPORT_JSON,
     Bundle,
     BundleError,
     read_bundle_json,
 )
-from export.runtime.interpreter import RuntimeUnavailable, signature_specs
+from kit.runtime.interpreter import RuntimeUnavailable, signature_specs
 
-__all__ = ["BUNDLE_FORMAT_VERSION", "BUNDLE_JSON", "MODEL_FILE", "REPORT_JSON", "Bundle",
+__all__ = ["BUNDLE_FORMAT_VERSION", "BUNDLE_JSON", "TFLITE_FILE", "REPORT_JSON", "Bundle",
            "BundleError", "RuntimeUnavailable", "read_bundle_json", "signature_specs"]

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from export.runtime.interpreter import DirectSignature, interpreter_class, signature_specs
-from kit.tokenizer import TokenizerError, load_tokenizer, source_ids
+from kit.decoding import greedy_search, until_eos
+from kit.runtime.interpreter import DirectSignature, interpreter_class, signature_specs
+from kit.files import write_json
+from kit.tokenizer import TOKENIZER_FILE, TokenizerError, load_tokenizer, source_ids
 
 BUNDLE_FORMAT_VERSION = 1
 BUNDLE_JSON = "bundle.json"
-MODEL_FILE = "model.tflite"
+TFLITE_FILE = "model.tflite"
 REPORT_JSON = "report.json"
 
 
@@ -114,13 +116,12 @@ class Bundle:
             raise ValueError(f"max_new_tokens must be in [1, {limit}]. "
                              f"Received: max_new_tokens={max_new_tokens}")
         self._steps.start(self._checked_source(source_ids))
-        generated, token = [], self.bos_id
-        for position in range(max_new_tokens):
-            token = int(np.argmax(self._steps.step(token, position)))
-            generated.append(token)
-            if token == self.eos_id:
-                break
-        return generated
+
+        def step(tokens, position):  # (1,) -> (1, V)
+            return self._steps.step(int(tokens[0]), position)[None]
+
+        ids = greedy_search(step, 1, self.bos_id, self.eos_id, max_new_tokens)
+        return until_eos(ids[0], self.eos_id)
 
     def translate(self, text):
         """`text` -> the greedy output text (what `tokenizer.decode` makes of it)."""
@@ -207,6 +208,55 @@ class _DirectSteps:
         self._decode.invoke()
         return self._decode.get("logits")[0]
 
+
+
+def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run):
+    """The contents of bundle.json: all a device needs to write the decode loop.
+
+    Args:
+        recipe: the quantization recipe's name.
+        config: the model config the file was converted from, as a dict
+            (`TransformerConfig.to_dict()`: the int8 file's attention mask bias differs
+            from the run's).
+        tokenizer: the bundle's tokenizer.
+        signatures: `signature_specs` of the file.
+        quantization: what the recipe did (export's notes and chosen values).
+        source_run: where the model came from (path, data, metrics; for people).
+    """
+    return {
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "recipe": recipe,
+        "quantization": quantization,
+        "model_file": TFLITE_FILE,
+        "tokenizer_file": TOKENIZER_FILE,
+        "source_length": config["max_source_length"],
+        "target_length": config["max_target_length"],
+        "special_ids": {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id,
+                        "bos": tokenizer.bos_id, "eos": tokenizer.eos_id},
+        "vocab_size": {"source": config["source_vocab_size"],
+                       "target": config["target_vocab_size"],
+                       "tokenizer": tokenizer.vocab_size},
+        "model": {**config, "head_dim": config["model_dim"] // config["num_heads"]},
+        "signatures": signatures,
+        "decoding": {
+            "source_ids": "tokenizer ids of the text (no BOS/EOS), cut to source_length "
+                          "and right-padded with the pad id",
+            "loop": "run encode once; self_cache = zeros; token = bos; for position in "
+                    "0 .. target_length - 2: run decode_step(token_ids=[[token]], "
+                    "position=[position], self_cache, source_mask, cross_cache), keep its "
+                    "self_cache output for the next step, token = argmax(logits[0]); stop "
+                    "after eos",
+            "max_new_tokens": config["max_target_length"] - 1,
+            "io_types": "inputs and outputs are float32 and int32 in every recipe; "
+                        "quantization is internal to the file",
+        },
+        "source_run": source_run,
+    }
+
+
+def write_bundle_json(directory, spec):
+    """Writes `spec` (from `bundle_spec`) as `directory`/bundle.json, atomically."""
+    write_json(Path(directory) / BUNDLE_JSON, spec)
 
 def read_bundle_json(path):
     """The parsed `bundle.json` of bundle directory `path`; BundleError if unusable."""

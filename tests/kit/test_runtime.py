@@ -1,4 +1,4 @@
-"""export/runtime: bundle.json matches the file, float32 decodes as Keras does, the two
+"""kit/runtime: bundle.json matches the file, float32 decodes as Keras does, the two
 decode loops agree, and the runtime core runs without TensorFlow or Keras."""
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.runtime import BUNDLE_JSON, MODEL_FILE, Bundle, BundleError
+from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle, BundleError
 from training.run_dir import TEST_SAMPLE, read_pairs
 
 pytestmark = pytest.mark.slow
@@ -22,9 +22,10 @@ RECIPES = ("float32", "float16", "dynamic_int8", "int8")
 
 @pytest.fixture(scope="module")
 def keras_model(tiny_run):
-    from export.convert import load_run
+    from export.load import load_run
+    from training.run_dir import read_run
 
-    return load_run(tiny_run)
+    return load_run(read_run(tiny_run))
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -35,7 +36,7 @@ def test_bundle_json_describes_the_file(tiny_bundles, tiny_run, recipe):
 
     out, _ = tiny_bundles
     spec = json.loads((out / recipe / BUNDLE_JSON).read_text())
-    interpreter = Interpreter(model_path=str(out / recipe / MODEL_FILE))
+    interpreter = Interpreter(model_path=str(out / recipe / TFLITE_FILE))
     for key in ("encode", "decode_step"):
         runner = interpreter.get_signature_runner(key)
         for side, details in (("inputs", runner.get_input_details()),
@@ -137,7 +138,7 @@ def test_bundle_errors_are_one_line(tiny_bundles, tmp_path):
     (broken / "tokenizer.json").write_bytes((out / "float32" / "tokenizer.json").read_bytes())
     with pytest.raises(BundleError, match="missing model.tflite"):
         Bundle.load(broken)
-    (broken / MODEL_FILE).write_bytes((out / "float32" / MODEL_FILE).read_bytes())
+    (broken / TFLITE_FILE).write_bytes((out / "float32" / TFLITE_FILE).read_bytes())
     spec["signatures"]["decode_step"]["inputs"]["position"]["shape"] = [2]
     (broken / BUNDLE_JSON).write_text(json.dumps(spec))
     with pytest.raises(BundleError, match="does not match") as raised:
@@ -159,7 +160,7 @@ def test_runtime_imports_neither_tensorflow_nor_keras(tiny_bundles):
                 return None
 
         sys.meta_path.insert(0, Blocked())
-        from export.runtime import Bundle
+        from kit.runtime import Bundle
         for recipe in sys.argv[2:]:
             bundle = Bundle.load(sys.argv[1] + "/" + recipe)
             print(recipe, repr(bundle.translate("Sun 29 Nov 2026")))

@@ -8,8 +8,8 @@ input and writes one output per line, so it composes with other programs.
 import argparse
 import sys
 
-from export.runtime.bundle import Bundle, BundleError
-from export.runtime.interpreter import RuntimeUnavailable
+from kit.runtime.bundle import Bundle, BundleError
+from kit.runtime.interpreter import RuntimeUnavailable
 
 
 def build_parser():

@@ -1,0 +1,76 @@
+"""A finished run directory, read once, with its model rebuilt in float32 for export."""
+
+from dataclasses import dataclass, replace
+
+from export.errors import ExportError
+
+
+@dataclass
+class LoadedRun:
+    """A finished run, with its model rebuilt in float32."""
+
+    info: object  # training.run_dir.RunInfo
+    config: object  # kit.models.TransformerConfig
+    model: object  # kit.models.Seq2SeqTransformer, float32 policy
+    tokenizer: object  # kit.tokenizer.CharTokenizer
+
+
+def load_run(info):
+    """Rebuilds a finished run's model in float32 with the trained weights.
+
+    Args:
+        info: the run's `training.run_dir.RunInfo` (`read_run(run_dir)`).
+
+    A model trained under `mixed_float16` computes in float16 and would export float16
+    (Flex) ops; the float32 rebuild exports builtins only, whatever the training policy.
+    Raises ExportError (via RunDirError's message) for a missing or unfinished run.
+    """
+    from kit.tokenizer import TokenizerError, load_tokenizer
+    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE
+
+    import keras
+
+    from kit.models import Seq2SeqTransformer, TransformerConfig
+
+    try:
+        config = TransformerConfig.from_dict(info.config)
+    except (TypeError, ValueError) as error:
+        raise ExportError(f"{info.path / 'run.json'} has a bad model config: {error}") from None
+    try:
+        tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
+    except TokenizerError as error:
+        raise ExportError(str(error)) from None
+    if tokenizer.vocab_size > min(config.source_vocab_size, config.target_vocab_size):
+        raise ExportError(f"{info.path}: the tokenizer has {tokenizer.vocab_size} tokens, "
+                          f"more than the model's vocabulary ({config.source_vocab_size}, "
+                          f"{config.target_vocab_size})")
+    try:
+        trained = keras.saving.load_model(info.path / KERAS_MODEL_FILE, compile=False)
+    except Exception as error:  # a damaged zip, a foreign file: all one message for the user
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ExportError(f"cannot load {info.path / KERAS_MODEL_FILE}: {first_line}") from None
+    model = Seq2SeqTransformer(config, dtype="float32", name="seq2seq_transformer")
+    model.build()
+    try:
+        model.set_weights(trained.get_weights())
+    except ValueError as error:
+        raise ExportError(f"{info.path / KERAS_MODEL_FILE} does not match the config in run.json: "
+                          f"{str(error).splitlines()[0]}") from None
+    return LoadedRun(info=info, config=config, model=model, tokenizer=tokenizer)
+
+
+def rebuild(loaded, **overrides):
+    """A float32 model with `loaded`'s weights and its config changed by `overrides`
+    (fields that change no weight shape, such as `attention_mask_value`)."""
+    from kit.models import Seq2SeqTransformer
+
+    try:
+        config = replace(loaded.config, **overrides)
+    except ValueError as error:
+        raise ExportError(f"cannot rebuild the model: {error}") from None
+    model = Seq2SeqTransformer(config, dtype="float32", name="seq2seq_transformer")
+    model.build()
+    model.set_weights(loaded.model.get_weights())
+    return model
+
+
