@@ -17,7 +17,8 @@ from export.convert import RECIPE_NOTES, Exported, convert, write_saved_model
 from export.errors import ExportError
 from export.flatbuffer import float_ops, op_names
 from export.load import rebuild
-from kit.tokenizer import source_ids
+from kit.decoding import greedy_search
+from kit.tokenizer import PAD_ID, source_ids
 
 
 def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
@@ -44,22 +45,21 @@ def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
         mask = ops.convert_to_numpy(encoded["source_mask"])
         cross = ops.convert_to_numpy(encoded["cross_cache"])
         cache = model.init_cache(len(batch))
-        tokens = np.full((len(batch), 1), bos_id, np.int32)
-        live = np.ones(len(batch), bool)
-        for position in range(T - 1):
-            cache_in = ops.convert_to_numpy(cache)
-            recorded["token_ids"].append(tokens[live])
-            recorded["position"].append(np.full((live.sum(), 1), position, np.int32))
-            recorded["self_cache"].append(cache_in[live])
+
+        def step(tokens, position, encoded=encoded, mask=mask, cross=cross):
+            nonlocal cache
+            # A row fed its EOS (or padding after it) has finished: not a real step.
+            live = (tokens != eos_id) & (tokens != PAD_ID)
+            recorded["token_ids"].append(tokens[live, None])
+            recorded["position"].append(np.full(live.sum(), position, np.int32))
+            recorded["self_cache"].append(ops.convert_to_numpy(cache)[live])
             recorded["source_mask"].append(mask[live])
             recorded["cross_cache"].append(cross[live])
-            logits, cache = model.decode_step(tokens, position, cache, encoded)
-            tokens = np.argmax(ops.convert_to_numpy(logits), -1).astype(np.int32)[:, None]
-            live &= tokens[:, 0] != eos_id
-            if not live.any():
-                break
+            logits, cache = model.decode_step(tokens[:, None], position, cache, encoded)
+            return ops.convert_to_numpy(logits)
+
+        greedy_search(step, len(batch), bos_id, eos_id, T - 1)
     decode_inputs = {name: np.concatenate(parts) for name, parts in recorded.items()}
-    decode_inputs["position"] = decode_inputs["position"].reshape(-1)
     return {"source_ids": np.asarray(source_ids, np.int32)}, decode_inputs
 
 

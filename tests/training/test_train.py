@@ -26,6 +26,12 @@ def tiny_options(out, **overrides):
     return TrainOptions(**{**values, **overrides})
 
 
+def default_sigint():
+    """A shell starts background jobs with SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler: give the child the default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def read_tokenizer(out):
     return load_tokenizer(out / rd.TOKENIZER_FILE)
 
@@ -136,7 +142,8 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):
             "--batch-size", "16", "--learning-rate", "0.003", "--eval-samples", "20"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-m", "kit", *args, "--epochs", "40"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=default_sigint)
     state_path = out / rd.CHECKPOINT_DIR / "state.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
