@@ -2,13 +2,20 @@
 
 import numpy as np
 
+from kit.metrics import task_metrics as corpus_metrics
 from kit.tokenizer import source_ids
+
+# Which metrics a run reports, by the kind of its data: one right answer (the built-in
+# dates) or free text (tsv:, tfds:), where BLEU and chrF say more than exact match.
+METRICS_BY_KIND = {"exact_match": ("exact_match", "cer", "wer"),
+                   "bleu": ("exact_match", "cer", "wer", "bleu", "chrf")}
 
 
 def greedy_translate(model, tokenizer, sources, batch_size=256):
     """Greedy-decode `sources` (list of str) with the model's cached decoding."""
     length = model.config.max_source_length
-    ids = np.array([source_ids(tokenizer, s, length) for s in sources], np.int32).reshape(-1, length)
+    ids = np.array([source_ids(tokenizer, s, length) for s in sources],
+                   np.int32).reshape(-1, length)
     outputs = []
     for start in range(0, len(ids), batch_size):
         generated = model.greedy_decode(ids[start:start + batch_size], tokenizer.bos_id,
@@ -19,22 +26,9 @@ def greedy_translate(model, tokenizer, sources, batch_size=256):
 
 def exact_match(hypotheses, references):
     """Percentage of hypotheses equal to their reference, character for character."""
-    if not references:
-        return 0.0
-    return 100.0 * sum(h == r for h, r in zip(hypotheses, references)) / len(references)
-
-
-def bleu_and_chrf(hypotheses, references):
-    """Corpus BLEU and chrF, through sacrebleu (the field's reference implementation)."""
-    import sacrebleu
-
-    return (sacrebleu.corpus_bleu(hypotheses, [references]).score,
-            sacrebleu.corpus_chrf(hypotheses, [references]).score)
+    return corpus_metrics(hypotheses, references, names=("exact_match",))["exact_match"]
 
 
 def task_metrics(metric, hypotheses, references):
-    """{"exact_match": %} for the built-in data; BLEU and chrF (and exact match) otherwise."""
-    values = {"exact_match": exact_match(hypotheses, references)}
-    if metric == "bleu":
-        values["bleu"], values["chrf"] = bleu_and_chrf(hypotheses, references)
-    return values
+    """The metrics of `METRICS_BY_KIND[metric]` ("exact_match" or "bleu" runs)."""
+    return corpus_metrics(hypotheses, references, names=METRICS_BY_KIND[metric])
