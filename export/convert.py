@@ -11,10 +11,7 @@ The int8 recipe's calibration and attention mask bias live in `export.int8`; rea
 flatbuffer's ops in `export.flatbuffer`; reading the run directory in `export.load`.
 """
 
-import contextlib
-import os
 import re
-import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ from pathlib import Path
 
 from export.errors import ExportError
 from export.flatbuffer import model_ops
+from kit.quiet import native_output_silenced
 
 # What each recipe does to the model; bundle.json repeats it for the device developer.
 RECIPE_NOTES = {
@@ -124,7 +122,7 @@ def convert(saved_model_dir, recipe, representative_dataset=None):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
     try:
-        with warnings.catch_warnings(), _native_output_silenced():
+        with warnings.catch_warnings(), native_output_silenced((1, 2)):
             # The int8 calibrator runs tf.lite.Interpreter, which warns that it is deprecated.
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
             content = converter.convert()
@@ -135,25 +133,6 @@ def convert(saved_model_dir, recipe, representative_dataset=None):
         raise ExportError(f"{recipe} conversion produced Flex ops, which LiteRT's builtin "
                           f"interpreter cannot run: {', '.join(flex)}")
     return content
-
-
-@contextlib.contextmanager
-def _native_output_silenced():
-    """Sends what the converter's C++ side prints (MLIR diagnostics, the calibrator's
-    "fully_quantize: ..." line) to a discarded file instead of the user's terminal: the
-    exception carries the diagnostics, and `convert` reports them in one line."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    try:
-        with tempfile.TemporaryFile() as sink:
-            for fd in saved:
-                os.dup2(sink.fileno(), fd)
-            yield
-    finally:
-        for fd, copy in saved.items():
-            os.dup2(copy, fd)
-            os.close(copy)
 
 
 def _conversion_reason(error):

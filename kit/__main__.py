@@ -1,10 +1,14 @@
 """`python -m kit COMMAND`: demo, train, export, decode.
 
 Each command's module is imported only when that command runs, so that `decode` works
-on a device where neither TensorFlow nor Keras is installed.
+on a device where neither TensorFlow nor Keras is installed. `--verbose`, anywhere on
+the command line, lets the libraries' start-up notices through (see `kit.quiet`).
 """
 
 import sys
+
+# Commands that run TensorFlow: their libraries are imported quietly up front.
+USES_TENSORFLOW = ("demo", "train", "export")
 
 USAGE = """usage: python -m kit COMMAND [options]
 
@@ -14,7 +18,8 @@ commands:
   export   convert a run directory into a verified LiteRT bundle
   decode   decode text with a bundle (numpy + LiteRT only)
 
-python -m kit COMMAND --help shows a command's options."""
+python -m kit COMMAND --help shows a command's options; --verbose shows the libraries'
+start-up notices, which are hidden otherwise."""
 
 
 def _command(name):
@@ -42,7 +47,13 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     sys.argv[0] = f"python -m kit {argv[0]}"  # what argparse shows as the program name
-    return command(argv[1:])
+    rest = [arg for arg in argv[1:] if arg != "--verbose"]
+    if len(rest) == len(argv) - 1 and argv[0] in USES_TENSORFLOW \
+            and not {"-h", "--help"} & set(rest):
+        from kit.quiet import quiet_libraries
+
+        quiet_libraries()
+    return command(rest)
 
 
 if __name__ == "__main__":
