@@ -40,11 +40,16 @@ def build_parser():
 
 
 def _existing_bundle_of(bundle, run):
-    """True when `bundle` is a finished bundle exported from `run` (reused as is)."""
-    report = Path(bundle) / "report.json"
+    """True when `bundle` is a finished bundle exported from `run` by this version of the
+    kit (a bundle of an older format is exported again)."""
+    from kit.runtime import BUNDLE_FORMAT_VERSION, BUNDLE_JSON, REPORT_JSON
+
     try:
-        return Path(json.loads(report.read_text())["source_run"]).resolve() == Path(run).resolve()
-    except (OSError, ValueError, KeyError):
+        report = json.loads((Path(bundle) / REPORT_JSON).read_text())
+        spec = json.loads((Path(bundle) / BUNDLE_JSON).read_text())
+        return (Path(report["source_run"]).resolve() == Path(run).resolve()
+                and spec["format_version"] == BUNDLE_FORMAT_VERSION)
+    except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
@@ -74,7 +79,10 @@ def main(argv=None):
     else:
         from export.cli import main as export_main
 
-        code = export_main([args.run, "--recipe", args.recipe, "--out", args.bundle])
+        # --overwrite replaces only a bundle (of an older run or format): export
+        # refuses any other directory.
+        code = export_main([args.run, "--recipe", args.recipe, "--out", args.bundle,
+                            "--overwrite"])
         if code:
             return code
 

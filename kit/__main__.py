@@ -7,9 +7,6 @@ the command line, lets the libraries' start-up notices through (see `kit.quiet`)
 
 import sys
 
-# Commands that run TensorFlow: their libraries are imported quietly up front.
-USES_TENSORFLOW = ("demo", "train", "export")
-
 USAGE = """usage: python -m kit COMMAND [options]
 
 commands:
@@ -17,12 +14,22 @@ commands:
   train    train a model on a data spec into a run directory
   export   convert a run directory into a verified LiteRT bundle
   decode   decode text with a bundle (numpy + LiteRT only)
+  evaluate score a run or a bundle on a TSV file (a bundle needs no TensorFlow)
 
 python -m kit COMMAND --help shows a command's options; --verbose shows the libraries'
 start-up notices, which are hidden otherwise."""
 
 
-def _command(name):
+def _is_bundle(args):
+    """Whether the first argument that is not an option names a bundle directory."""
+    from pathlib import Path
+
+    first = next((arg for arg in args if not arg.startswith("-")), None)
+    return first is not None and (Path(first) / "bundle.json").is_file()
+
+
+def _command(name, args):
+    """(the command's main function, whether it runs TensorFlow), or None."""
     if name == "train":
         from training.cli import main
     elif name == "export":
@@ -31,9 +38,15 @@ def _command(name):
         from kit.runtime.cli import main
     elif name == "demo":
         from export.demo import main
+    elif name == "evaluate" and _is_bundle(args):
+        from kit.runtime.evaluate import main
+
+        return main, False
+    elif name == "evaluate":
+        from training.evaluate_cli import main
     else:
         return None
-    return main
+    return main, name != "decode"
 
 
 def main(argv=None):
@@ -41,15 +54,15 @@ def main(argv=None):
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    command = _command(argv[0])
-    if command is None:
-        print(f"error: unknown command {argv[0]!r}; expected demo, train, export or decode",
-              file=sys.stderr)
+    found = _command(argv[0], argv[1:])
+    if found is None:
+        print(f"error: unknown command {argv[0]!r}; expected demo, train, export, decode "
+              "or evaluate", file=sys.stderr)
         return 2
+    command, uses_tensorflow = found
     sys.argv[0] = f"python -m kit {argv[0]}"  # what argparse shows as the program name
     rest = [arg for arg in argv[1:] if arg != "--verbose"]
-    if len(rest) == len(argv) - 1 and argv[0] in USES_TENSORFLOW \
-            and not {"-h", "--help"} & set(rest):
+    if len(rest) == len(argv) - 1 and uses_tensorflow and not {"-h", "--help"} & set(rest):
         from kit.quiet import quiet_libraries
 
         quiet_libraries()

@@ -13,8 +13,6 @@ closest one. Edit distances are rapidfuzz's Levenshtein (C++, also over word lis
 Neither TensorFlow nor Keras: `python -m kit evaluate BUNDLE_DIR` runs this on a device.
 """
 
-import numbers
-
 METRICS = ("exact_match", "cer", "wer", "bleu", "chrf")
 
 
@@ -100,5 +98,5 @@ def _as_list(references):
 
 def format_metrics(values):
     """'exact_match 92.1, cer 1.3, ...' with one decimal."""
-    return ", ".join(f"{name} {value:.1f}" if isinstance(value, numbers.Real) else
+    return ", ".join(f"{name} {value:.1f}" if isinstance(value, float) else
                      f"{name} {value}" for name, value in values.items())

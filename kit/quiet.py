@@ -8,6 +8,8 @@ Standard library only: the device side uses it too.
 """
 
 import contextlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
@@ -43,15 +45,37 @@ def native_output_silenced(descriptors=(2,)):
             os.close(copy)
 
 
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as Python would, and runs its import with stderr muted: its
+    C++ start-up notices are printed while the module loads. Nothing is imported
+    before a command asks for it, so bad input still fails before TensorFlow loads."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # one import; and no recursion in find_spec below
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader_exec = spec.loader.exec_module
+
+        def exec_module(module):
+            with native_output_silenced():
+                loader_exec(module)
+            with contextlib.suppress(ImportError):
+                from absl import logging as absl_logging
+
+                absl_logging.set_verbosity(absl_logging.ERROR)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def quiet_libraries():
-    """Before TensorFlow is imported: its C++ logs at errors only, Python warnings of
-    libraries off, then TensorFlow (through Keras) imported with stderr muted, and
-    absl's Python logging at errors only."""
+    """For a command that may import TensorFlow: its C++ logs at errors only, Python
+    warnings of libraries off, and its import (whenever it happens) with stderr muted."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore")
-    with native_output_silenced():
-        import keras  # noqa: F401  (imports the TensorFlow backend: its notices go here)
-    with contextlib.suppress(ImportError):
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(finder, _QuietImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport())

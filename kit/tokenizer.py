@@ -155,6 +155,25 @@ class CharTokenizer:
         ids = self._ids
         return [ids.get(c, UNK_ID) for c in text]
 
+    def unknown_count(self, text: str) -> int:
+        """How many characters of `text` the vocabulary lacks (each becomes `UNK_ID`).
+
+        A model has learnt nothing about them, so a caller can warn that its output for
+        `text` may be nonsense; `encode` is unchanged.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"unknown_count expects a str. Received: {text!r}")
+        ids = self._ids
+        return sum(1 for c in text if c not in ids)
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """The distinct characters of `text` the vocabulary lacks, in order of first
+        appearance (for a message that shows the user which ones)."""
+        if not isinstance(text, str):
+            raise TypeError(f"unknown_characters expects a str. Received: {text!r}")
+        ids = self._ids
+        return [c for c in dict.fromkeys(text) if c not in ids]
+
     def decode(self, ids: Iterable[int]) -> str:
         """Turns ids back into text, as a model's output is meant to be read.
 
@@ -248,13 +267,19 @@ class CharTokenizer:
 _TOKENIZER_TYPES = {"char": CharTokenizer}
 
 
-def load_tokenizer(path: str | os.PathLike) -> CharTokenizer:
+def load_tokenizer(path: str | os.PathLike, content: bytes | None = None) -> CharTokenizer:
     """Loads any tokenizer this kit saves, chosen by the file's "type".
 
     This is the runtime's entry point: it raises TokenizerError, with one line that
     names the file and the problem, for a missing, corrupt or unknown file.
+
+    Args:
+        path: the tokenizer file.
+        content: the file's bytes, already read (then `path` only names them in
+            errors). The runtime passes the very bytes whose checksum it verified, so
+            a file replaced between the check and the read cannot slip through.
     """
-    config = _read_json(path)
+    config = _read_json(path) if content is None else _parse_json(path, content)
     kind = config.get("type")
     if kind not in _TOKENIZER_TYPES:
         raise TokenizerError(
@@ -294,6 +319,11 @@ def _read_json(path):
         raise TokenizerError(f"tokenizer file not found: {path}") from None
     except OSError as error:
         raise TokenizerError(f"cannot read tokenizer file {path}: {error.strerror}") from None
+    return _parse_json(path, raw)
+
+
+def _parse_json(path, raw):
+    """The JSON object in the bytes `raw` read from `path`, or TokenizerError."""
     try:
         config = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
@@ -304,6 +334,12 @@ def _read_json(path):
         raise TokenizerError(
             f"{path} is not valid JSON ({error.msg} at line {error.lineno}, "
             f"column {error.colno}): corrupt tokenizer file"
+        ) from None
+    except (ValueError, RecursionError) as error:
+        # Valid JSON that Python refuses: an integer of more than 4300 digits, or
+        # arrays nested deeper than the parser's recursion limit.
+        raise TokenizerError(
+            f"{path} cannot be read as a tokenizer file: {str(error).splitlines()[0]}"
         ) from None
     if not isinstance(config, dict):
         raise TokenizerError(

@@ -40,7 +40,7 @@ def test_usage_and_unknown_command():
     assert result.returncode == 2 and b"demo" in result.stdout
     result = kit("fly")
     assert result.returncode == 2 and error_lines(result) == [
-        "error: unknown command 'fly'; expected demo, train, export or decode"]
+        "error: unknown command 'fly'; expected demo, train, export, decode or evaluate"]
 
 
 @pytest.fixture(scope="module")
@@ -83,5 +83,62 @@ def test_decode_bad_input(demo, tmp_path):
     assert error_lines(missing) == [f"error: bundle directory not found: {tmp_path / 'nothing'}"]
     binary = kit("decode", str(bundle), stdin=b"\xff\xfe\x00bad\n", device=True)
     assert binary.returncode == 1
-    assert error_lines(binary) == ["error: standard input is not UTF-8 text"]
+    assert error_lines(binary) == ["error: standard input line 1 is not UTF-8 text (byte 0xff "
+                                   "at offset 0); its output line is empty"]
     assert b"Traceback" not in missing.stderr + binary.stderr
+
+
+def _metrics_line(result):
+    """The metrics printed on stdout as a dict of floats."""
+    line = result.stdout.decode().strip().splitlines()[-1]
+    return {name: float(value) for name, value in (part.split() for part in line.split(", "))}
+
+
+def test_evaluate_a_run_and_its_bundle_on_a_users_file(demo, tmp_path):
+    run, bundle, _ = demo
+    from kit.runtime import Bundle
+
+    translate = Bundle.load(bundle).translate
+    sources = ["1 May 1990", "3rd of march 1999", "TUESDAY, 14 FEBRUARY 2045"]
+    outputs = [translate(s) for s in sources]
+    # The first source: its output is one of two references (exact); the second: a
+    # wrong reference only; the third: its output as the only reference.
+    data = tmp_path / "mine.tsv"
+    data.write_text(f"{sources[0]}\tnot it\n{sources[0]}\t{outputs[0]}\n"
+                    f"{sources[1]}\t{outputs[1]}x\nno tab here\n"
+                    f"{sources[2]}\t{outputs[2]}\n", encoding="utf-8")
+    predictions = tmp_path / "pred.tsv"
+    on_device = kit("evaluate", str(bundle), "--data", f"tsv:{data}", "--output",
+                    str(predictions), device=True)
+    assert on_device.returncode == 0, on_device.stderr.decode()
+    metrics = _metrics_line(on_device)
+    assert metrics["exact_match"] == pytest.approx(200 / 3, abs=0.05)
+    assert metrics["sources"] == 3
+    assert "skipped 1 malformed line(s), first at line 4" in on_device.stderr.decode()
+    rows = [line.split("\t") for line in predictions.read_text().splitlines()]
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        (sources[0], outputs[0], "1"), (sources[1], outputs[1], "0"),
+        (sources[2], outputs[2], "1")]
+    # The run's Keras model decodes the same tokens as its float32 bundle.
+    keras_side = kit("evaluate", str(run), "--data", f"tsv:{data}", "--limit", "2")
+    assert keras_side.returncode == 0, keras_side.stderr.decode()
+    assert _metrics_line(keras_side)["sources"] == 2
+    assert _metrics_line(keras_side)["exact_match"] == 50.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "tsv:/no/such.tsv"], "tsv:/no/such.tsv: file not found"),
+    (["--data", "default"], "--data must be tsv:PATH"),
+    (["--data", "tsv:{empty}"], "no source<TAB>target line"),
+    (["--data", "tsv:{data}", "--limit", "0"], "--limit must be from 1"),
+])
+def test_evaluate_bad_input(demo, tmp_path, args, message):
+    _, bundle, _ = demo
+    (tmp_path / "empty.tsv").write_text("\n")
+    (tmp_path / "data.tsv").write_text("a\tb\n")
+    args = [a.format(empty=tmp_path / "empty.tsv", data=tmp_path / "data.tsv") for a in args]
+    result = kit("evaluate", str(bundle), *args, device=True)
+    assert result.returncode == 1
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert b"Traceback" not in result.stderr

@@ -12,13 +12,15 @@ board or anywhere `pip install numpy ai-edge-litert` works.
 from kit.runtime.bundle import (
     BUNDLE_FORMAT_VERSION,
     BUNDLE_JSON,
-    TFLITE_FILE,
     REPORT_JSON,
+    TFLITE_FILE,
     Bundle,
     BundleError,
+    check_bundle_spec,
     read_bundle_json,
 )
 from kit.runtime.interpreter import RuntimeUnavailable, signature_specs
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "BUNDLE_JSON", "TFLITE_FILE", "REPORT_JSON", "Bundle",
-           "BundleError", "RuntimeUnavailable", "read_bundle_json", "signature_specs"]
+           "BundleError", "RuntimeUnavailable", "check_bundle_spec", "read_bundle_json",
+           "signature_specs"]

@@ -10,20 +10,50 @@
 Imports neither TensorFlow nor Keras.
 """
 
+import hashlib
 import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from kit.decoding import greedy_search, until_eos
-from kit.runtime.interpreter import DirectSignature, interpreter_class, signature_specs
 from kit.files import write_json
+from kit.quiet import native_output_silenced
+from kit.runtime.interpreter import (
+    DirectSignature,
+    check_num_threads,
+    interpreter_class,
+    signature_specs,
+)
 from kit.tokenizer import TOKENIZER_FILE, TokenizerError, load_tokenizer, source_ids
 
-BUNDLE_FORMAT_VERSION = 1
+# 2: bundle.json records the SHA-256 of the files it describes ("files"), and every
+# field is checked at load. A version 1 bundle has no checksums to check.
+BUNDLE_FORMAT_VERSION = 2
 BUNDLE_JSON = "bundle.json"
 TFLITE_FILE = "model.tflite"
 REPORT_JSON = "report.json"
+
+# Sanity bounds for bundle.json's numbers, far above any model this kit makes, so that
+# a damaged or hostile file is refused before anything is sized from it.
+MAX_BUNDLE_JSON_BYTES = 4 << 20  # an exported bundle.json is a few KB
+MAX_LENGTH = 1 << 20  # S and T
+MAX_VOCAB_SIZE = 1 << 24
+MAX_DIMENSION = (1 << 31) - 1  # one axis of a tensor; TFLite shapes are int32
+
+# The keys of a bundle.json of this format, and which of them hold free-form notes for
+# people (what export measured or chose), which the runtime does not read.
+_SPEC_KEYS = frozenset({"format_version", "recipe", "quantization", "model_file",
+                        "tokenizer_file", "files", "source_length", "target_length",
+                        "special_ids", "vocab_size", "model", "signatures", "decoding",
+                        "source_run"})
+_NOTES = ("quantization", "model", "decoding", "source_run")
+_SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
+_VOCAB_NAMES = ("source", "target", "tokenizer")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(ValueError):
@@ -52,37 +82,53 @@ class Bundle:
 
     @classmethod
     def load(cls, path, num_threads=None, direct=True):
-        """Reads `path`/bundle.json, the tokenizer and the model, and checks that the
-        model's signatures are the ones bundle.json describes.
+        """Reads `path`/bundle.json, checks every field of it, checks that the model
+        and tokenizer files are the ones it records (SHA-256) before either is parsed,
+        and that the model's signatures are the ones it describes.
 
         Args:
-            path: the bundle directory.
-            num_threads: the interpreter's CPU threads (None: LiteRT's default).
+            path: the bundle directory. Nothing in it is written (it may be read-only).
+            num_threads: the interpreter's CPU threads, from 1 to the machine's CPU
+                count (None: LiteRT's default).
             direct: step through tensor indices, copying the KV cache from the output
                 buffer to the input buffer (fast); False uses signature runners,
                 which copy every input and output on every step (for comparison).
 
         Raises:
             BundleError, with one line naming the file and the problem.
+            ValueError for a bad `num_threads`.
         """
+        check_num_threads(num_threads)
         path = Path(path)
         if not path.is_dir():
             raise BundleError(f"bundle directory not found: {path}")
         spec = read_bundle_json(path)
+        # Read once, check, then parse these very bytes: a file that is not the one
+        # bundle.json records (another run's tokenizer, another recipe's model, a
+        # flipped bit) never reaches the parser or the interpreter, which may crash on
+        # a damaged file instead of refusing it.
+        model_path = path / spec["model_file"]
+        tokenizer_path = path / spec["tokenizer_file"]
+        model_content = _verified_bytes(path, spec["model_file"], spec["files"])
+        tokenizer_content = _verified_bytes(path, spec["tokenizer_file"], spec["files"])
         try:
-            tokenizer = load_tokenizer(path / spec["tokenizer_file"])
+            tokenizer = load_tokenizer(tokenizer_path, content=tokenizer_content)
         except TokenizerError as error:
             raise BundleError(str(error)) from None
-        model_path = path / spec["model_file"]
-        if not model_path.is_file():
-            raise BundleError(f"{path} is missing {spec['model_file']}")
+        _check_tokenizer(spec, tokenizer, tokenizer_path, path / BUNDLE_JSON)
         try:
-            interpreter = interpreter_class()(model_path=str(model_path),
-                                              num_threads=num_threads)
-            interpreter.allocate_tensors()
+            # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" from C++ on load.
+            with native_output_silenced():
+                interpreter = interpreter_class()(
+                    model_content=model_content,
+                    num_threads=None if num_threads is None else int(num_threads))
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise BundleError(f"LiteRT cannot load {model_path}: "
-                              f"{str(error).strip().splitlines()[0]}") from None
+                              f"{(str(error).strip().splitlines() or ['no reason given'])[0]}"
+                              ) from None
+        # bundle.json's signatures were checked against its S, T, vocabulary sizes and
+        # special ids; equal to the model's own, they bind those to the model too.
         found = signature_specs(interpreter)
         if found != spec["signatures"]:
             raise BundleError(f"{model_path} does not match {path / BUNDLE_JSON}: its "
@@ -96,8 +142,18 @@ class Bundle:
         return self.spec["recipe"]
 
     def source_ids(self, text):
-        """`text` -> the S source ids the model reads."""
+        """`text` -> the S source ids the model reads (cut to S: see `source_report`)."""
         return source_ids(self.tokenizer, text, self.source_length)
+
+    def source_report(self, text):
+        """What the model will miss of `text`, for a warning before decoding it.
+
+        Returns:
+            (unknown, length): how many characters of `text` the tokenizer never saw
+            (each read as one unknown token), and how many tokens `text` makes; those
+            past `source_length` are cut.
+        """
+        return self.tokenizer.unknown_count(text), len(self.tokenizer.encode(text))
 
     def greedy_ids(self, source_ids, max_new_tokens=None):
         """Greedy decoding: BOS at position 0, then each step's argmax fed back at the
@@ -112,20 +168,32 @@ class Bundle:
         """
         limit = self.target_length - 1
         max_new_tokens = limit if max_new_tokens is None else max_new_tokens
-        if not 0 < max_new_tokens <= limit:
-            raise ValueError(f"max_new_tokens must be in [1, {limit}]. "
-                             f"Received: max_new_tokens={max_new_tokens}")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
+                or not 0 < max_new_tokens <= limit:
+            raise ValueError(f"max_new_tokens must be an integer in [1, {limit}]. "
+                             f"Received: max_new_tokens={max_new_tokens!r}")
         self._steps.start(self._checked_source(source_ids))
 
         def step(tokens, position):  # (1,) -> (1, V)
             return self._steps.step(int(tokens[0]), position)[None]
 
-        ids = greedy_search(step, 1, self.bos_id, self.eos_id, max_new_tokens)
+        ids = greedy_search(step, 1, self.bos_id, self.eos_id, int(max_new_tokens))
         return until_eos(ids[0], self.eos_id)
 
     def translate(self, text):
-        """`text` -> the greedy output text (what `tokenizer.decode` makes of it)."""
-        return self.tokenizer.decode(self.greedy_ids(self.source_ids(text)))
+        """`text` -> the greedy output text (what `tokenizer.decode` makes of it).
+
+        Empty or whitespace-only text gives "" without running the model: there is
+        nothing to translate, and the model would invent a plausible output.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"translate expects a str. Received: {text!r}")
+        if not text.strip():
+            return ""
+        known = self.tokenizer.vocab_size
+        ids = self.greedy_ids(self.source_ids(text))
+        # A model vocabulary larger than the tokenizer's has ids no text stands for.
+        return self.tokenizer.decode([i if i < known else self.tokenizer.unk_id for i in ids])
 
     def step_logits(self, source_ids, target_ids):
         """Teacher-forced logits, for verification against another implementation.
@@ -156,6 +224,65 @@ class Bundle:
         return ids.astype(np.int32).reshape(1, -1)
 
 
+def _read_regular_file(file, missing, limit=None):
+    """The bytes of `file`, a regular file (or a link to one) of at most `limit` bytes;
+    BundleError with the message `missing` if there is none. A FIFO would block the
+    read and a device such as /dev/zero would never end it, so neither is opened."""
+    try:
+        found = os.stat(file)
+        if not stat.S_ISREG(found.st_mode):
+            raise BundleError(f"{file} is not a regular file")
+        if limit is not None and found.st_size > limit:
+            raise BundleError(f"{file} is larger than {limit >> 20} MB: not a bundle file "
+                              "(export writes a few KB)")
+        with open(file, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise BundleError(missing) from None
+    except OSError as error:
+        raise BundleError(f"cannot read {file}: {error.strerror or error}") from None
+
+
+def _verified_bytes(path, name, files):
+    """The bytes of `path`/`name`, if their SHA-256 is the one bundle.json records."""
+    file = path / name
+    content = _read_regular_file(file, f"{path} is missing {name}")
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != files[name]:
+        raise BundleError(f"{file} is not the file {path / BUNDLE_JSON} describes (SHA-256 "
+                          f"{digest[:16]}..., recorded {files[name][:16]}...): it was "
+                          "changed, damaged or copied from another bundle; export again")
+    return content
+
+
+def _check_tokenizer(spec, tokenizer, tokenizer_path, file):
+    """The tokenizer agrees with bundle.json's vocabulary sizes and special ids."""
+    sizes = spec["vocab_size"]
+    if tokenizer.vocab_size != sizes["tokenizer"]:
+        raise BundleError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens, but {file} "
+                          f"says vocab_size.tokenizer is {sizes['tokenizer']}")
+    # Export's rule (export/load.py): the model embeds every id the tokenizer makes.
+    # A larger model vocabulary is allowed; `translate` shows its extra ids as unknown.
+    if tokenizer.vocab_size > min(sizes["source"], sizes["target"]):
+        raise BundleError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens, more than "
+                          f"the model's vocabulary ({sizes['source']}, {sizes['target']}; "
+                          f"{file})")
+    ids = {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id, "bos": tokenizer.bos_id,
+           "eos": tokenizer.eos_id}
+    for name, value in ids.items():
+        if spec["special_ids"][name] != value:
+            raise BundleError(f"{file}: special_ids.{name} is {spec['special_ids'][name]}, "
+                              f"but {tokenizer_path} uses id {value}")
+
+
+def _check_position(position, cache_length):
+    """A position past the cache's T slots would make the model write outside its cache
+    (and a loop that never stops): refuse it whatever the caller's loop does."""
+    if not 0 <= position < cache_length:
+        raise ValueError(f"position must lie in [0, {cache_length}) (the self_cache's T "
+                         f"slots). Received: position={position}")
+
+
 class _RunnerSteps:
     """The decode loop through signature runners: every input copied in, every output
     copied out, on every step."""
@@ -164,12 +291,14 @@ class _RunnerSteps:
         self._encode = interpreter.get_signature_runner("encode")
         self._decode = interpreter.get_signature_runner("decode_step")
         self._cache_shape = spec["signatures"]["decode_step"]["inputs"]["self_cache"]["shape"]
+        self._cache_length = self._cache_shape[3]  # (1, L, 2, T, H, Dh)
 
     def start(self, source_ids):
         self._encoded = self._encode(source_ids=source_ids)
         self._cache = np.zeros(self._cache_shape, np.float32)
 
     def step(self, token, position):
+        _check_position(position, self._cache_length)
         out = self._decode(token_ids=np.array([[token]], np.int32),
                            position=np.array([position], np.int32),
                            self_cache=self._cache, **self._encoded)
@@ -186,6 +315,7 @@ class _DirectSteps:
         self._interpreter = interpreter
         self._decode = DirectSignature(interpreter, "decode_step")
         shape = spec["signatures"]["decode_step"]["inputs"]["self_cache"]["shape"]
+        self._cache_length = shape[3]  # (1, L, 2, T, H, Dh)
         self._empty_cache = np.zeros(shape, np.float32)
         self._token = np.zeros((1, 1), np.int32)
         self._position = np.zeros((1,), np.int32)
@@ -199,6 +329,7 @@ class _DirectSteps:
         self._decode.set("self_cache", self._empty_cache)
 
     def step(self, token, position):
+        _check_position(position, self._cache_length)
         if position:
             self._decode.copy_output_to_input("self_cache", "self_cache")
         self._token[0, 0] = token
@@ -255,23 +386,213 @@ def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run)
 
 
 def write_bundle_json(directory, spec):
-    """Writes `spec` (from `bundle_spec`) as `directory`/bundle.json, atomically."""
-    write_json(Path(directory) / BUNDLE_JSON, spec)
+    """Writes `spec` (from `bundle_spec`) as `directory`/bundle.json, atomically, with
+    the SHA-256 of its model and tokenizer files as they are in `directory` now (so
+    write them first): `Bundle.load` refuses files that are not these.
+
+    Raises:
+        BundleError if `spec` is not a valid bundle.json or a file is missing.
+    """
+    directory = Path(directory)
+    files = {}
+    for name in (spec["model_file"], spec["tokenizer_file"]):
+        try:
+            files[name] = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        except FileNotFoundError:
+            raise BundleError(f"{directory} is missing {name}: write it before "
+                              f"{BUNDLE_JSON}") from None
+    spec = {**spec, "files": files}
+    check_bundle_spec(spec, directory / BUNDLE_JSON)
+    write_json(directory / BUNDLE_JSON, spec)
+
 
 def read_bundle_json(path):
-    """The parsed `bundle.json` of bundle directory `path`; BundleError if unusable."""
+    """The parsed and checked `bundle.json` of bundle directory `path`.
+
+    Raises:
+        BundleError, one line, for a missing, damaged or inconsistent file.
+    """
     file = Path(path) / BUNDLE_JSON
+    raw = _read_regular_file(file, f"{path} has no {BUNDLE_JSON}: not a bundle directory",
+                             limit=MAX_BUNDLE_JSON_BYTES)
     try:
-        spec = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{path} has no {BUNDLE_JSON}: not a bundle directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleError(f"{file} is damaged: {error}") from None
-    if not isinstance(spec, dict) or spec.get("format_version") != BUNDLE_FORMAT_VERSION:
-        raise BundleError(f"{file} is not a bundle file of format {BUNDLE_FORMAT_VERSION}")
-    required = ("recipe", "model_file", "tokenizer_file", "source_length", "target_length",
-                "special_ids", "vocab_size", "signatures")
-    missing = [name for name in required if name not in spec]
-    if missing:
-        raise BundleError(f"{file} lacks {', '.join(missing)}")
+        spec = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise BundleError(f"{file} is damaged: not UTF-8 (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise BundleError(f"{file} is damaged: {error.msg} at line {error.lineno}, "
+                          f"column {error.colno}") from None
+    except (ValueError, RecursionError) as error:
+        # Valid JSON that Python refuses: an integer of more than 4300 digits, or
+        # arrays nested deeper than the parser's recursion limit.
+        raise BundleError(f"{file} is damaged: {str(error).splitlines()[0]}") from None
+    check_bundle_spec(spec, file)
     return spec
+
+
+def check_bundle_spec(spec, file=BUNDLE_JSON):
+    """Checks every field of a parsed bundle.json that the runtime relies on: types,
+    ranges, every nested key, and that S, T, the vocabulary sizes and the special ids
+    agree with the signatures it describes.
+
+    Args:
+        spec: the parsed JSON.
+        file: its path, for the message.
+
+    Raises:
+        BundleError, one line naming `file`, the field and the value.
+    """
+    def fail(message):
+        raise BundleError(f"{file}: {message}")
+
+    if not isinstance(spec, dict):
+        fail(f"holds a JSON {type(spec).__name__}, expected an object: not a bundle file")
+    if "format_version" not in spec:
+        fail("has no format_version: not a bundle file")
+    version = spec["format_version"]
+    if _integer(version) != BUNDLE_FORMAT_VERSION:
+        fail(f"the bundle has format version {_shown(version)}, and this runtime reads "
+             f"version {BUNDLE_FORMAT_VERSION} only: export it again with this kit")
+    missing = sorted(_SPEC_KEYS - set(spec))
+    if missing:
+        fail(f"lacks {', '.join(missing)}")
+    extra = sorted(set(spec) - _SPEC_KEYS, key=str)
+    if extra:
+        fail(f"has unknown keys {', '.join(map(_shown, extra))} (not a format "
+             f"{BUNDLE_FORMAT_VERSION} bundle file)")
+    for name in _NOTES:
+        if not isinstance(spec[name], dict):
+            fail(f"{name} must be an object. Received: {_shown(spec[name])}")
+    if not isinstance(spec["recipe"], str) or not spec["recipe"]:
+        fail(f"recipe must be a non-empty string. Received: {_shown(spec['recipe'])}")
+    for key in ("model_file", "tokenizer_file"):
+        if not _plain_file_name(spec[key]):
+            fail(f"{key} must be a file name in the bundle directory. "
+                 f"Received: {_shown(spec[key])}")
+    if spec["model_file"] == spec["tokenizer_file"]:
+        fail(f"model_file and tokenizer_file are the same file {spec['model_file']!r}")
+    files = _object(spec, "files", (spec["model_file"], spec["tokenizer_file"]), fail)
+    for name, digest in files.items():
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            fail(f"files.{name} must be a SHA-256 (64 hex digits). Received: {_shown(digest)}")
+
+    S = _number(spec, "source_length", spec["source_length"], 1, MAX_LENGTH, fail)
+    T = _number(spec, "target_length", spec["target_length"], 2, MAX_LENGTH, fail)
+    sizes = _object(spec, "vocab_size", _VOCAB_NAMES, fail)
+    for name in _VOCAB_NAMES:
+        _number(spec, f"vocab_size.{name}", sizes[name], 4, MAX_VOCAB_SIZE, fail)
+    ids = _object(spec, "special_ids", _SPECIAL_NAMES, fail)
+    smallest = min(sizes["source"], sizes["target"])
+    for name in _SPECIAL_NAMES:
+        _number(spec, f"special_ids.{name}", ids[name], 0, smallest - 1, fail)
+    if len(set(ids.values())) != len(ids):
+        fail(f"special_ids must be four different ids. Received: {_shown(ids)}")
+
+    signatures = _object(spec, "signatures", ("encode", "decode_step"), fail)
+    tensors = {}
+    for key in ("encode", "decode_step"):
+        sides = _object(signatures, key, ("inputs", "outputs"), fail, f"signatures.{key}")
+        for side in ("inputs", "outputs"):
+            where = f"signatures.{key}.{side}"
+            found = sides[side]
+            if not isinstance(found, dict):
+                fail(f"{where} must be an object. Received: {_shown(found)}")
+            for name, tensor in found.items():
+                tensors[key, side, name] = _tensor(tensor, f"{where}.{name}", fail)
+
+    # The contract of design.md ("Decoding on device"): what each signature takes and
+    # gives, with S, T and the target vocabulary V on the axes the loop relies on.
+    V = sizes["target"]
+    encode_outputs = ("source_mask", "cross_cache")
+    expected_names = {
+        ("encode", "inputs"): ("source_ids",),
+        ("encode", "outputs"): encode_outputs,
+        ("decode_step", "inputs"): ("token_ids", "position", "self_cache") + encode_outputs,
+        ("decode_step", "outputs"): ("logits", "self_cache"),
+    }
+    for (key, side), names in expected_names.items():
+        have = set(signatures[key][side])
+        if have != set(names):
+            fail(f"signatures.{key}.{side} must name {', '.join(sorted(names))}. "
+                 f"Received: {', '.join(sorted(map(str, have))) or 'none'}")
+
+    def expect(key, side, name, dtype, rank, axes, meaning):
+        shape, found_dtype = tensors[key, side, name]
+        where = f"signatures.{key}.{side}.{name}"
+        if found_dtype != dtype:
+            fail(f"{where} must be {dtype}. Received: {_shown(found_dtype)}")
+        if len(shape) != rank or any(shape[axis] != size for axis, size in axes.items()):
+            fail(f"{where} has shape {shape}, expected {meaning}")
+        return shape
+
+    expect("encode", "inputs", "source_ids", "int32", 2, {0: 1, 1: S}, f"(1, S={S})")
+    expect("encode", "outputs", "source_mask", "float32", 2, {0: 1, 1: S}, f"(1, S={S})")
+    cross = expect("encode", "outputs", "cross_cache", "float32", 6, {0: 1, 2: 2, 3: S},
+                   f"(1, L, 2, S={S}, H, Dh)")
+    expect("decode_step", "inputs", "token_ids", "int32", 2, {0: 1, 1: 1}, "(1, 1)")
+    expect("decode_step", "inputs", "position", "int32", 1, {0: 1}, "(1,)")
+    cache = expect("decode_step", "inputs", "self_cache", "float32", 6,
+                   {0: 1, 1: cross[1], 2: 2, 3: T, 4: cross[4], 5: cross[5]},
+                   f"(1, L={cross[1]}, 2, T={T}, H={cross[4]}, Dh={cross[5]}) as cross_cache")
+    expect("decode_step", "outputs", "self_cache", "float32", 6, dict(enumerate(cache)),
+           f"{cache}, the self_cache input's")
+    expect("decode_step", "outputs", "logits", "float32", 2, {0: 1, 1: V},
+           f"(1, V={V}) with V vocab_size.target")
+    for name in encode_outputs:
+        if tensors["decode_step", "inputs", name] != tensors["encode", "outputs", name]:
+            fail(f"signatures.decode_step.inputs.{name} differs from encode's output "
+                 f"{name}, which the loop passes to it")
+    return spec
+
+
+def _integer(value):
+    """`value` if it is a JSON integer (not a bool, not 1.0), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(spec, where, value, low, high, fail):
+    if _integer(value) is None or not low <= value <= high:
+        fail(f"{where} must be an integer from {low} to {high}. Received: {_shown(value)}")
+    return value
+
+
+def _object(parent, key, names, fail, where=None):
+    """`parent[key]`, which must be an object holding exactly the keys `names`."""
+    where = where or key
+    value = parent[key]
+    if not isinstance(value, dict):
+        fail(f"{where} must be an object. Received: {_shown(value)}")
+    missing = [name for name in names if name not in value]
+    if missing:
+        fail(f"{where} lacks {', '.join(missing)}")
+    extra = sorted(set(value) - set(names))
+    if extra:
+        fail(f"{where} has unknown keys {', '.join(map(_shown, extra))}")
+    return value
+
+
+def _tensor(tensor, where, fail):
+    """(shape, dtype) of one {"shape": [...], "dtype": "..."} entry."""
+    if not isinstance(tensor, dict) or set(tensor) != {"shape", "dtype"}:
+        fail(f"{where} must be an object with shape and dtype. Received: {_shown(tensor)}")
+    shape, dtype = tensor["shape"], tensor["dtype"]
+    if not isinstance(shape, list) or not 0 < len(shape) <= 8 or any(
+            _integer(d) is None or not 1 <= d <= MAX_DIMENSION for d in shape):
+        fail(f"{where}.shape must be a list of 1 to 8 positive integers. "
+             f"Received: {_shown(shape)}")
+    if not isinstance(dtype, str):
+        fail(f"{where}.dtype must be a string. Received: {_shown(dtype)}")
+    return shape, dtype
+
+
+def _plain_file_name(name):
+    """A name that stays inside the bundle directory: no separators, no '..'."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
+            and os.path.basename(name) == name and "/" not in name and "\\" not in name)
+
+
+def _shown(value, limit=60):
+    """`value` for a one-line message: repr, cut to `limit` characters."""
+    text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, str) \
+        else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

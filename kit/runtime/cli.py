@@ -2,56 +2,191 @@
 
 Needs numpy and a LiteRT interpreter only (no TensorFlow, no Keras): this is the
 command to run on the device. With no TEXT it reads one input per line of standard
-input and writes one output per line, so it composes with other programs.
+input and writes one output per line, so it composes with other programs: every input
+gets exactly one output line, also one that could not be decoded (an empty line), so
+that line N of the output always belongs to input N.
 """
 
 import argparse
+import errno
+import os
 import sys
 
 from kit.runtime.bundle import Bundle, BundleError
-from kit.runtime.interpreter import RuntimeUnavailable
+from kit.runtime.interpreter import RuntimeUnavailable, max_threads
+
+EPILOG = """\
+Every input gives exactly one output line, so outputs stay aligned with inputs: empty or
+whitespace-only input gives an empty line (the model is not run), and so does an input
+that is refused: a standard input line that is not UTF-8, or, with --strict, one with
+characters the model never saw or longer than the model reads. Each refused input gets
+one "error:" line on stderr naming its line (or argument) number, the others are still
+decoded, and the exit status is 1 at the end. Without --strict, unseen characters and
+inputs cut to the model's source length get one "warning:" line each. Line breaks in an
+output are written as spaces. Exit status: 0 all decoded, 1 an input refused or the
+bundle unusable, 2 bad usage."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the kit's rule for user errors)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see python -m kit decode --help)\n")
+
+
+def _threads(text):
+    """--threads: checked before any work; more threads than CPUs only take turns."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= max_threads():
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {max_threads()} (the CPUs of this machine), got {value}")
+    return value
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
+        prog="python -m kit decode",
         description="Decode text with an exported bundle (greedy, with the KV cache). "
-                    "Without TEXT, reads one input per line of standard input.")
+                    "Without TEXT, reads one input per line of standard input (UTF-8).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", metavar="BUNDLE_DIR", help="a directory made by export")
     parser.add_argument("texts", metavar="TEXT", nargs="*", help="inputs to decode")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="interpreter CPU threads (default: LiteRT's choice)")
+    parser.add_argument("--threads", type=_threads, default=None, metavar="N",
+                        help=f"interpreter CPU threads, 1 to {max_threads()} (default: "
+                             "LiteRT's choice)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse (instead of warning about) inputs with characters "
+                             "the model never saw or longer than it reads")
     return parser
 
 
+class _OutputFailed(Exception):
+    """Writing to standard output failed (a closed pipe, a full disk)."""
+
+    def __init__(self, error):
+        super().__init__(error)
+        self.error = error
+
+
 def _inputs(texts):
+    """(label, text, problem) per input; `problem` says why `text` is None."""
     if texts:
-        yield from texts
-    else:
-        # Bytes, decoded strictly: the locale's stdin decoding may hide bad input.
-        for raw in sys.stdin.buffer:
-            yield raw.decode("utf-8").rstrip("\r\n")
+        for number, text in enumerate(texts, 1):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable argv bytes arrive as lone surrogates
+                yield f"argument {number}", None, "is not UTF-8 text"
+            else:
+                yield f"argument {number}", text, None
+        return
+    if sys.stdin is None:
+        raise OSError(errno.EBADF, "standard input is closed")
+    # Bytes, decoded strictly line by line: the locale's decoding may hide bad input,
+    # and one bad byte must cost its own line only.
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        raw = raw.rstrip(b"\r\n")
+        try:
+            yield f"line {number}", raw.decode("utf-8"), None
+        except UnicodeDecodeError as error:
+            yield (f"line {number}", None, f"is not UTF-8 text (byte 0x{raw[error.start]:02x} "
+                                           f"at offset {error.start})")
+
+
+def _decode(bundle, label, text, strict):
+    """The output line for one input, and whether it was decoded (not refused)."""
+    if not text.strip():
+        return "", True
+    unknown, length = bundle.source_report(text)
+    problems = []
+    if unknown:
+        seen = bundle.tokenizer.unknown_characters(text)
+        shown = ", ".join(map(repr, seen[:3])) + (", ..." if len(seen) > 3 else "")
+        problems.append(f"{unknown} character{'s' if unknown > 1 else ''} the model never "
+                        f"saw ({shown})")
+    if length > bundle.source_length:
+        problems.append(f"{length} tokens long, the model reads {bundle.source_length}: "
+                        "the rest is cut")
+    if problems and strict:
+        _say(f"error: {_where(label)}: {'; '.join(problems)}; not decoded (--strict)")
+        return "", False
+    if problems:
+        _say(f"warning: {_where(label)}: {'; '.join(problems)}; decoded anyway")
+    return bundle.translate(text), True
+
+
+def _where(label):
+    return label if label.startswith("argument") else f"standard input {label}"
+
+
+def _say(message):
+    if sys.stderr is not None:  # print(file=None) would write to stdout instead
+        print(message, file=sys.stderr, flush=True)
+
+
+def _write(line):
+    # A line break inside an output would shift every later output off its input.
+    line = line.replace("\r", " ").replace("\n", " ")
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError as error:
+        raise _OutputFailed(error) from None
+
+
+def _silence_stdout():
+    """Points standard output at /dev/null, so that Python's own flush at exit does not
+    fail a second time on the closed pipe or full disk, with a message of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (e.g. captured by a test)
+        pass
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.threads is not None and args.threads <= 0:
-        print(f"error: --threads must be positive, got {args.threads}", file=sys.stderr)
-        return 1
+    """The command; returns the exit code (0 all decoded, 1 a refusal, 2 bad usage)."""
+    try:
+        # Intermixed: options may follow the TEXTs (`decode B "x" --strict`).
+        args = build_parser().parse_intermixed_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
+        return stop.code if isinstance(stop.code, int) else 2
+    if hasattr(sys.stdout, "reconfigure"):
+        # Outputs are UTF-8 like the inputs, whatever the locale; a lone surrogate,
+        # which UTF-8 cannot hold, must not end the stream.
+        sys.stdout.reconfigure(encoding="utf-8", errors="replace")
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args):
     try:
         bundle = Bundle.load(args.bundle, num_threads=args.threads)
     except (BundleError, RuntimeUnavailable) as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         return 1
+    refused = 0
     try:
-        for text in _inputs(args.texts):
-            print(bundle.translate(text), flush=True)
-    except UnicodeDecodeError:
-        print("error: standard input is not UTF-8 text", file=sys.stderr)
+        for label, text, problem in _inputs(args.texts):
+            if problem is None:
+                line, decoded = _decode(bundle, label, text, args.strict)
+            else:
+                _say(f"error: {_where(label)} {problem}; its output line is empty")
+                line, decoded = "", False
+            refused += not decoded
+            _write(line)
+    except _OutputFailed as failed:
+        _silence_stdout()
+        if failed.error.errno == errno.EPIPE:
+            return 0  # the reader went away (e.g. `| head`): not an error of ours
+        _say(f"error: cannot write the output: {failed.error.strerror or failed.error}")
         return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error of ours.
-        sys.stderr.close()
-        return 0
-    return 0
+    except OSError as error:  # reading standard input (a directory, a closed descriptor)
+        _say(f"error: cannot read standard input: {error.strerror or error}")
+        return 1
+    return 1 if refused else 0  # each refusal already has its error line

@@ -4,6 +4,8 @@ Imports neither TensorFlow nor Keras: this runs where only numpy and `ai-edge-li
 (or the older `tflite-runtime`) are installed.
 """
 
+import os
+
 import numpy as np
 
 
@@ -23,6 +25,24 @@ def interpreter_class():
                 "no LiteRT interpreter: pip install ai-edge-litert "
                 "(or tflite-runtime where ai-edge-litert has no wheel)") from None
     return Interpreter
+
+
+def max_threads():
+    """The most interpreter threads worth asking for: this machine's CPUs. More only
+    makes the threads take turns (100,000 of them brought a 2-core machine to a load
+    average of 600 and never finished)."""
+    return os.cpu_count() or 1
+
+
+def check_num_threads(num_threads):
+    """Raises ValueError unless `num_threads` is None (LiteRT's default) or an integer
+    from 1 to `max_threads()`."""
+    if num_threads is None:
+        return
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) \
+            or not 1 <= num_threads <= max_threads():
+        raise ValueError(f"num_threads must be None or an integer from 1 to {max_threads()} "
+                         f"(the CPUs of this machine). Received: num_threads={num_threads!r}")
 
 
 def tensor_specs(details):

@@ -68,6 +68,37 @@ def test_unknown_characters_become_unk(tok):
     assert tok.decode(ids) == f"29 {UNK_TEXT} Nov {UNK_TEXT}"
 
 
+def test_unknown_characters_are_counted_without_changing_the_ids(tok):
+    text = "29 Ж Nov ∑Ж \x00"
+    ids = tok.encode(text)
+    assert tok.unknown_count(text) == ids.count(UNK_ID) == 4
+    assert tok.unknown_characters(text) == ["Ж", "∑", "\x00"]
+    assert tok.encode(text) == ids
+    assert tok.unknown_count("") == 0 and tok.unknown_characters("Nov 29") == []
+    with pytest.raises(TypeError, match="unknown_count expects a str"):
+        tok.unknown_count(b"abc")
+
+
+def test_load_tokenizer_parses_given_bytes(tok, tmp_path):
+    """The runtime passes the bytes it checksummed; the path only names them."""
+    path = tmp_path / TOKENIZER_FILE
+    tok.save(path)
+    content = path.read_bytes()
+    path.unlink()
+    assert load_tokenizer(path, content=content) == tok
+    with pytest.raises(TokenizerError, match=f"{path}.*not valid JSON"):
+        load_tokenizer(path, content=content[:-5])
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000, b'{"type": 1' + b"0" * 5000 + b"}"],
+                         ids=["deep nesting", "5000-digit integer"])
+def test_json_that_python_refuses_is_one_line(tmp_path, content):
+    path = _write(tmp_path / TOKENIZER_FILE, content)
+    with pytest.raises(TokenizerError, match="cannot be read as a tokenizer file") as caught:
+        load_tokenizer(path)
+    assert "\n" not in str(caught.value)
+
+
 def test_specials_spelled_out_in_text_are_characters(tok):
     # "<s>" typed by a user is three ordinary characters, never the BOS id.
     ids = CharTokenizer.train(["<s></s>"]).encode("<s>")

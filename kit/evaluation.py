@@ -1,0 +1,162 @@
+"""`python -m kit evaluate`: decode every source of a user's TSV file and score it.
+
+What both kinds of model share (a run's Keras model, a bundle on the device): reading
+the file, grouping alternative references, decoding, scoring, writing predictions. The
+caller brings a `translate(sources) -> outputs` function. Neither TensorFlow nor Keras.
+
+The file is read whole, with no split (it is the user's own test set). Lines with the
+same source are alternative right answers: the source is decoded once, and its output
+is exact when it equals any of them.
+"""
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from kit.files import atomic_write
+from kit.metrics import format_metrics, task_metrics
+
+
+class EvaluationError(ValueError):
+    """The data or options of an evaluation are unusable; one line for the user."""
+
+
+@dataclass
+class References:
+    """A TSV file's sources (each once, in file order) with their references."""
+
+    sources: list
+    references: list  # per source: the list of its targets, in file order
+    lines: int  # pairs read
+    bad_lines: list = field(default_factory=list)  # 1-based numbers of malformed lines
+
+
+def read_references(spec):
+    """Reads `tsv:PATH` (UTF-8, `source<TAB>target` a line) into `References`.
+
+    Raises EvaluationError for a spec that is not `tsv:`, a missing or unreadable file,
+    a file that is not UTF-8 (naming the line), or one without a single valid line.
+    """
+    if not isinstance(spec, str) or not spec.startswith("tsv:") or len(spec) == 4:
+        raise EvaluationError(f"--data must be tsv:PATH (one source<TAB>target a line). "
+                              f"Received: {spec!r}")
+    path = os.path.expanduser(spec[4:])
+    if os.path.isdir(path):
+        raise EvaluationError(f"{spec}: {path} is a directory, expected a file")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise EvaluationError(f"{spec}: file not found") from None
+    except OSError as error:
+        raise EvaluationError(f"{spec}: cannot read {path}: {error.strerror}") from None
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise EvaluationError(f"{spec}: not UTF-8 (line {line}); save the file as UTF-8") \
+            from None
+    grouped, bad, lines = {}, [], 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+            bad.append(number)
+            continue
+        grouped.setdefault(fields[0], []).append(fields[1])
+        lines += 1
+    if not grouped:
+        raise EvaluationError(f"{spec}: no source<TAB>target line"
+                              + (f" ({len(bad)} malformed, first at line {bad[0]})" if bad
+                                 else ""))
+    return References(list(grouped), list(grouped.values()), lines, bad)
+
+
+def evaluate(translate, references, limit=None, batch_size=64, progress=None):
+    """Decodes the sources with `translate(list of str) -> list of str` and scores them.
+
+    Returns:
+        (metrics dict, outputs list, seconds spent decoding).
+    """
+    sources = references.sources[:limit]
+    outputs = []
+    started = time.monotonic()
+    for start in range(0, len(sources), batch_size):
+        outputs += translate(sources[start:start + batch_size])
+        if progress:
+            progress(len(outputs), len(sources))
+    seconds = time.monotonic() - started
+    metrics = task_metrics(outputs, references.references[:len(sources)])
+    return metrics, outputs, seconds
+
+
+def write_predictions(path, sources, outputs, references):
+    """`source<TAB>output<TAB>first reference<TAB>exact (1/0)` a line, atomically."""
+    def clean(text):
+        return text.replace("\t", " ").replace("\n", " ")
+
+    atomic_write(path, "".join(
+        f"{clean(s)}\t{clean(o)}\t{clean(refs[0])}\t{int(o in refs)}\n"
+        for s, o, refs in zip(sources, outputs, references)))
+
+
+def build_parser(prog="python -m kit evaluate"):
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Decode every source of a TSV file with a run's Keras model or a "
+                    "bundle (no TensorFlow needed for a bundle) and print exact match, "
+                    "character and word error rates, BLEU and chrF. Lines with the same "
+                    "source are alternative right answers.")
+    parser.add_argument("model", metavar="RUN_DIR|BUNDLE_DIR",
+                        help="a run directory (train) or a bundle directory (export)")
+    parser.add_argument("--data", required=True, metavar="tsv:PATH",
+                        help="UTF-8, one source<TAB>target per line; every line is used")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="decode only the first N distinct sources")
+    parser.add_argument("--output", default=None, metavar="PRED.tsv",
+                        help="also write source, output, reference, exact per line")
+    return parser
+
+
+def check_args(args):
+    """The options and the data, checked before any model is loaded: `References`."""
+    if args.limit is not None and not 1 <= args.limit <= 10**9:
+        raise EvaluationError(f"--limit must be from 1 to 10^9, got {args.limit}")
+    if args.output and os.path.isdir(args.output):
+        raise EvaluationError(f"--output {args.output} is a directory, expected a file name")
+    return read_references(args.data)
+
+
+def run(args, references, translate, describe):
+    """The command's body, once the caller has loaded its model: returns the exit code.
+
+    Args:
+        args: from `build_parser`.
+        references: from `check_args`.
+        translate: list of sources -> list of outputs.
+        describe: what decodes, for the first line.
+    """
+    count = len(references.sources[:args.limit])
+    print(f"evaluating {describe} on {count} distinct sources "
+          f"({references.lines} pairs) of {args.data}", file=sys.stderr)
+    if references.bad_lines:
+        print(f"skipped {len(references.bad_lines)} malformed line(s), first at line "
+              f"{references.bad_lines[0]}", file=sys.stderr)
+
+    def progress(done, total):
+        if sys.stderr.isatty():
+            print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True)
+
+    metrics, outputs, seconds = evaluate(translate, references, args.limit,
+                                         progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.output:
+        write_predictions(args.output, references.sources, outputs, references.references)
+    print(format_metrics({**metrics, "sources": count}))
+    print(f"{1000.0 * seconds / max(count, 1):.1f} ms per source", file=sys.stderr)
+    return 0
