@@ -110,7 +110,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     from export.convert import RECIPES, export_model
     from export.errors import ExportError
     from export.load import load_run
-    from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run
+    from training.run_dir import TEST_SAMPLE, RunDirError, interrupts_deferred, read_pairs, read_run
 
     out = Path(out)
     if recipe not in RECIPE_CHOICES:
@@ -122,12 +122,16 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
         raise ExportError(str(error)) from None
     _check_out(out, info.path, overwrite)
     recipes = list(RECIPES) if recipe == "all" else [recipe]
+    try:
+        pairs = read_pairs(info.path / TEST_SAMPLE)[:samples]
+    except RunDirError as error:
+        raise ExportError(str(error)) from None
+    if not pairs:
+        raise ExportError(f"{info.path / TEST_SAMPLE} holds no pairs to verify on")
 
     progress(f"loading {run_dir} and rebuilding the model in float32")
-    loaded = load_run(info)
-    pairs = read_pairs(loaded.info.path / TEST_SAMPLE)[:samples]
-    if not pairs:
-        raise ExportError(f"{loaded.info.path / TEST_SAMPLE} holds no pairs to verify on")
+    with interrupts_deferred():  # Keras may swallow a Ctrl-C while it loads the model
+        loaded = load_run(info)
 
     exported = export_model(loaded, recipes, progress=progress)  # float32 always included
 
@@ -204,10 +208,10 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     rebuild (int8).
     """
     from export.flatbuffer import op_tensor_types
+    from export.verify import gpu_compatibility, verify_bundle
     from kit.runtime import REPORT_JSON, TFLITE_FILE, Bundle, signature_specs
     from kit.runtime.bundle import bundle_spec, write_bundle_json
     from kit.runtime.interpreter import interpreter_class
-    from export.verify import gpu_compatibility, verify_bundle
     from training.run_dir import TOKENIZER_FILE
 
     directory.mkdir(parents=True, exist_ok=True)

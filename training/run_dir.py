@@ -13,7 +13,10 @@
 has finished: a directory without it is a run in progress or an interrupted one.
 """
 
+import contextlib
 import json
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +50,28 @@ class RunInfo:
     epochs_done: int
     metrics: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Holds Ctrl-C (SIGINT) until the block ends, then delivers it.
+
+    For `keras.saving.load_model` of a run's .keras files: Keras's
+    `Model.build_from_config` builds the model under a bare `except: pass`, so a Ctrl-C
+    there is swallowed and leaves a model without its weights or its optimizer state,
+    which training or export would then go on using.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):
+        previous(signal.SIGINT, received[0])  # the default one raises KeyboardInterrupt
 
 
 def write_pairs(path, pairs):

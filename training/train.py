@@ -149,13 +149,17 @@ def _check_out_dir(options):
         state = json.loads(state_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise TrainError(f"{state_path} is damaged ({error}); choose another --out") from None
+    if not isinstance(state, dict):
+        raise TrainError(f"{state_path} is damaged (not a JSON object); choose another --out")
+    if _is_failed_start(out, state):
+        # Also with the same arguments: such a start may have died before writing its
+        # tokenizer or samples, and redoing it costs no completed epoch.
+        _log(f"{out} holds a start that completed no epoch; starting afresh")
+        for name in FRESH_START_FILES:
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        return None
     if state.get("identity") != options.identity():
-        if _is_failed_start(out, state):
-            _log(f"{out} holds a start that completed no epoch; starting afresh")
-            for name in FRESH_START_FILES:
-                target = out / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-            return None
         theirs, ours = state.get("identity", {}), options.identity()
         differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise TrainError(f"--out {out} holds a different run (differs in: "
@@ -241,14 +245,17 @@ def _start_or_resume(options, state, pairs, out):
                         target_vocab_size=tokenizer.vocab_size, **overrides)
     except ValueError as error:
         raise TrainError(str(error)) from None
-    tokenizer.save(out / rd.TOKENIZER_FILE)
     state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
              "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": []}
+    # state.json first: whatever a failure (a full disk, Ctrl-C, SIGKILL) leaves after
+    # it is a start the next command recognizes and clears (`_is_failed_start`), where
+    # files without it would make the directory look like someone else's.
+    write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
+    tokenizer.save(out / rd.TOKENIZER_FILE)
     rng = random.Random(options.seed)
     rd.write_pairs(out / rd.TRAIN_SAMPLE,
                    rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
     rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
-    write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
     return tokenizer, config, state
 
 
@@ -346,7 +353,6 @@ def _prepare(options, state, pairs, out):
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(options.seed)
-    (out / rd.CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     tokenizer, config, state = _start_or_resume(options, state, pairs, out)
 
     lengths = (config.max_source_length, config.max_target_length)
@@ -364,7 +370,8 @@ def _prepare(options, state, pairs, out):
     if state["epochs_done"] and last.is_file():
         import training.losses  # noqa: F401  (registers the loss and schedule for loading)
 
-        model = keras.saving.load_model(last)
+        with rd.interrupts_deferred():
+            model = keras.saving.load_model(last)
     else:
         model = _build_model(options, config)
     # XLA compiles once per distinct shape: give it a few.
@@ -420,7 +427,8 @@ def _finish(run, options, pairs):
     import keras
 
     state = run.state
-    best = keras.saving.load_model(run.out / rd.KERAS_MODEL_FILE, compile=False)
+    with rd.interrupts_deferred():
+        best = keras.saving.load_model(run.out / rd.KERAS_MODEL_FILE, compile=False)
     best_logs = state["history"][state["best_epoch"] - 1]
     started = time.monotonic()
     metrics = {"val_loss": best_logs["val_loss"],
