@@ -1,7 +1,8 @@
 """Training speed: the kit's model against the TF tutorial's Transformer, side by side.
 
     python benchmarks/train_speed.py [--preset small] [--batch-size 64]
-        [--warmup 20] [--rounds 10] [--segment 40] [--ablations] [--json PATH]
+        [--warmup 20] [--rounds 10] [--segment 40] [--seed 0] [--ablations]
+        [--only NAME,...] [--json PATH]
 
 The contenders train on the built-in dates data with the same tokenizer, the same
 dimensions (the preset's), the same compile call as `python -m kit train` (Adam
@@ -16,8 +17,10 @@ sample weights) and the same number of steps, each fed by its natural pipeline:
   model, four to eight times the attention weights); here `key_dim = D / H`, so both
   models have the same dimensions. Fed by shuffled batches padded to their longest
   sequence, as the tutorial does.
-- ours: `kit.models.Seq2SeqTransformer` fed by `training.pipeline.make_dataset` (length
-  buckets); "ours + XLA" compiles with `jit_compile=True` on the pipeline's static shapes.
+- ours: `kit.models.Seq2SeqTransformer` with the preset's config (the defaults) fed by
+  `training.pipeline.make_dataset` (length buckets); "ours + XLA" compiles with
+  `jit_compile=True` on the pipeline's static shapes; "ours v0.1" is the architecture
+  that kit v0.1 built (`V0_1`), unless the defaults are that.
 
 Each training step is a call of the compiled Keras train function on a live tf.data
 iterator, as in `fit`. After one building step and a warm-up, the contenders run in
@@ -29,8 +32,10 @@ validation loss is the unsmoothed cross-entropy per real target token, computed 
 same code for every model on the same validation batches.
 
 `--ablations` adds contenders that tell where a difference comes from: each architecture
-on the other's pipeline, static shapes without XLA, ours without the feed-forward inner
-dropout (a dropout site the tutorial lacks), ours post-LN, and buckets of width 4.
+on the other's pipeline, static shapes without XLA, buckets of width 4, and v0.1 with
+each architecture option of `TransformerConfig` (post-LN, the smaller per-head
+initialisation of the attention kernels, dropout on embeddings and attention weights
+only), alone and together (`ARCHITECTURES`).
 """
 
 import argparse
@@ -50,6 +55,7 @@ from keras import ops  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
 from kit.models import PRESETS, Seq2SeqTransformer  # noqa: E402
+from kit.models.config import LEGACY  # noqa: E402
 
 
 # -- the tutorial's architecture, in Keras 3 -------------------------------------------
@@ -171,11 +177,22 @@ class TutorialTransformer(keras.Model):
 
 # -- the contenders and the timing -------------------------------------------------------
 
-def without_ff_inner_dropout(model):
-    """Ablation: no dropout on the feed-forward blocks' inner (B, L, ff_dim) activations,
-    a dropout site the tutorial does not have."""
-    for block in model.encoder_blocks + model.decoder_blocks:
-        block.feed_forward.inner_dropout.rate = 0.0
+# Our architecture as kit v0.1 built it (pre-LN, Glorot over each (D, H*Dh) matrix,
+# dropout also on residual branches and the feed-forward inner layer), and each of the
+# architecture options of TransformerConfig. Contenders are config overrides: no second
+# copy of our model's code.
+V0_1 = {"norm_first": True, **LEGACY}
+POST_LN = {"norm_first": False}
+PER_HEAD_INIT = {"attention_initializer": "glorot_uniform_per_head"}
+FEWER_DROPOUT = {"residual_dropout": False, "feed_forward_dropout": False}
+ARCHITECTURES = [
+    ("v0.1", V0_1),
+    ("v0.1 + post-LN", {**V0_1, **POST_LN}),
+    ("v0.1 + per-head init", {**V0_1, **PER_HEAD_INIT}),
+    ("v0.1 + fewer dropout", {**V0_1, **FEWER_DROPOUT}),
+    ("v0.1 + per-head + fewer dr.", {**V0_1, **PER_HEAD_INIT, **FEWER_DROPOUT}),
+    ("v0.1 + all three", {**V0_1, **POST_LN, **PER_HEAD_INIT, **FEWER_DROPOUT}),
+]
 
 
 @dataclass
@@ -185,8 +202,7 @@ class Contender:
     architecture: str  # "tutorial" or "ours"
     jit_compile: bool
     make_dataset: object  # () -> a fresh, identical tf.data.Dataset of training batches
-    config_overrides: dict = field(default_factory=dict)  # ablations: e.g. post-LN
-    tweak: object = None  # ablations: (built model) -> None, before the first step
+    config_overrides: dict = field(default_factory=dict)  # e.g. V0_1 (ours only)
     model: object = None
     iterator: object = None
     stats: list = None  # BatchStats of every step, in order (step 0 builds the model)
@@ -241,8 +257,6 @@ def build_model(contender, config, seed):
         model.build()
     else:
         model = TutorialTransformer(config)
-    if contender.tweak:
-        contender.tweak(model)
     return common.compile_for_training(model, config, contender.jit_compile)
 
 
@@ -259,25 +273,41 @@ def contenders_for(data, args):
     def buckets(**kwargs):
         return lambda: common.epochs_of(common.bucketed, split, batch, epochs, seed, **kwargs)
 
+    # "ours" is the defaults; an architecture variant equal to them is not run twice.
+    same_as_defaults = [name for name, overrides in ARCHITECTURES
+                        if dataclasses.replace(c, **overrides) == c]
+    ours = "ours" + "".join(f" = {name}" for name in same_as_defaults)
     contenders = [
         Contender("tutorial", "padded to longest", "tutorial", False, padded),
-        Contender("ours", "buckets", "ours", False, buckets()),
+        Contender(ours, "buckets", "ours", False, buckets()),
         Contender("ours + XLA", "buckets, static S,T", "ours", True,
                   buckets(static_shapes=static)),
     ]
+    if "v0.1" not in same_as_defaults:
+        contenders.append(Contender("ours v0.1", "buckets", "ours", False, buckets(),
+                                    config_overrides=V0_1))
     if args.ablations:
         contenders += [
             Contender("ours, tutorial's pipeline", "padded to longest", "ours", False, padded),
             Contender("tutorial, our pipeline", "buckets", "tutorial", False, buckets()),
             Contender("ours, static S,T, no XLA", "buckets, static S,T", "ours", False,
                       buckets(static_shapes=static)),
-            Contender("ours, no FF-inner dropout", "buckets", "ours", False, buckets(),
-                      tweak=without_ff_inner_dropout),
-            Contender("ours, post-LN", "buckets", "ours", False, buckets(),
-                      config_overrides={"norm_first": False}),
             Contender("ours, buckets of 4", "buckets of width 4", "ours", False,
                       buckets(bucket_width=4)),
         ]
+        contenders += [Contender(name, "buckets", "ours", False, buckets(),
+                                 config_overrides=overrides)
+                       for name, overrides in ARCHITECTURES[1:]
+                       if name not in same_as_defaults]
+    if args.only:
+        # "ours = v0.1 + all three" answers to either name.
+        wanted = {name.strip() for name in args.only.split(",")}
+        unknown = wanted - {alias for c in contenders for alias in c.name.split(" = ")}
+        if unknown:
+            raise SystemExit(f"--only: no contender named {', '.join(sorted(unknown))}; "
+                             f"there are: {', '.join(c.name for c in contenders)}")
+        contenders = [c for c in contenders
+                      if c.name == "tutorial" or wanted & set(c.name.split(" = "))]
     return contenders, steps
 
 
@@ -382,14 +412,14 @@ def summarize(contenders):
 
 
 def print_table(rows, out=print):
-    header = (f"{'contender':<27} {'pipeline':<20} {'ms/step':>7} {'tgt tok/s':>9} "
+    header = (f"{'contender':<36} {'pipeline':<20} {'ms/step':>7} {'tgt tok/s':>9} "
               f"{'x tutorial':>10} {'rounds':>9} {'src pad':>7} {'tgt pad':>7} "
               f"{'val loss':>8} {'val acc':>7}")
     out(header)
     out("-" * len(header))
     for r in rows:
         low, high = r["speedup_range"]
-        out(f"{r['name']:<27} {r['pipeline']:<20} {r['ms_per_step']:7.1f} "
+        out(f"{r['name']:<36} {r['pipeline']:<20} {r['ms_per_step']:7.1f} "
             f"{r['target_tokens_per_s']:9,.0f} {r['speedup']:9.2f}x {low:4.2f}-{high:<4.2f} "
             f"{r['source_padding']:7.0%} {r['target_padding']:7.0%} {r['val_loss']:8.4f} "
             f"{r['val_token_accuracy']:7.3f}")
@@ -416,7 +446,11 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ablations", action="store_true",
                         help="also: each architecture on the other's pipeline, static shapes "
-                             "without XLA, no FF-inner dropout, post-LN, buckets of width 4")
+                             "without XLA, buckets of width 4, v0.1 with each architecture "
+                             "option alone and together")
+    parser.add_argument("--only", metavar="NAMES",
+                        help="comma-separated contender names to run (the tutorial, the "
+                             "reference, always runs), e.g. to repeat some with another seed")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     for name in ("batch_size", "rounds", "segment", "train_size", "validation_size"):

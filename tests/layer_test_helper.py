@@ -94,3 +94,34 @@ def _check_training_step(layer_cls, init_kwargs, inputs, call_kwargs):
     frozen = [w.path for w, a, b in zip(layer.trainable_weights, after, before)
               if np.array_equal(a, b)]
     assert not frozen, f"weights that one training step did not move: {frozen}"
+
+
+def assert_kernels_differ(layer):
+    """No two same-shape kernels (or embedding tables) of a built `layer` start equal.
+
+    Biases and layer-norm scales start at constants by design and are left out: only
+    weights of rank 2 or more. Fails if there is no same-shape pair to compare, so a
+    test cannot pass without checking something.
+    """
+    kernels = [w for w in layer.weights if len(w.shape) >= 2]
+    pairs = [(a, b) for i, a in enumerate(kernels) for b in kernels[i + 1:]
+             if tuple(a.shape) == tuple(b.shape)]
+    assert pairs, f"no two kernels of the same shape in {[w.path for w in kernels]}"
+    equal = [(a.path, b.path) for a, b in pairs if np.array_equal(np.array(a), np.array(b))]
+    assert not equal, f"kernels that start equal: {equal}"
+    return len(pairs)
+
+
+def copy_into_multi_head_attention(ours, mha):
+    """Our attention layer's weights into a built `keras.layers.MultiHeadAttention` with
+    the same H and Dh: its query, key and value kernels are (D, H, Dh) with (H, Dh)
+    biases, its output kernel (H, Dh, D)."""
+    heads = (ours.num_heads, ours.head_dim)
+    for which in ("query", "key", "value"):
+        dense = getattr(mha, f"_{which}_dense")
+        kernel = np.array(getattr(ours.qkv, f"{which}_kernel"))
+        dense.kernel.assign(kernel.reshape(kernel.shape[:1] + heads))  # (D, H, Dh)
+        dense.bias.assign(np.array(getattr(ours.qkv, f"{which}_bias")).reshape(heads))
+    kernel = np.array(ours.output_dense.kernel)
+    mha._output_dense.kernel.assign(kernel.reshape(heads + kernel.shape[1:]))  # (H, Dh, D)
+    mha._output_dense.bias.assign(np.array(ours.output_dense.bias))

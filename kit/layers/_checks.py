@@ -32,3 +32,10 @@ def mask_value(name, value):
         raise ValueError(f"`{name}` must be a negative float >= {MIN_MASK_VALUE:g}. "
                          f"Received: {name}={value!r}")
     return float(value)
+
+
+def boolean(name, value):
+    # bool only: a string such as "False" would otherwise switch the option on.
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value

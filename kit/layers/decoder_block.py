@@ -1,7 +1,6 @@
 from kit.layers._register import register
 from kit.layers._residual_block import ResidualBlock
 from kit.layers.encoder_decoder_attention import EncoderDecoderAttention
-from kit.layers.feed_forward import FeedForward
 from kit.layers.self_attention import SelfAttention
 
 
@@ -18,10 +17,14 @@ class DecoderBlock(ResidualBlock):
 
     Args:
         num_heads: H. head_dim: Dh. ff_dim: inner width of the feed-forward block.
-        dropout: rate on attention weights, feed-forward inner layer and residual branches.
+        dropout: rate on the attention weights, and on the sites switched on below.
         norm_first: pre-LN (True) or post-LN (False).
         layer_norm_epsilon: epsilon of the layer norms.
         mask_value: the float32 bias added to masked attention scores.
+        residual_dropout: also drop out each sub-layer's output before the residual sum.
+        feed_forward_dropout: also drop out the feed-forward's inner activation.
+        per_head_fans: initialise the attention kernels with per-head fans, ~3x
+            smaller Glorot limits (see `QKVProjection`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -42,21 +45,15 @@ class DecoderBlock(ResidualBlock):
 
     def build(self, x_shape, context_shape, context_padding_mask_shape=None):
         self.self_attention = SelfAttention(self.num_heads, self.head_dim, causal=True,
-                                            dropout=self.dropout, mask_value=self.mask_value,
-                                            dtype=self.dtype_policy,
-                                            name="self_attention")
+                                            **self._attention_args(), name="self_attention")
         self.self_attention.build(x_shape)
         self.self_attention_norm = self._build_norm("self_attention_norm", x_shape)
         self.cross_attention = EncoderDecoderAttention(self.num_heads, self.head_dim,
-                                                       dropout=self.dropout,
-                                                       mask_value=self.mask_value,
-                                                       dtype=self.dtype_policy,
+                                                       **self._attention_args(),
                                                        name="cross_attention")
         self.cross_attention.build(x_shape, context_shape)
         self.cross_attention_norm = self._build_norm("cross_attention_norm", x_shape)
-        self.feed_forward = FeedForward(self.ff_dim, dropout=self.dropout,
-                                        dtype=self.dtype_policy, name="feed_forward")
-        self.feed_forward.build(x_shape)
+        self._build_feed_forward(x_shape)
         self.feed_forward_norm = self._build_norm("feed_forward_norm", x_shape)
         self._build_residual_dropout()
 

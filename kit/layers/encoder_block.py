@@ -1,6 +1,5 @@
 from kit.layers._register import register
 from kit.layers._residual_block import ResidualBlock
-from kit.layers.feed_forward import FeedForward
 from kit.layers.self_attention import SelfAttention
 
 
@@ -14,10 +13,14 @@ class EncoderBlock(ResidualBlock):
 
     Args:
         num_heads: H. head_dim: Dh. ff_dim: inner width of the feed-forward block.
-        dropout: rate on attention weights, feed-forward inner layer and residual branches.
+        dropout: rate on the attention weights, and on the sites switched on below.
         norm_first: pre-LN (True) or post-LN (False).
         layer_norm_epsilon: epsilon of the layer norms.
         mask_value: the float32 bias added to masked attention scores.
+        residual_dropout: also drop out each sub-layer's output before the residual sum.
+        feed_forward_dropout: also drop out the feed-forward's inner activation.
+        per_head_fans: initialise the attention kernels with per-head fans, ~3x
+            smaller Glorot limits (see `QKVProjection`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -36,14 +39,10 @@ class EncoderBlock(ResidualBlock):
 
     def build(self, x_shape, padding_mask_shape=None):
         self.self_attention = SelfAttention(self.num_heads, self.head_dim, causal=False,
-                                            dropout=self.dropout, mask_value=self.mask_value,
-                                            dtype=self.dtype_policy,
-                                            name="self_attention")
+                                            **self._attention_args(), name="self_attention")
         self.self_attention.build(x_shape)
         self.self_attention_norm = self._build_norm("self_attention_norm", x_shape)
-        self.feed_forward = FeedForward(self.ff_dim, dropout=self.dropout,
-                                        dtype=self.dtype_policy, name="feed_forward")
-        self.feed_forward.build(x_shape)
+        self._build_feed_forward(x_shape)
         self.feed_forward_norm = self._build_norm("feed_forward_norm", x_shape)
         self._build_residual_dropout()
 

@@ -2,6 +2,7 @@ import keras
 
 from kit.layers import _checks
 from kit.layers._attention_core import MASK_VALUE, attend, merge_heads, padding_bias
+from kit.layers._initializers import output_kernel_initializer
 from kit.layers._register import register
 from kit.layers.qkv_projection import QKVProjection
 
@@ -17,6 +18,9 @@ class EncoderDecoderAttention(keras.layers.Layer):
         num_heads: H. head_dim: Dh.
         dropout: dropout rate on the attention weights, in [0, 1).
         mask_value: the float32 bias added to masked scores (see `_attention_core`).
+        kernel_initializer: initializer of the four kernels, each drawing with its own copy.
+        per_head_fans: draw the kernels as (D, H, Dh) and (H, Dh, D) arrays, whose fans
+            give ~3x smaller Glorot limits (see `QKVProjection`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -37,19 +41,28 @@ class EncoderDecoderAttention(keras.layers.Layer):
     ((1, 3, 8), (1, 2, 3, 5))
     """
 
-    def __init__(self, num_heads, head_dim, dropout=0.0, mask_value=MASK_VALUE, **kwargs):
+    def __init__(self, num_heads, head_dim, dropout=0.0, mask_value=MASK_VALUE,
+                 kernel_initializer="glorot_uniform", per_head_fans=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)
         self.dropout = _checks.rate("dropout", dropout)
         self.mask_value = _checks.mask_value("mask_value", mask_value)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.per_head_fans = bool(per_head_fans)
 
     def build(self, x_shape, context_shape, context_padding_mask_shape=None):
-        self.qkv = QKVProjection(self.num_heads, self.head_dim, dtype=self.dtype_policy,
+        self.qkv = QKVProjection(self.num_heads, self.head_dim,
+                                 kernel_initializer=self.kernel_initializer,
+                                 per_head_fans=self.per_head_fans, dtype=self.dtype_policy,
                                  name="qkv")
         self.qkv.build(x_shape, context_shape)
-        self.output_dense = keras.layers.Dense(x_shape[-1], dtype=self.dtype_policy,
-                                               name="output_dense")
+        self.output_dense = keras.layers.Dense(
+            x_shape[-1],
+            kernel_initializer=output_kernel_initializer(
+                self.kernel_initializer, self.per_head_fans, self.num_heads, self.head_dim,
+                x_shape[-1]),
+            dtype=self.dtype_policy, name="output_dense")
         self.output_dense.build(tuple(x_shape[:-1]) + (self.num_heads * self.head_dim,))
         self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
                                                       name="attention_dropout")
@@ -77,5 +90,7 @@ class EncoderDecoderAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, head_dim=self.head_dim, dropout=self.dropout,
-                      mask_value=self.mask_value)
+                      mask_value=self.mask_value,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      per_head_fans=self.per_head_fans)
         return config

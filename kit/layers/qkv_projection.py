@@ -3,6 +3,7 @@ from keras import ops
 
 from kit.layers import _checks
 from kit.layers._attention_core import split_heads
+from kit.layers._initializers import PerHeadShape, clone_initializer
 from kit.layers._register import register
 
 
@@ -18,7 +19,12 @@ class QKVProjection(keras.layers.Layer):
         num_heads: H, the number of attention heads.
         head_dim: Dh, the width of each head.
         use_bias: whether the projections add a bias.
-        kernel_initializer: initializer of W^Q, W^K and W^V.
+        kernel_initializer: initializer of W^Q, W^K and W^V; each kernel draws with its
+            own copy, so they do not start equal.
+        per_head_fans: draw each (D, H*Dh) kernel as a (D, H, Dh) array, whose Keras
+            fans (D*H in, D*Dh out) give Glorot limits about 3x smaller for D 64, H 4
+            (see `PerHeadShape`). False, the matrix's fans, is what kit v0.1 used and
+            what Keras 3.15's `MultiHeadAttention` uses.
         **kwargs: base `keras.layers.Layer` arguments (name, dtype, ...).
 
     Call arguments:
@@ -35,20 +41,23 @@ class QKVProjection(keras.layers.Layer):
     """
 
     def __init__(self, num_heads, head_dim, use_bias=True, kernel_initializer="glorot_uniform",
-                 **kwargs):
+                 per_head_fans=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.per_head_fans = bool(per_head_fans)
 
     def build(self, x_shape, context_shape=None):
         width = self.num_heads * self.head_dim
         context_dim = (context_shape or x_shape)[-1]
 
         def kernel(name, rows):
-            return self.add_weight(name=name, shape=(rows, width),
-                                   initializer=self.kernel_initializer)
+            initializer = clone_initializer(self.kernel_initializer)
+            if self.per_head_fans:
+                initializer = PerHeadShape(initializer, (rows, self.num_heads, self.head_dim))
+            return self.add_weight(name=name, shape=(rows, width), initializer=initializer)
 
         def bias(name):
             return self.add_weight(name=name, shape=(width,), initializer="zeros")
@@ -105,5 +114,6 @@ class QKVProjection(keras.layers.Layer):
             head_dim=self.head_dim,
             use_bias=self.use_bias,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            per_head_fans=self.per_head_fans,
         )
         return config

@@ -2,8 +2,15 @@ import keras
 from keras import ops
 
 from kit.layers import _checks
-from kit.layers._attention_core import (MASK_VALUE, attend, cache_bias, causal_bias, merge_heads,
-                                        padding_bias)
+from kit.layers._attention_core import (
+    MASK_VALUE,
+    attend,
+    cache_bias,
+    causal_bias,
+    merge_heads,
+    padding_bias,
+)
+from kit.layers._initializers import output_kernel_initializer
 from kit.layers._register import register
 from kit.layers.qkv_projection import QKVProjection
 
@@ -21,6 +28,9 @@ class SelfAttention(keras.layers.Layer):
         causal: hide the future (decoder) or not (encoder).
         dropout: dropout rate on the attention weights, in [0, 1).
         mask_value: the float32 bias added to masked scores (see `_attention_core`).
+        kernel_initializer: initializer of the four kernels, each drawing with its own copy.
+        per_head_fans: draw the kernels as (D, H, Dh) and (H, Dh, D) arrays, whose fans
+            give ~3x smaller Glorot limits (see `QKVProjection`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -39,20 +49,28 @@ class SelfAttention(keras.layers.Layer):
     """
 
     def __init__(self, num_heads, head_dim, causal=False, dropout=0.0, mask_value=MASK_VALUE,
-                 **kwargs):
+                 kernel_initializer="glorot_uniform", per_head_fans=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)
         self.causal = bool(causal)
         self.dropout = _checks.rate("dropout", dropout)
         self.mask_value = _checks.mask_value("mask_value", mask_value)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.per_head_fans = bool(per_head_fans)
 
     def build(self, x_shape, padding_mask_shape=None):
-        self.qkv = QKVProjection(self.num_heads, self.head_dim, dtype=self.dtype_policy,
+        self.qkv = QKVProjection(self.num_heads, self.head_dim,
+                                 kernel_initializer=self.kernel_initializer,
+                                 per_head_fans=self.per_head_fans, dtype=self.dtype_policy,
                                  name="qkv")
         self.qkv.build(x_shape)
-        self.output_dense = keras.layers.Dense(x_shape[-1], dtype=self.dtype_policy,
-                                               name="output_dense")
+        self.output_dense = keras.layers.Dense(
+            x_shape[-1],
+            kernel_initializer=output_kernel_initializer(
+                self.kernel_initializer, self.per_head_fans, self.num_heads, self.head_dim,
+                x_shape[-1]),
+            dtype=self.dtype_policy, name="output_dense")
         self.output_dense.build(tuple(x_shape[:-1]) + (self.num_heads * self.head_dim,))
         self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
                                                       name="attention_dropout")
@@ -97,5 +115,7 @@ class SelfAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, head_dim=self.head_dim, causal=self.causal,
-                      dropout=self.dropout, mask_value=self.mask_value)
+                      dropout=self.dropout, mask_value=self.mask_value,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      per_head_fans=self.per_head_fans)
         return config

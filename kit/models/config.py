@@ -5,12 +5,25 @@ from dataclasses import dataclass
 
 from kit.layers import _checks
 
+# What the architecture options meant before they existed (kit v0.1): `from_dict` fills
+# a saved config's absent fields from here, so that a file saved then still builds the
+# model it was trained as. New configs get the dataclass defaults instead.
+LEGACY = {
+    "attention_initializer": "glorot_uniform",
+    "residual_dropout": True,
+    "feed_forward_dropout": True,
+}
+
+ATTENTION_INITIALIZERS = ("glorot_uniform", "glorot_uniform_per_head")
+
 
 @dataclass
 class TransformerConfig:
     """Everything that fixes the shape of a `Seq2SeqTransformer`.
 
-    Vocabulary sizes count the special tokens; token id 0 is padding.
+    Vocabulary sizes count the special tokens; token id 0 is padding. The defaults of
+    the architecture options (norm_first and below) were chosen by
+    `benchmarks/train_speed.py` (see benchmarks/README.md).
     """
 
     source_vocab_size: int = 8000  # source token ids 0 .. source_vocab_size - 1
@@ -20,13 +33,21 @@ class TransformerConfig:
     model_dim: int = 128  # D, the width of every residual stream
     num_heads: int = 8  # H; each head has Dh = D // H channels
     ff_dim: int = 512  # inner width of the feed-forward blocks
-    dropout: float = 0.1  # attention weights, feed-forward inner layer, residual branches
+    dropout: float = 0.1  # on embeddings, attention weights and the sites switched on below
     max_source_length: int = 128  # S: the encoder's (and the exported file's) source length
     max_target_length: int = 128  # T: decoder positions, BOS included; the KV cache length
-    norm_first: bool = True  # pre-LN (stable, no warm-up needed) or post-LN (the 2017 paper)
+    # post-LN (the 2017 paper, the TF tutorial; trains with the kit's 1000-step warm-up)
+    # or pre-LN (True: stable without a warm-up; v0.1's default)
+    norm_first: bool = False
     position_encoding: str = "sinusoidal"  # "sinusoidal" or "learned"
     layer_norm_epsilon: float = 1e-6
     attention_mask_value: float = -1e4  # bias on masked scores; int8 export rebuilds with ~-30
+    # "glorot_uniform": Glorot over each (D, H*Dh) matrix, as v0.1 and Keras 3.15's
+    # MultiHeadAttention; "glorot_uniform_per_head": with the fans of (D, H, Dh) and
+    # (H, Dh, D) arrays, limits ~3x smaller (see kit/layers/_initializers.py).
+    attention_initializer: str = "glorot_uniform_per_head"
+    residual_dropout: bool = False  # dropout on each sub-layer's output (v0.1: True)
+    feed_forward_dropout: bool = False  # dropout on the feed-forward inner layer (v0.1: True)
 
     def __post_init__(self):
         for name in ("source_vocab_size", "target_vocab_size", "num_encoder_layers",
@@ -36,6 +57,10 @@ class TransformerConfig:
         _checks.rate("dropout", self.dropout)
         _checks.mask_value("attention_mask_value", self.attention_mask_value)
         _checks.one_of("position_encoding", self.position_encoding, ("sinusoidal", "learned"))
+        for name in ("norm_first", "residual_dropout", "feed_forward_dropout"):
+            _checks.boolean(name, getattr(self, name))
+        _checks.one_of("attention_initializer", self.attention_initializer,
+                       ATTENTION_INITIALIZERS)
         if self.model_dim % self.num_heads:
             raise ValueError(
                 "`num_heads` must divide `model_dim`. Received: "
@@ -51,13 +76,19 @@ class TransformerConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    @property
+    def per_head_fans(self):
+        return self.attention_initializer == "glorot_uniform_per_head"
+
     @classmethod
     def from_dict(cls, values):
+        """The config saved as `values` (`to_dict`); fields it lacks take their `LEGACY`
+        value (it was saved before they existed), then the dataclass default."""
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"Unknown TransformerConfig field(s): {', '.join(unknown)}")
-        return cls(**values)
+        return cls(**{**LEGACY, **values})
 
 
 def tiny(**overrides):

@@ -44,7 +44,10 @@ class Seq2SeqTransformer(keras.Model):
         block_args = dict(num_heads=c.num_heads, head_dim=c.head_dim, ff_dim=c.ff_dim,
                           dropout=c.dropout, norm_first=c.norm_first,
                           layer_norm_epsilon=c.layer_norm_epsilon,
-                          mask_value=c.attention_mask_value, dtype=self.dtype_policy)
+                          mask_value=c.attention_mask_value,
+                          residual_dropout=c.residual_dropout,
+                          feed_forward_dropout=c.feed_forward_dropout,
+                          per_head_fans=c.per_head_fans, dtype=self.dtype_policy)
         self.source_embedding = TokenAndPositionEmbedding(
             c.source_vocab_size, c.max_source_length, c.model_dim, c.position_encoding,
             dtype=self.dtype_policy, name="source_embedding")

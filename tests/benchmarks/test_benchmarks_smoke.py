@@ -1,5 +1,6 @@
 """The benchmarks' own pieces behave, and both scripts run end to end on a tiny setup."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -82,7 +83,9 @@ def test_train_speed_runs_end_to_end(tmp_path, capsys):
                       "--segment", "1", "--json", str(out)])
     assert "x tutorial" in capsys.readouterr().out
     rows = json.loads(out.read_text())["results"]
-    assert [r["name"] for r in rows] == ["tutorial", "ours", "ours + XLA"]
+    names = [r["name"] for r in rows]
+    assert names[0] == "tutorial" and names[1].startswith("ours") and names[2] == "ours + XLA"
+    assert names[3:] == ([] if names[1] == "ours = v0.1" else ["ours v0.1"])
     assert rows[0]["speedup"] == 1.0
     for row in rows:
         assert row["target_tokens_per_s"] > 0 and np.isfinite(row["val_loss"])
@@ -101,6 +104,28 @@ def test_pipeline_speed_runs_end_to_end(tmp_path, capsys, monkeypatch):
     assert "pipeline alone / model alone" in capsys.readouterr().out
     rates = json.loads(out.read_text())["rates"]
     assert len(rates) == 3 and all(rate > 0 for rate in rates.values())
+
+
+def test_architecture_ablations_are_config_overrides_each_run_once(data):
+    args = train_speed.parse_args(["--preset", "tiny", "--ablations"])
+    contenders, _ = train_speed.contenders_for(data, args)
+    configs = [dataclasses.replace(data.config, **c.config_overrides)
+               for c in contenders if c.architecture == "ours" and c.pipeline == "buckets"]
+    assert len(configs) == len({repr(c) for c in configs})  # no architecture twice
+    for name, overrides in train_speed.ARCHITECTURES:
+        assert dataclasses.replace(data.config, **overrides) in configs, name
+    everything = dict(train_speed.ARCHITECTURES)["v0.1 + all three"]
+    assert everything == dict(norm_first=False, attention_initializer="glorot_uniform_per_head",
+                              residual_dropout=False, feed_forward_dropout=False)
+
+
+def test_only_keeps_the_tutorial_and_the_named_contenders(data):
+    args = train_speed.parse_args(["--preset", "tiny", "--ablations",
+                                   "--only", "v0.1 + post-LN,ours + XLA"])
+    contenders, _ = train_speed.contenders_for(data, args)
+    assert [c.name for c in contenders] == ["tutorial", "ours + XLA", "v0.1 + post-LN"]
+    with pytest.raises(SystemExit, match="no contender named nope"):
+        train_speed.contenders_for(data, train_speed.parse_args(["--only", "nope"]))
 
 
 def test_bad_arguments_exit_with_one_line(capsys):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from kit.layers import EncoderDecoderAttention
-from tests.layer_test_helper import run_layer_test
+from tests.layer_test_helper import (assert_kernels_differ, copy_into_multi_head_attention,
+                                     run_layer_test)
 
 RNG = np.random.default_rng(2)
 X = RNG.normal(size=(2, 4, 8)).astype("float32")
@@ -18,6 +19,41 @@ def np_(t):
 def test_layer_contract():
     run_layer_test(EncoderDecoderAttention, dict(num_heads=2, head_dim=4, dropout=0.1),
                    (X, CONTEXT, CONTEXT_MASK), expected_output_shape=X.shape)
+
+
+def test_layer_contract_per_head_fans():
+    run_layer_test(EncoderDecoderAttention, dict(num_heads=2, head_dim=4, per_head_fans=True),
+                   (X, CONTEXT, CONTEXT_MASK), expected_output_shape=X.shape,
+                   run_mixed_precision=False)
+
+
+@pytest.mark.parametrize("per_head_fans", [False, True])
+def test_kernels_start_different(per_head_fans):
+    layer = EncoderDecoderAttention(num_heads=2, head_dim=4, per_head_fans=per_head_fans)
+    layer.build(X.shape, CONTEXT.shape)
+    assert assert_kernels_differ(layer) == 6  # W^Q, W^K, W^V, W^O: all (8, 8)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_same_as_keras_multi_head_attention(padded):
+    layer = EncoderDecoderAttention(num_heads=2, head_dim=4)
+    layer.build(X.shape, CONTEXT.shape)
+    rng = np.random.default_rng(8)
+    for bias in (layer.qkv.query_bias, layer.qkv.key_bias, layer.qkv.value_bias,
+                 layer.output_dense.bias):
+        bias.assign(rng.normal(size=bias.shape).astype("float32"))
+    mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    mha.build(X.shape, CONTEXT.shape)
+    copy_into_multi_head_attention(layer, mha)
+    # Every source keeps at least 3 real tokens: no query row is fully masked.
+    mask = CONTEXT_MASK if padded else None
+    attention_mask = None if mask is None else np.broadcast_to(
+        CONTEXT_MASK[:, None, :] > 0, (2, 4, 6))  # (B, T, S)
+    out, weights = layer(X, CONTEXT, context_padding_mask=mask, return_attention_scores=True)
+    expected, expected_weights = mha(X, CONTEXT, attention_mask=attention_mask,
+                                     return_attention_scores=True)
+    np.testing.assert_allclose(np_(weights), np_(expected_weights), atol=1e-5)
+    np.testing.assert_allclose(np_(out), np_(expected), atol=1e-5)
 
 
 def test_query_from_decoder_key_value_from_encoder():

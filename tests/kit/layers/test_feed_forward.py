@@ -2,13 +2,19 @@ import numpy as np
 import pytest
 
 from kit.layers import FeedForward
-from tests.layer_test_helper import run_layer_test
+from tests.layer_test_helper import assert_kernels_differ, run_layer_test
 
 X = np.random.default_rng(3).normal(size=(2, 5, 8)).astype("float32")
 
 
 def test_layer_contract():
     run_layer_test(FeedForward, dict(hidden_dim=16, dropout=0.1), X, expected_output_shape=X.shape)
+
+
+def test_kernels_start_different():
+    layer = FeedForward(hidden_dim=8)  # inner and outer kernels both (8, 8)
+    layer.build(X.shape)
+    assert assert_kernels_differ(layer) == 1
 
 
 def test_hand_computed_value():

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from kit.layers import SelfAttention
-from tests.layer_test_helper import run_layer_test
+from tests.layer_test_helper import (assert_kernels_differ, copy_into_multi_head_attention,
+                                     run_layer_test)
 
 RNG = np.random.default_rng(1)
 X = RNG.normal(size=(2, 6, 8)).astype("float32")
@@ -18,6 +19,69 @@ def np_(t):
 def test_layer_contract(causal):
     run_layer_test(SelfAttention, dict(num_heads=2, head_dim=4, causal=causal, dropout=0.1),
                    (X, MASK), expected_output_shape=X.shape)
+
+
+@pytest.mark.parametrize("per_head_fans", [False, True])
+def test_layer_contract_per_head_fans(per_head_fans):
+    run_layer_test(SelfAttention, dict(num_heads=2, head_dim=4, per_head_fans=per_head_fans,
+                                       kernel_initializer="he_uniform"),
+                   (X, MASK), expected_output_shape=X.shape, run_mixed_precision=False)
+
+
+@pytest.mark.parametrize("per_head_fans", [False, True])
+def test_kernels_start_different(per_head_fans):
+    layer = SelfAttention(num_heads=2, head_dim=4, per_head_fans=per_head_fans)
+    layer.build(X.shape)
+    assert assert_kernels_differ(layer) == 6  # W^Q, W^K, W^V, W^O: all (8, 8)
+
+
+def random_biases(layer, seed=7):
+    """Non-zero biases, so that a golden test also checks where each one is added."""
+    rng = np.random.default_rng(seed)
+    for bias in (layer.qkv.query_bias, layer.qkv.key_bias, layer.qkv.value_bias,
+                 layer.output_dense.bias):
+        bias.assign(rng.normal(size=bias.shape).astype("float32"))
+
+
+@pytest.mark.parametrize("causal, padded", [(False, False), (True, False), (False, True),
+                                            (True, True)])
+def test_same_as_keras_multi_head_attention(causal, padded):
+    layer = SelfAttention(num_heads=2, head_dim=4, causal=causal)
+    layer.build(X.shape)
+    random_biases(layer)
+    mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    mha.build(X.shape, X.shape)
+    copy_into_multi_head_attention(layer, mha)
+    # MASK leaves key 0 real in every row, so no query row is fully masked (there our
+    # -1e4 bias and MultiHeadAttention's select could differ).
+    padding_mask = MASK if padded else None
+    attention_mask = None if padding_mask is None else np.broadcast_to(
+        MASK[:, None, :] > 0, (2, 6, 6))  # (B, T, S): the same keys hidden for every query
+    out, weights = layer(X, padding_mask=padding_mask, return_attention_scores=True)
+    expected, expected_weights = mha(X, X, attention_mask=attention_mask,
+                                     use_causal_mask=causal, return_attention_scores=True)
+    np.testing.assert_allclose(np_(weights), np_(expected_weights), atol=1e-5)
+    np.testing.assert_allclose(np_(out), np_(expected), atol=1e-5)
+
+
+def test_hand_computed_scores_are_scaled_by_one_over_sqrt_head_dim():
+    # H = 1, Dh = D = 4, identity kernels, zero biases: q = k = v = x. Two tokens,
+    # x0 = (2, 0, 0, 0) and x1 = (0, 2, 0, 0): q0.k0 = 4 and q0.k1 = 0, so the scores of
+    # token 0 are (4 / sqrt(4), 0) = (2, 0) and its weights softmax(2, 0) =
+    # (e^2 / (e^2 + 1), 1 / (e^2 + 1)) = (0.880797, 0.119203). A scale of 1/Dh would give
+    # (0.731059, 0.268941), none (0.982014, 0.017986).
+    layer = SelfAttention(num_heads=1, head_dim=4)
+    layer.build((1, 2, 4))
+    for kernel in (layer.qkv.query_kernel, layer.qkv.key_kernel, layer.qkv.value_kernel,
+                   layer.output_dense.kernel):
+        kernel.assign(np.eye(4, dtype="float32"))
+    x = np.array([[[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]]], "float32")
+    out, weights = layer(x, return_attention_scores=True)
+    np.testing.assert_allclose(np_(weights)[0, 0], [[0.880797, 0.119203],
+                                                   [0.119203, 0.880797]], atol=1e-5)
+    # Output = weights @ v: 0.880797 * x0 + 0.119203 * x1, and symmetrically.
+    np.testing.assert_allclose(np_(out)[0], [[1.761594, 0.238406, 0.0, 0.0],
+                                             [0.238406, 1.761594, 0.0, 0.0]], atol=1e-5)
 
 
 def test_causal_output_at_t_ignores_later_inputs():

@@ -3,7 +3,7 @@ import pytest
 
 from kit.layers import TokenAndPositionEmbedding
 from kit.layers.token_and_position_embedding import sinusoidal_positions
-from tests.layer_test_helper import run_layer_test
+from tests.layer_test_helper import assert_kernels_differ, run_layer_test
 
 IDS = np.array([[4, 5, 6, 0], [7, 8, 0, 0]], dtype="int32")
 
@@ -14,6 +14,12 @@ def test_layer_contract(position_encoding):
                    dict(vocab_size=10, max_length=6, embedding_dim=8,
                         position_encoding=position_encoding),
                    IDS, expected_output_shape=(2, 4, 8))
+
+
+def test_learned_tables_start_different():
+    layer = TokenAndPositionEmbedding(6, 6, 8, position_encoding="learned")  # both (6, 8)
+    layer.build(IDS.shape)
+    assert assert_kernels_differ(layer) == 1
 
 
 def reference_table(length, dim):

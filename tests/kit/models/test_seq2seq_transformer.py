@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from kit.models import Seq2SeqTransformer, TransformerConfig, preset
+from kit.models.config import LEGACY
+from tests.layer_test_helper import assert_kernels_differ
 
 RNG = np.random.default_rng(6)
 SOURCE = np.array([[5, 6, 7, 8, 9, 0, 0], [10, 11, 12, 13, 14, 15, 16]], dtype="int32")
@@ -58,6 +60,26 @@ def test_cached_decoding_equals_one_full_pass(overrides):
     for t in range(T):
         logits, cache = model.decode_step(target[:, t:t + 1], t, cache, encoded)
         np.testing.assert_allclose(np_(logits), full[:, t], atol=1e-5)
+
+
+@pytest.mark.parametrize("attention_initializer", ["glorot_uniform", "glorot_uniform_per_head"])
+def test_kernels_start_different(attention_initializer):
+    model = make(attention_initializer=attention_initializer, position_encoding="learned")
+    model.build()
+    assert assert_kernels_differ(model) > 100  # (32, 32): embeddings and attention kernels
+
+
+def test_architecture_options_reach_the_layers():
+    model = make(dropout=0.2, norm_first=False, attention_initializer="glorot_uniform_per_head",
+                 residual_dropout=False, feed_forward_dropout=True)
+    model.build()
+    for block in model.encoder_blocks + model.decoder_blocks:
+        assert not block.norm_first and block.per_head_fans
+        assert block.branch_dropout.rate == 0.0 and block.feed_forward.inner_dropout.rate == 0.2
+    assert model.decoder_blocks[0].cross_attention.qkv.per_head_fans
+    # Per-head fans: the (32, 32) kernels' Glorot limit is sqrt(6 / (32 * (4 + 8))).
+    kernel = np.asarray(model.encoder_blocks[0].self_attention.qkv.query_kernel)
+    assert np.abs(kernel).max() <= np.sqrt(6.0 / (32 * 12)) < np.sqrt(6.0 / 64)
 
 
 def test_encode_outputs():
@@ -150,6 +172,9 @@ def test_one_training_step_lowers_the_loss():
     (dict(max_target_length=0), "max_target_length=0"),
     (dict(position_encoding="alibi"), "position_encoding='alibi'"),
     (dict(num_encoder_layers=0), "num_encoder_layers=0"),
+    (dict(attention_initializer="he_normal"), "attention_initializer='he_normal'"),
+    (dict(residual_dropout="no"), "residual_dropout='no'"),
+    (dict(norm_first=1), "norm_first=1"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -163,6 +188,25 @@ def test_unknown_preset_and_bad_config():
         Seq2SeqTransformer(3)
     with pytest.raises(ValueError, match="Unknown TransformerConfig field"):
         TransformerConfig.from_dict({"layers": 3})
+
+
+def test_saved_configs_without_the_new_fields_get_the_old_architecture():
+    saved = preset("tiny").to_dict()
+    for name in LEGACY:
+        del saved[name]
+    config = TransformerConfig.from_dict(saved)
+    assert config.attention_initializer == "glorot_uniform"
+    assert config.residual_dropout is True and config.feed_forward_dropout is True
+    # A config saved with the fields keeps them, whatever LEGACY says.
+    assert TransformerConfig.from_dict(preset("tiny").to_dict()) == preset("tiny")
+
+
+def test_new_configs_get_the_measured_defaults():
+    # Chosen by benchmarks/train_speed.py (benchmarks/README.md), unlike LEGACY.
+    for config in (TransformerConfig(), preset("small")):
+        assert not config.norm_first
+        assert config.attention_initializer == "glorot_uniform_per_head"
+        assert not config.residual_dropout and not config.feed_forward_dropout
 
 
 def test_presets():
