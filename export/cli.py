@@ -162,7 +162,8 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     return report
 
 
-BUNDLE_FILES = frozenset({"bundle.json", "model.tflite", "tokenizer.json", "report.json"})
+BUNDLE_FILES = frozenset({"bundle.json", "model.tflite", "tokenizer.json", "tokenizer.model",
+                          "report.json"})
 
 
 def _is_bundle(path):
@@ -217,7 +218,10 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     directory.mkdir(parents=True, exist_ok=True)
     content = exported.content
     (directory / TFLITE_FILE).write_bytes(content)
-    shutil.copyfile(loaded.info.path / TOKENIZER_FILE, directory / TOKENIZER_FILE)
+    # Every file the tokenizer uses (a SentencePiece model beside its JSON): bundle.json
+    # lists them and records their checksums.
+    for name in loaded.tokenizer.files(TOKENIZER_FILE):
+        shutil.copyfile(loaded.info.path / name, directory / name)
     signatures = signature_specs(interpreter_class()(model_content=content))
     info = loaded.info
     write_bundle_json(directory, bundle_spec(

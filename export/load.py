@@ -25,12 +25,11 @@ def load_run(info):
     (Flex) ops; the float32 rebuild exports builtins only, whatever the training policy.
     Raises ExportError (via RunDirError's message) for a missing or unfinished run.
     """
-    from kit.tokenizer import TokenizerError, load_tokenizer
-    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE
-
     import keras
 
     from kit.models import Seq2SeqTransformer, TransformerConfig
+    from kit.tokenizer import TokenizerError, load_tokenizer
+    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE
 
     try:
         config = TransformerConfig.from_dict(info.config)

@@ -26,8 +26,16 @@ import hashlib
 import os
 
 from kit.files import atomic_write, write_json
-from kit.tokenizer import (BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT,
-                           TokenizerError)
+from kit.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    TOKENIZER_FILE,
+    UNK_ID,
+    UNK_TEXT,
+    TokenizerError,
+)
 
 FORMAT_VERSION = 1
 MODEL_FILE = "tokenizer.model"
@@ -35,7 +43,11 @@ MODEL_TYPES = ("unigram", "bpe")
 
 
 def _processor(model_proto):
-    import sentencepiece as spm
+    try:
+        import sentencepiece as spm
+    except ImportError:
+        raise TokenizerError("this tokenizer is a SentencePiece model: install the "
+                             "sentencepiece package (pip install sentencepiece)") from None
 
     processor = spm.SentencePieceProcessor()
     processor.LoadFromSerializedProto(model_proto)
@@ -157,7 +169,7 @@ class SentencePieceTokenizer:
         pieces.append(self._sp.decode(kept))
         return "".join(pieces)
 
-    def files(self, json_name):
+    def files(self, json_name=TOKENIZER_FILE):
         """The file names this tokenizer occupies beside its JSON file `json_name`."""
         return [json_name, MODEL_FILE]
 
@@ -174,22 +186,35 @@ class SentencePieceTokenizer:
         write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, config: dict, path) -> SentencePieceTokenizer:
+    def from_dict(cls, config: dict, path, read_file=None) -> SentencePieceTokenizer:
         """Reads the model file that the JSON `config` (read from `path`) names, checks
-        its SHA-256 against the one recorded, and loads it."""
+        its SHA-256 against the one recorded, and loads it.
+
+        Args:
+            read_file: `read_file(name) -> bytes` for the model file beside `path` (a
+                bundle passes one that checks the file against bundle.json first);
+                None reads it from disk.
+        """
+        if not isinstance(config, dict):
+            raise TokenizerError(f"{path}: a tokenizer description must be a JSON object")
         if config.get("format_version") != FORMAT_VERSION:
-            raise TokenizerError(f"unsupported sentencepiece tokenizer format_version "
+            raise TokenizerError(f"{path}: unsupported sentencepiece tokenizer format_version "
                                  f"{config.get('format_version')!r} (this code reads "
                                  f"version {FORMAT_VERSION})")
         name, digest = config.get("model_file"), config.get("model_sha256")
-        if not isinstance(name, str) or os.path.basename(name) != name or not name:
-            raise TokenizerError(f"'model_file' must be a file name. Received: {name!r}")
+        if not isinstance(name, str) or os.path.basename(name) != name or not name \
+                or name in (".", ".."):
+            raise TokenizerError(f"{path}: 'model_file' must be a file name. "
+                                 f"Received: {name!r}")
         model_path = os.path.join(os.path.dirname(os.path.abspath(path)), name)
-        try:
-            with open(model_path, "rb") as handle:
-                proto = handle.read()
-        except OSError as error:
-            raise TokenizerError(f"cannot read {model_path}: {error.strerror}") from None
+        if read_file is None:
+            try:
+                with open(model_path, "rb") as handle:
+                    proto = handle.read()
+            except OSError as error:
+                raise TokenizerError(f"cannot read {model_path}: {error.strerror}") from None
+        else:
+            proto = read_file(name)
         if hashlib.sha256(proto).hexdigest() != digest:
             raise TokenizerError(f"{model_path} is not the model that {path} records "
                                  "(SHA-256 differs): copy both files together")

@@ -15,6 +15,10 @@ The saved file is JSON (UTF-8):
      "vocabulary": ["<pad>", "<unk>", "<s>", "</s>", "e", " ", ...]}
 
 where the position in "vocabulary" is the token id. Ids 0-3 are always the specials.
+
+`load_tokenizer` reads any tokenizer file the kit writes, by its "type": "char" (this
+module) or "sentencepiece" (`kit.subword`, which needs the `sentencepiece` package).
+Each tokenizer's `files()` names every file it is saved in, for export to copy.
 """
 
 from __future__ import annotations  # the runtime may run on an older Python
@@ -201,6 +205,11 @@ class CharTokenizer:
     def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
         return [self.encode(text) for text in texts]
 
+    def files(self, json_name: str = TOKENIZER_FILE) -> list[str]:
+        """The names of the files this tokenizer is saved in, when its JSON file is
+        `json_name`: what export copies into a bundle and bundle.json lists."""
+        return [json_name]
+
     def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:
         return [self.decode(ids) for ids in batch]
 
@@ -263,12 +272,23 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
+def _load_sentencepiece(path, config, read_file):
+    from kit.subword import SentencePieceTokenizer  # needs the `sentencepiece` package
+
+    return SentencePieceTokenizer.from_dict(config, path, read_file=read_file)
+
+
 # The tokenizer types that `load_tokenizer` can read, by their JSON "type".
-_TOKENIZER_TYPES = {"char": CharTokenizer}
+_TOKENIZER_TYPES = {
+    "char": lambda path, config, read_file: _from_config(CharTokenizer, path, config),
+    "sentencepiece": _load_sentencepiece,
+}
 
 
-def load_tokenizer(path: str | os.PathLike, content: bytes | None = None) -> CharTokenizer:
-    """Loads any tokenizer this kit saves, chosen by the file's "type".
+def load_tokenizer(path: str | os.PathLike, content: bytes | None = None, read_file=None):
+    """Loads any tokenizer this kit saves, chosen by the file's "type": a
+    `CharTokenizer`, or a `kit.subword.SentencePieceTokenizer` (which also reads the
+    model file its JSON names, beside it).
 
     This is the runtime's entry point: it raises TokenizerError, with one line that
     names the file and the problem, for a missing, corrupt or unknown file.
@@ -278,6 +298,9 @@ def load_tokenizer(path: str | os.PathLike, content: bytes | None = None) -> Cha
         content: the file's bytes, already read (then `path` only names them in
             errors). The runtime passes the very bytes whose checksum it verified, so
             a file replaced between the check and the read cannot slip through.
+        read_file: for tokenizers made of several files, `read_file(name) -> bytes`
+            reads the file `name` beside `path` (the runtime's checks the file's
+            checksum before returning it); None reads it from disk.
     """
     config = _read_json(path) if content is None else _parse_json(path, content)
     kind = config.get("type")
@@ -286,7 +309,7 @@ def load_tokenizer(path: str | os.PathLike, content: bytes | None = None) -> Cha
             f"{path}: unknown tokenizer type {kind!r} "
             f"(known: {', '.join(sorted(_TOKENIZER_TYPES))})"
         )
-    return _from_config(_TOKENIZER_TYPES[kind], path, config)
+    return _TOKENIZER_TYPES[kind](path, config, read_file)
 
 
 def source_ids(tokenizer, text: str, source_length: int) -> list[int]:

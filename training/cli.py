@@ -3,24 +3,63 @@
 import argparse
 import sys
 
+from training.choices import PRESETS, TOKENIZERS
 from training.train import PRECISIONS, TrainError, TrainOptions
 
 DEFAULTS = TrainOptions()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the kit's rule for user errors)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see python -m kit train --help)\n")
+
+
+def _epochs(text):
+    """'auto' or an integer; anything else goes on as text for `check_options` to
+    refuse in the words it uses for every bad number."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         description="Train an encoder-decoder transformer into a resumable run directory. "
-                    "Run the same command again after an interruption to resume.")
+                    "Run the same command again after an interruption to resume. What is "
+                    "not given (tokenizer, model size, lengths, epochs) is chosen from the "
+                    "training data, and the command prints what it chose and why.")
     parser.add_argument("--data", default=DEFAULTS.data,
                         help="default (built-in dates -> ISO 8601), tsv:PATH "
                              "(source<TAB>target per line) or tfds:NAME[/CONFIG] "
                              "(default: %(default)s)")
     parser.add_argument("--out", required=True, help="the run directory to create or resume")
-    parser.add_argument("--preset", default=DEFAULTS.preset, choices=("tiny", "small", "base"),
-                        help="model size (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                        help="total epochs (default: %(default)s)")
+    parser.add_argument("--preset", default=DEFAULTS.preset, metavar="{" + ",".join(PRESETS) + "}",
+                        help="model size; auto: small for the built-in data, else small "
+                             "below 30,000 training pairs and base from 30,000 "
+                             "(default: %(default)s)")
+    parser.add_argument("--epochs", type=_epochs, default=DEFAULTS.epochs,
+                        help="total epochs, or auto: 8 for the built-in data, else until the "
+                             "validation loss has not improved for --patience epochs "
+                             "(default: %(default)s)")
+    parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                        help="--epochs auto: epochs without a lower validation loss before "
+                             "stopping (default: %(default)s)")
+    parser.add_argument("--max-epochs", type=int, default=DEFAULTS.max_epochs,
+                        help="--epochs auto: the most epochs (default: %(default)s)")
+    parser.add_argument("--tokenizer", default=DEFAULTS.tokenizer,
+                        metavar="{" + ",".join(TOKENIZERS) + "}",
+                        help="char (one token per character) or sentencepiece (subwords), one "
+                             "vocabulary for sources and targets; auto: subwords for texts "
+                             "of more than 2 words over 1,000+ distinct words or of more "
+                             "than 100 characters, else characters (default: %(default)s)")
+    parser.add_argument("--vocab-size", type=int, default=None,
+                        help="the most tokens, specials included (default: every character; "
+                             "sentencepiece: a quarter of the distinct words, 256 to 8000)")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                         help="sentences per batch (default: %(default)s)")
     parser.add_argument("--precision", default=DEFAULTS.precision, choices=PRECISIONS,
@@ -35,9 +74,11 @@ def build_parser():
     parser.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
                         help="(default: %(default)s)")
     parser.add_argument("--max-source-length", type=int, default=None,
-                        help="S, source tokens kept (default: the preset's)")
+                        help="S, source tokens kept (default: from the training data, "
+                             "99.9%% of sources whole; built-in data: the preset's)")
     parser.add_argument("--max-target-length", type=int, default=None,
-                        help="T, target positions incl. BOS (default: the preset's)")
+                        help="T, target positions incl. BOS (default: from the training "
+                             "data; built-in data: the preset's)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use at most this many pairs per split")
     parser.add_argument("--strict", action="store_true",
@@ -52,7 +93,9 @@ def build_parser():
 def options_from_args(args):
     return TrainOptions(
         data=args.data, out=args.out, preset=args.preset, epochs=args.epochs,
-        batch_size=args.batch_size, precision=args.precision, seed=args.seed,
+        patience=args.patience, max_epochs=args.max_epochs, tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size, batch_size=args.batch_size, precision=args.precision,
+        seed=args.seed,
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, limit=args.limit, strict=args.strict,

@@ -55,7 +55,8 @@ class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_steps = int(warmup_steps)
         self.scale = float(scale)
         if self.warmup_steps <= 0:
-            raise ValueError(f"`warmup_steps` must be positive. Received: warmup_steps={warmup_steps}")
+            raise ValueError("`warmup_steps` must be positive. "
+                             f"Received: warmup_steps={warmup_steps}")
 
     def __call__(self, step):
         step = ops.cast(step, "float32") + 1.0

@@ -4,6 +4,11 @@ The loop runs one `fit` call per epoch over that epoch's own shuffled dataset (s
 epoch), then checkpoints. An interrupted run, started again with the same arguments,
 continues from the last completed epoch and sees the same data order it would have
 seen without the interruption.
+
+What the user does not say is decided from the training split and printed: the
+tokenizer and the model size (training/choices.py), S and T (training/lengths.py), and
+how long to train (`--epochs auto`: until the validation loss has not improved for
+`--patience` epochs, at most `--max-epochs`; the built-in data keeps its measured 8).
 """
 
 import dataclasses
@@ -20,8 +25,10 @@ from pathlib import Path
 
 from kit.files import replacing, write_json
 from training import run_dir as rd
+from training.choices import PRESETS, TOKENIZERS
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
 TRAIN_SAMPLE_SIZE = 500  # calibration sentences kept for int8 export
 TEST_SAMPLE_SIZE = 1000  # held-out sentences kept for export's verification
 
@@ -36,26 +43,38 @@ class TrainOptions:
 
     data: str = "default"  # default | tsv:PATH | tfds:NAME[/CONFIG]
     out: str = "runs/default"  # the run directory
-    preset: str = "small"  # tiny | small | base
-    epochs: int = 8
+    preset: str = "auto"  # auto | tiny | small | base (auto: training/choices.py)
+    epochs: int | str = "auto"  # a number, or auto: 8 for default data, else early stopping
+    patience: int = 3  # auto epochs: stop after this many epochs without a better val_loss
+    max_epochs: int = 100  # auto epochs: never more than this
+    tokenizer: str = "auto"  # auto | char | sentencepiece (auto: training/choices.py)
+    vocab_size: int = None  # None: every character, or a SentencePiece size from the data
     batch_size: int = 64
     precision: str = "auto"  # auto: mixed_float16 with a GPU, float32 without
     seed: int = 0
     learning_rate: float = None  # None: the warm-up schedule of the paper
     warmup_steps: int = 1000
     label_smoothing: float = 0.1
-    max_source_length: int = None  # None: the preset's S
-    max_target_length: int = None  # None: the preset's T
+    max_source_length: int = None  # None: S from the data (default data: the preset's)
+    max_target_length: int = None  # None: T from the data (default data: the preset's)
     limit: int = None  # cap on pairs per split (tsv, tfds)
     strict: bool = False  # fail on malformed tsv lines instead of skipping them
     jit_compile: bool = False  # XLA; measured slower here on 2 CPU cores (see README)
     eval_samples: int = 2000  # sentences greedily decoded for exact match / BLEU
 
     def identity(self):
+        """What must not change between the commands of one run: all but when to stop
+        (so `--epochs auto` runs resume, and a number extends a finished run), where
+        it is and how much to evaluate."""
         values = dataclasses.asdict(self)
-        for field in ("epochs", "out", "eval_samples"):
+        for field in ("epochs", "patience", "max_epochs", "out", "eval_samples"):
             values.pop(field)
         return values
+
+
+# Identity fields added after runs were made: an older run's state.json lacks them, and
+# it was made with what these values mean.
+_IDENTITY_ADDED = {"tokenizer": "auto", "vocab_size": None}
 
 
 def _log(message):
@@ -67,6 +86,9 @@ def _log(message):
 MAX_LENGTH = 1024  # S and T: the exported file's fixed shapes and its KV cache
 LIMITS = {  # option: (smallest, largest)
     "epochs": (1, 10_000),
+    "patience": (1, 1_000),
+    "max_epochs": (1, 10_000),
+    "vocab_size": (8, 1_000_000),  # the specials and a few tokens; SentencePiece's ids
     "batch_size": (1, 65_536),
     "warmup_steps": (1, 10_000_000),
     "seed": (0, 2**31 - 1),
@@ -84,11 +106,16 @@ def check_options(options):
 
     for name, (low, high) in LIMITS.items():
         value = getattr(options, name)
-        if value is None and name in ("limit", "max_source_length", "max_target_length"):
+        if value is None and name in ("limit", "max_source_length", "max_target_length",
+                                      "vocab_size"):
+            continue
+        if name == "epochs" and value == "auto":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             flag = "--" + name.replace("_", "-")
-            raise TrainError(f"{flag} must be an integer from {low} to {high}, got {value!r}")
+            also = " (or auto)" if name == "epochs" else ""
+            raise TrainError(f"{flag} must be an integer from {low} to {high}{also}, "
+                             f"got {value!r}")
     if options.learning_rate is not None and not (
             isinstance(options.learning_rate, (int, float))
             and math.isfinite(options.learning_rate) and options.learning_rate > 0):
@@ -97,9 +124,11 @@ def check_options(options):
     if not (isinstance(options.label_smoothing, (int, float))
             and 0 <= options.label_smoothing < 1):
         raise TrainError(f"--label-smoothing must be in [0, 1), got {options.label_smoothing!r}")
-    if options.precision not in PRECISIONS:
-        raise TrainError(f"unknown precision {options.precision!r}; expected one of "
-                         f"{', '.join(PRECISIONS)}")
+    for flag, value, choices in (("--precision", options.precision, PRECISIONS),
+                                 ("--tokenizer", options.tokenizer, TOKENIZERS),
+                                 ("--preset", options.preset, PRESETS)):
+        if value not in choices:
+            raise TrainError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
     try:
         check_spec(options.data)
     except DataError as error:
@@ -131,7 +160,8 @@ def resolve_precision(precision):
 # What a fresh start writes before its first epoch completes; a start that failed
 # (bad data found late, a NaN in epoch 1, Ctrl-C) leaves only these, and the next
 # command may remove them rather than refuse the directory.
-FRESH_START_FILES = (rd.TOKENIZER_FILE, rd.SAMPLES_DIR, rd.CHECKPOINT_DIR, rd.LOG_DIR)
+FRESH_START_FILES = (rd.TOKENIZER_FILE, rd.TOKENIZER_MODEL_FILE, rd.SAMPLES_DIR,
+                     rd.CHECKPOINT_DIR, rd.LOG_DIR)
 
 
 def _check_out_dir(options):
@@ -159,8 +189,8 @@ def _check_out_dir(options):
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         return None
-    if state.get("identity") != options.identity():
-        theirs, ours = state.get("identity", {}), options.identity()
+    theirs, ours = {**_IDENTITY_ADDED, **state.get("identity", {})}, options.identity()
+    if theirs != ours:
         differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise TrainError(f"--out {out} holds a different run (differs in: "
                          f"{', '.join(differing)}); choose another --out or repeat its arguments")
@@ -224,29 +254,50 @@ def _nan_guard():
 
 
 def _start_or_resume(options, state, pairs, out):
-    """A fresh run: train the tokenizer, fix the config, keep the samples export needs.
-    A resumed run: read them back. Returns (tokenizer, config, state)."""
+    """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
+    the config, keep the samples export needs. A resumed run: read them back.
+    Returns (tokenizer, config, state)."""
     from kit.models import TransformerConfig, preset
-    from kit.tokenizer import CharTokenizer, load_tokenizer
+    from kit.tokenizer import load_tokenizer
+    from training.choices import ChoiceError, choose_preset, train_tokenizer
+    from training.data import check_spec
+    from training.lengths import LengthError, Lengths
 
     if state is not None:
         _log(f"resuming {out} after epoch {state['epochs_done']}")
+        if "lengths" in state:
+            _log(Lengths(**state["lengths"]).describe())
         # run.json stays as it is (a finished run stays exportable) until a new epoch
         # completes and replaces it; state.json says training is under way.
         state["complete"] = False
         return load_tokenizer(out / rd.TOKENIZER_FILE), TransformerConfig.from_dict(
             state["config"]), state
-    tokenizer = CharTokenizer.train([text for pair in pairs.train for text in pair])
-    overrides = {k: v for k, v in (("max_source_length", options.max_source_length),
-                                   ("max_target_length", options.max_target_length))
-                 if v is not None}
+    kind = check_spec(options.data)[0]
     try:
-        config = preset(options.preset, source_vocab_size=tokenizer.vocab_size,
-                        target_vocab_size=tokenizer.vocab_size, **overrides)
+        tokenizer, tokenizer_record = train_tokenizer(pairs.train, options.tokenizer,
+                                                      options.vocab_size)
+    except ChoiceError as error:
+        raise TrainError(str(error)) from None
+    _log(tokenizer_record.pop("message"))
+    preset_name, preset_reason = choose_preset(options.preset, kind, len(pairs.train))
+    _log(f"preset {preset_name} ({preset_reason})")
+    preset_config = preset(preset_name)
+    try:
+        lengths = _choose_lengths(options, kind, pairs, tokenizer, preset_config)
+    except LengthError as error:
+        raise TrainError(str(error)) from None
+    _log(lengths.describe())
+    try:
+        config = preset(preset_name, source_vocab_size=tokenizer.vocab_size,
+                        target_vocab_size=tokenizer.vocab_size,
+                        max_source_length=lengths.source, max_target_length=lengths.target)
     except ValueError as error:
         raise TrainError(str(error)) from None
     state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
-             "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": []}
+             "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": [],
+             "tokenizer": tokenizer_record,
+             "preset": {"name": preset_name, "reason": preset_reason},
+             "lengths": lengths.to_dict()}
     # state.json first: whatever a failure (a full disk, Ctrl-C, SIGKILL) leaves after
     # it is a start the next command recognizes and clears (`_is_failed_start`), where
     # files without it would make the directory look like someone else's.
@@ -259,21 +310,59 @@ def _start_or_resume(options, state, pairs, out):
     return tokenizer, config, state
 
 
+def _choose_lengths(options, kind, pairs, tokenizer, preset_config):
+    """S and T: those given, else from the training split's token lengths. The built-in
+    data keeps its preset's (the README's figures were measured with them)."""
+    from training.lengths import choose_lengths
+
+    source, target = options.max_source_length, options.max_target_length
+    from_preset = []
+    if kind == "default":
+        if source is None:
+            source = preset_config.max_source_length
+            from_preset.append("S")
+        if target is None:
+            target = preset_config.max_target_length
+            from_preset.append("T")
+    lengths = choose_lengths([len(tokenizer.encode(s)) for s, _ in pairs.train],
+                             [len(tokenizer.encode(t)) for _, t in pairs.train],
+                             source=source, target=target)
+    if len(from_preset) == 2:
+        lengths.chosen = "the preset's"
+    elif from_preset:
+        lengths.chosen = f"{from_preset[0]} the preset's"
+    return lengths
+
+
+def _grouped(pairs, samples):
+    """The first `samples` distinct sources of `pairs`, each with all its targets:
+    alternative right answers (a word's two pronunciations), in order."""
+    grouped = {}
+    for source, target in pairs:
+        if source in grouped:
+            grouped[source].append(target)
+        elif len(grouped) < samples:
+            grouped[source] = [target]
+    return grouped
+
+
 def _decoding_metrics(model, tokenizer, pairs, samples):
     """Task metrics of greedy decoding with the KV cache on the first `samples`
-    validation and test pairs: {"val_exact_match": ..., "test_bleu": ..., ...}."""
+    distinct sources of the validation and test splits ({"val_exact_match": ...,
+    "test_bleu": ..., ...}). An output is exact when it equals any of its source's
+    targets; CER and WER take the closest one."""
     from training.evaluate import greedy_translate, task_metrics
 
     metrics = {}
     for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
-        split_pairs = split_pairs[:samples]
-        if not split_pairs:
+        grouped = _grouped(split_pairs, samples)
+        if not grouped:
             continue
-        hypotheses = greedy_translate(model, tokenizer, [s for s, _ in split_pairs])
+        hypotheses = greedy_translate(model, tokenizer, list(grouped))
         for name, value in task_metrics(pairs.metric, hypotheses,
-                                        [t for _, t in split_pairs]).items():
+                                        list(grouped.values())).items():
             metrics[f"{split_name}_{name}"] = round(value, 3)
-        metrics[f"{split_name}_decoded"] = len(split_pairs)
+        metrics[f"{split_name}_decoded"] = len(grouped)
     return metrics
 
 
@@ -287,19 +376,51 @@ def train(options):
     check_options(options)
     state = _check_out_dir(options)
     out = Path(options.out)
-    if _finished(out, state, options):
-        _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs); "
-             "nothing to do")
+    plan = _EpochPlan.of(options)
+    if _finished(out, state, plan):
+        _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs: "
+             f"{plan.stop_reason(state)}); nothing to do")
         return json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
     pairs = _load_data(options)
     run = _prepare(options, state, pairs, out)
-    _train_epochs(run, options)
-    return _finish(run, options, pairs)
+    _train_epochs(run, options, plan)
+    return _finish(run, options, pairs, plan)
 
 
-def _finished(out, state, options):
-    """The run in `out` has all the epochs asked for and a run.json that says so."""
-    if not state or state["epochs_done"] < options.epochs:
+@dataclass
+class _EpochPlan:
+    """When training stops: after `total` epochs, or (with `patience`) once the
+    validation loss has not improved for `patience` epochs, whichever comes first."""
+
+    total: int  # the most epochs
+    patience: int = None  # None: exactly `total` epochs
+
+    @classmethod
+    def of(cls, options):
+        if options.epochs != "auto":
+            return cls(options.epochs)
+        if options.data == "default":
+            return cls(DEFAULT_DATA_EPOCHS)
+        return cls(options.max_epochs, options.patience)
+
+    def stop_reason(self, state):
+        """Why training is over after the epochs in `state`, or None to go on."""
+        done, best = state["epochs_done"], state.get("best_epoch")
+        if self.patience and best and done - best >= self.patience:
+            return (f"val_loss has not improved for {done - best} epochs, best at epoch "
+                    f"{best}")
+        if done >= self.total:
+            return f"{'the most, ' if self.patience else ''}{self.total} epochs done"
+        return None
+
+    def to_dict(self):
+        return {"max_epochs": self.total, "patience": self.patience,
+                "rule": "fixed" if self.patience is None else "until no improvement"}
+
+
+def _finished(out, state, plan):
+    """The run in `out` is over by `plan` and has a run.json that says so."""
+    if not state or plan.stop_reason(state) is None:
         return False
     try:
         info = json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
@@ -358,10 +479,6 @@ def _prepare(options, state, pairs, out):
     lengths = (config.max_source_length, config.max_target_length)
     train_split = encode_split(pairs.train, tokenizer, *lengths)
     val_split = encode_split(pairs.validation, tokenizer, *lengths)
-    if train_split.source_truncated or train_split.target_truncated:
-        _log(f"truncated {train_split.source_truncated} source(s) to S={lengths[0]} "
-             f"and {train_split.target_truncated} target(s) to T-1={lengths[1] - 1} "
-             f"tokens, of {len(train_split)} training pairs")
     _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
          f"{len(pairs.test)} test pairs; vocabulary {tokenizer.vocab_size}; "
          f"precision {precision} on {device}")
@@ -382,14 +499,63 @@ def _prepare(options, state, pairs, out):
                 precision, device, [tensorboard])
 
 
-def _train_epochs(run, options):
-    """One `fit` call per missing epoch over that epoch's own shuffled data (seed +
-    epoch); after each, the checkpoints, state.json and run.json are replaced
-    atomically, so an interruption loses at most the epoch under way."""
+def _duration(seconds):
+    """'42 s', '3 min 05 s', '1 h 07 min': for the per-epoch line."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _epoch_line(state, plan, logs, elapsed):
+    """'epoch 3/8: 41 s; 2 min 05 s so far, about 3 min 25 s left; val_loss ...'."""
+    done = state["epochs_done"]
+    # The first epoch of a process also builds the graph: the later ones say more.
+    times = [entry["wall_time_s"] for entry in state["history"]]
+    times = times[1:] or times
+    left = sum(times) / len(times) * (plan.total - done)
+    if done >= plan.total:
+        remaining = "the last epoch"
+    elif plan.patience is None:
+        remaining = f"about {_duration(left)} left"
+    else:
+        remaining = (f"at most {_duration(left)} left (until val_loss has not improved for "
+                     f"{plan.patience} epochs)")
+    best = " (best)" if state["best_epoch"] == done else f" (best: epoch {state['best_epoch']})"
+    return (f"epoch {done}/{plan.total}: {_duration(elapsed)}; "
+            f"{_duration(state['wall_time_s'])} so far, {remaining}; val_loss "
+            f"{logs['val_loss']:.4f}{best}, val_token_accuracy {logs['val_token_accuracy']:.4f}")
+
+
+def _one_epoch_callback():
+    import keras
+
+    class OneEpoch(keras.callbacks.Callback):
+        """Ends `fit` after one epoch. `fit` is called with epochs=the plan's total and
+        initial_epoch=this epoch, so that Keras's progress bar header reads "Epoch
+        3/8" and not "Epoch 3/3"; each epoch has its own shuffled dataset, so each is
+        its own `fit` call."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    return OneEpoch()
+
+
+def _train_epochs(run, options, plan):
+    """One `fit` call per epoch over that epoch's own shuffled data (seed + epoch),
+    until `plan` says stop; after each, the checkpoints, state.json and run.json are
+    replaced atomically, so an interruption loses at most the epoch under way.
+
+    In a terminal Keras shows its progress bar; in a log (not a tty) there is one line
+    per epoch, ours."""
     from training.pipeline import make_dataset
 
     state, out = run.state, run.out
-    for epoch in range(state["epochs_done"], options.epochs):
+    while plan.stop_reason(state) is None:
+        epoch = state["epochs_done"]
         started = time.monotonic()
         guard = _nan_guard()
         train_data = make_dataset(run.train_split, options.batch_size, shuffle=True,
@@ -399,9 +565,9 @@ def _train_epochs(run, options):
             # Bucketed batches have no known count: Keras warns at each epoch's end.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             history = run.model.fit(train_data, validation_data=run.val_data,
-                                    epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
-                                    callbacks=[guard, *run.callbacks],
-                                    verbose=1 if sys.stdout.isatty() else 2)
+                                    epochs=plan.total, initial_epoch=epoch, shuffle=False,
+                                    callbacks=[guard, _one_epoch_callback(), *run.callbacks],
+                                    verbose=1 if sys.stdout.isatty() else 0)
         if guard.where is not None:
             raise TrainError(f"the loss became NaN at epoch {epoch + 1}, batch {guard.where + 1}; "
                              "nothing of this epoch was saved. Lower --learning-rate, or "
@@ -416,13 +582,21 @@ def _train_epochs(run, options):
         state["epochs_done"] = epoch + 1
         state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
         write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
-        write_json(out / rd.RUN_JSON, _run_info(run, options, metrics={}, complete=False))
-        _log(f"epoch {epoch + 1}/{options.epochs}: {elapsed:.1f} s wall clock, "
-             f"val_loss {logs['val_loss']:.4f}, val_token_accuracy "
-             f"{logs['val_token_accuracy']:.4f}")
+        write_json(out / rd.RUN_JSON, _run_info(run, options, plan, metrics={},
+                                                complete=False))
+        _log(_epoch_line(state, plan, logs, elapsed))
+    _log(f"training stops: {plan.stop_reason(state)}; model.keras is epoch "
+         f"{state['best_epoch']} (lowest val_loss {state['best_val_loss']:.4f})")
 
 
-def _finish(run, options, pairs):
+def _format_metric(value):
+    """2 to 4 significant digits: 'val_loss 0.1634', 'val_exact_match 99.95'."""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
+    return str(value)
+
+
+def _finish(run, options, pairs, plan):
     """Task metrics of the best model, then run.json with `"complete": true`."""
     import keras
 
@@ -434,17 +608,17 @@ def _finish(run, options, pairs):
     metrics = {"val_loss": best_logs["val_loss"],
                "val_token_accuracy": best_logs["val_token_accuracy"],
                **_decoding_metrics(best, run.tokenizer, pairs, options.eval_samples)}
-    info = _run_info(run, options, metrics, complete=True,
+    info = _run_info(run, options, plan, metrics, complete=True,
                      evaluation_time_s=round(time.monotonic() - started, 2),
                      metric=pairs.metric, train_pairs=len(pairs.train))
     state["complete"] = True
     write_json(run.out / rd.CHECKPOINT_DIR / "state.json", state)
     write_json(run.out / rd.RUN_JSON, info)
-    _log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+    _log("metrics: " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
     return info
 
 
-def _run_info(run, options, metrics, complete, **extra):
+def _run_info(run, options, plan, metrics, complete, **extra):
     """The run.json dict; `complete` only once the final metrics are in."""
     state = run.state
     return {
@@ -453,9 +627,14 @@ def _run_info(run, options, metrics, complete, **extra):
         "data": options.data,
         "config": run.config.to_dict(),
         "options": dataclasses.asdict(options),
+        # What was decided from the data (absent in runs made before these choices).
+        "tokenizer": state.get("tokenizer"),
+        "preset": state.get("preset"),
+        "lengths": state.get("lengths"),
         "precision": run.precision,
         "device": run.device,
         "epochs": options.epochs,
+        "stopping": {**plan.to_dict(), "stopped": plan.stop_reason(state)},
         "epochs_done": state["epochs_done"],
         "best_epoch": state["best_epoch"],
         "wall_time_s": state["wall_time_s"],

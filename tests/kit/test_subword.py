@@ -83,3 +83,26 @@ def test_same_ids_in_a_process_without_tensorflow(tokenizer, tmp_path):
     ids, modules = out.stdout.splitlines()
     assert json.loads(ids) == [tokenizer.encode(t) for t in texts]
     assert modules == "[]"
+
+
+def test_load_tokenizer_reads_either_kind_and_every_file(tokenizer, tmp_path):
+    from kit.tokenizer import CharTokenizer, load_tokenizer
+
+    path = tmp_path / "tokenizer.json"
+    tokenizer.save(path)
+    loaded = load_tokenizer(path)
+    assert loaded == tokenizer and loaded.files() == ["tokenizer.json", MODEL_FILE]
+    assert CharTokenizer.train(["abc"]).files() == ["tokenizer.json"]
+    # A bundle hands over the model's bytes itself, after checking them.
+    asked = []
+
+    def read_file(name):
+        asked.append(name)
+        return tokenizer._model_proto
+
+    content = path.read_bytes()
+    (tmp_path / MODEL_FILE).unlink()
+    assert load_tokenizer(path, content=content, read_file=read_file) == tokenizer
+    assert asked == [MODEL_FILE]
+    with pytest.raises(TokenizerError, match="cannot read .*tokenizer.model"):
+        load_tokenizer(path)
