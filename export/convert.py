@@ -50,43 +50,62 @@ class Exported:
     quantization: dict  # "summary" (RECIPE_NOTES), plus the recipe's chosen values
 
 
+def decode_step_inputs(config):
+    """The `decode_step` signature's inputs in order: name -> (shape, dtype name)."""
+    S, T, H, Dh = (config.max_source_length, config.max_target_length, config.num_heads,
+                   config.head_dim)
+    inputs = {"token_ids": ((1, 1), "int32"), "position": ((1,), "int32"),
+              "source_mask": ((1, S), "float32")}
+    for i in range(config.num_decoder_layers):
+        for kind in ("key", "value"):
+            inputs[f"cross_{kind}_{i}"] = ((1, S, H, Dh), "float32")
+    for i in range(config.num_decoder_layers):
+        for kind in ("key", "value"):
+            inputs[f"self_{kind}_{i}"] = ((1, T, H, Dh), "float32")
+    return inputs
+
+
 def write_saved_model(model, directory):
     """Writes `model` as a SavedModel with the two fixed-shape (batch 1) signatures.
 
         encode(source_ids (1, S) int32)
-            -> source_mask (1, S) float32, cross_cache (1, L, 2, S, H, Dh) float32
-        decode_step(token_ids (1, 1) int32, position (1,) int32,
-                    self_cache (1, L, 2, T, H, Dh) float32, source_mask, cross_cache)
-            -> logits (1, V) float32, self_cache (1, L, 2, T, H, Dh) float32
+            -> source_mask (1, S) float32; cross_key_i, cross_value_i (1, S, H, Dh)
+               float32 for every decoder layer i
+        decode_step(token_ids (1, 1) int32, position (1,) int32, source_mask,
+                    cross_key_i, cross_value_i, self_key_i, self_value_i (1, T, H, Dh))
+            -> logits (1, V) float32; self_key_i, self_value_i (1, T, H, Dh) float32
 
-    `position` is (1,), not a scalar, so that every input has a batch axis.
+    Each `self_*` output is the output of its own DYNAMIC_UPDATE_SLICE, with the same
+    name as the input it updates, so a runtime can bind one buffer to both and the
+    cache is updated in place. `position` is (1,), not a scalar, so that every input
+    has a batch axis.
     """
     import keras
     import tensorflow as tf
 
     c = model.config
-    S, T, L, H, Dh = (c.max_source_length, c.max_target_length, c.num_decoder_layers,
-                      c.num_heads, c.head_dim)
+    names = list(decode_step_inputs(c))
+    cache_names = model.cache_names()
 
     def encode(source_ids):
         return model.encode(source_ids)
 
-    def decode_step(token_ids, position, self_cache, source_mask, cross_cache):
-        logits, cache = model.decode_step(
-            token_ids, position[0], self_cache,
-            {"source_mask": source_mask, "cross_cache": cross_cache})
-        return {"logits": logits, "self_cache": cache}
+    def decode_step(*tensors):
+        inputs = dict(zip(names, tensors))
+        encoded = {name: inputs[name] for name in names
+                   if name.startswith("cross_") or name == "source_mask"}
+        logits, cache = model.decode_step(inputs["token_ids"], inputs["position"][0],
+                                          {name: inputs[name] for name in cache_names},
+                                          encoded)
+        return {"logits": logits, **cache}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("encode", encode, input_signature=[
-        tf.TensorSpec((1, S), tf.int32, name="source_ids")])
+        tf.TensorSpec((1, c.max_source_length), tf.int32, name="source_ids")])
     archive.add_endpoint("decode_step", decode_step, input_signature=[
-        tf.TensorSpec((1, 1), tf.int32, name="token_ids"),
-        tf.TensorSpec((1,), tf.int32, name="position"),
-        tf.TensorSpec((1, L, 2, T, H, Dh), tf.float32, name="self_cache"),
-        tf.TensorSpec((1, S), tf.float32, name="source_mask"),
-        tf.TensorSpec((1, L, 2, S, H, Dh), tf.float32, name="cross_cache")])
+        tf.TensorSpec(shape, dtype, name=name)
+        for name, (shape, dtype) in decode_step_inputs(c).items()])
     archive.write_out(str(directory), verbose=False)
 
 

@@ -36,25 +36,26 @@ def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
     """
     from keras import ops
 
+    from export.convert import decode_step_inputs
+
     T = model.config.max_target_length
-    recorded = {name: [] for name in ("token_ids", "position", "self_cache", "source_mask",
-                                      "cross_cache")}
+    recorded = {name: [] for name in decode_step_inputs(model.config)}
     for start in range(0, len(source_ids), batch_size):
         batch = np.asarray(source_ids[start:start + batch_size], np.int32)
         encoded = model.encode(batch)
-        mask = ops.convert_to_numpy(encoded["source_mask"])
-        cross = ops.convert_to_numpy(encoded["cross_cache"])
+        encoded_numpy = {name: ops.convert_to_numpy(value) for name, value in encoded.items()}
         cache = model.init_cache(len(batch))
 
-        def step(tokens, position, encoded=encoded, mask=mask, cross=cross):
+        def step(tokens, position, encoded=encoded, encoded_numpy=encoded_numpy):
             nonlocal cache
             # A row fed its EOS (or padding after it) has finished: not a real step.
             live = (tokens != eos_id) & (tokens != PAD_ID)
             recorded["token_ids"].append(tokens[live, None])
             recorded["position"].append(np.full(live.sum(), position, np.int32))
-            recorded["self_cache"].append(ops.convert_to_numpy(cache)[live])
-            recorded["source_mask"].append(mask[live])
-            recorded["cross_cache"].append(cross[live])
+            for name, value in encoded_numpy.items():
+                recorded[name].append(value[live])
+            for name, value in cache.items():
+                recorded[name].append(ops.convert_to_numpy(value)[live])
             logits, cache = model.decode_step(tokens[:, None], position, cache, encoded)
             return ops.convert_to_numpy(logits)
 

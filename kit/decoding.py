@@ -97,7 +97,7 @@ def until_eos(ids, eos_id):
     return ids[:ids.index(eos_id) + 1] if eos_id in ids else ids
 
 
-def _log_softmax(logits):
+def log_softmax(logits):
     """(..., V) -> float64 log-probabilities."""
     logits = np.asarray(logits, np.float64)
     shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -110,9 +110,9 @@ class _Sampler:
 
     def __call__(self, logits):
         """(B, V) logits -> (B,) int32 ids."""
-        log_probs = _log_softmax(np.asarray(logits, np.float64) / self.temperature)
+        log_probs = log_softmax(np.asarray(logits, np.float64) / self.temperature)
         log_probs = np.where(self.allowed(log_probs), log_probs, -np.inf)
-        cumulative = np.cumsum(np.exp(_log_softmax(log_probs)), axis=-1)  # (B, V)
+        cumulative = np.cumsum(np.exp(log_softmax(log_probs)), axis=-1)  # (B, V)
         draws = self.rng.random((len(cumulative), 1)) * cumulative[:, -1:]
         return np.minimum((cumulative <= draws).sum(axis=-1),
                           cumulative.shape[-1] - 1).astype(np.int32)
@@ -240,7 +240,7 @@ def beam_search(step, reorder, bos_id, eos_id, max_new_tokens, beam_size=4,
     tokens = np.array([bos_id], np.int32)
     done = []
     for position in range(max_new_tokens):
-        log_probs = _log_softmax(np.asarray(step(tokens, position), np.float32))  # (R, V)
+        log_probs = log_softmax(np.asarray(step(tokens, position), np.float32))  # (R, V)
         totals = (live_log_probs[:, None] + log_probs).ravel()  # (R * V,)
         vocab = log_probs.shape[-1]
         parents, next_ids, next_log_probs = [], [], []

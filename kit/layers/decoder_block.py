@@ -31,11 +31,12 @@ class DecoderBlock(ResidualBlock):
         x: (B, T, D), the target side.
         context: (B, S, D), the encoder output.
         context_padding_mask: optional (B, S), 1/True for real source tokens.
-        return_attention_scores: also return the cross-attention weights (B, H, T, S).
+        return_attention_scores: also return the masked self-attention weights
+            (B, H, T, T) and the cross-attention weights (B, H, T, S).
         training: enables dropout.
 
     Returns:
-        (B, T, D), and the cross-attention weights when asked.
+        (B, T, D), and the two attention weights when asked.
 
     Example:
     >>> block = DecoderBlock(num_heads=2, head_dim=4, ff_dim=16)
@@ -60,9 +61,10 @@ class DecoderBlock(ResidualBlock):
     def call(self, x, context, context_padding_mask=None, return_attention_scores=False,
              training=None):
         key, value = self.project_context(context)
-        x, _ = self._residual(
+        x, self_weights = self._residual(
             x, self.self_attention_norm,
-            lambda h: (self.self_attention(h, training=training), None), training)
+            lambda h: self.self_attention(h, return_attention_scores=True, training=training),
+            training)
         x, weights = self._residual(
             x, self.cross_attention_norm,
             lambda h: self.cross_attention.attend_to(h, key, value, context_padding_mask,
@@ -72,29 +74,31 @@ class DecoderBlock(ResidualBlock):
         x, _ = self._residual(
             x, self.feed_forward_norm,
             lambda h: (self.feed_forward(h, training=training), None), training)
-        return (x, weights) if return_attention_scores else x
+        return (x, self_weights, weights) if return_attention_scores else x
 
     def project_context(self, context):
         """Cross-attention (k, v), each (B, S, H, Dh), from the encoder output (B, S, D)."""
         return self.cross_attention.project_context(context)
 
-    def call_with_cache(self, x, position, self_cache, cross_key, cross_value,
+    def call_with_cache(self, x, position, key_cache, value_cache, cross_key, cross_value,
                         context_padding_mask=None):
         """One decoding step.
 
         Args:
             x: (B, 1, D), the embedded token at `position`.
             position: int scalar, the token's position in the target.
-            self_cache: (B, 2, T, H, Dh), this block's self-attention keys and values.
+            key_cache, value_cache: (B, T, H, Dh) each, this block's self-attention
+                keys and values.
             cross_key, cross_value: (B, S, H, Dh), from `project_context`.
             context_padding_mask: optional (B, S).
 
         Returns:
-            `(output (B, 1, D), updated self_cache)`.
+            `(output (B, 1, D), key_cache, value_cache)`, the caches updated at `position`.
         """
-        x, self_cache = self._residual(
+        x, (key_cache, value_cache) = self._residual(
             x, self.self_attention_norm,
-            lambda h: self.self_attention.call_with_cache(h, position, self_cache), False)
+            lambda h: _split_cache(self.self_attention.call_with_cache(
+                h, position, key_cache, value_cache)), False)
         x, _ = self._residual(
             x, self.cross_attention_norm,
             lambda h: (self.cross_attention.attend_to(h, cross_key, cross_value,
@@ -102,4 +106,11 @@ class DecoderBlock(ResidualBlock):
             False)
         x, _ = self._residual(x, self.feed_forward_norm,
                               lambda h: (self.feed_forward(h), None), False)
-        return x, self_cache
+        return x, key_cache, value_cache
+
+
+def _split_cache(result):
+    """(output, key_cache, value_cache) -> (output, (key_cache, value_cache)): the
+    (branch, extra) pair that `_residual` passes through."""
+    output, key_cache, value_cache = result
+    return output, (key_cache, value_cache)

@@ -87,30 +87,34 @@ class SelfAttention(keras.layers.Layer):
         out = self.output_dense(merge_heads(out))  # (B, T, D)
         return (out, weights) if return_attention_scores else out
 
-    def call_with_cache(self, x, position, cache):
+    def call_with_cache(self, x, position, key_cache, value_cache):
         """One decoding step of causal self-attention with a fixed-length KV cache.
 
         Args:
             x: (B, 1, D), the input at `position`.
             position: int scalar (Python or tensor), where `x` sits in the sequence.
-            cache: (B, 2, T, H, Dh), this layer's keys [:, 0] and values [:, 1] of the
-                earlier positions; slots at and after `position` are ignored.
+            key_cache, value_cache: (B, T, H, Dh) each, this layer's keys and values of
+                the earlier positions; slots at and after `position` are ignored.
 
         Returns:
-            `(output (B, 1, D), updated cache (B, 2, T, H, Dh))`. The cache is written at
-            `position` with `slice_update`, a fixed-shape op (LiteRT DYNAMIC_UPDATE_SLICE).
+            `(output (B, 1, D), key_cache, value_cache)`, each cache written at
+            `position` by its own `slice_update` (LiteRT DYNAMIC_UPDATE_SLICE) and
+            returned as that op's output: nothing else touches it, so a runtime may
+            bind one buffer as the cache's input and output and the update happens in
+            place, with no copy of the cache per step.
         """
         if not self.causal:
-            raise ValueError("call_with_cache() needs a causal SelfAttention "
-                             f"(decoding a token may not see later ones). Received: causal={self.causal}")
+            raise ValueError("call_with_cache() needs a causal SelfAttention (decoding a "
+                             f"token may not see later ones). Received: causal={self.causal}")
         q, k, v = self.qkv(x)  # each (B, 1, H, Dh)
-        step = ops.stack([k, v], axis=1)  # (B, 2, 1, H, Dh)
         position = ops.cast(position, "int32")
         zero = ops.zeros((), "int32")
-        cache = ops.slice_update(cache, (zero, zero, position, zero, zero), step)
-        bias = cache_bias(position, ops.shape(cache)[2], self.mask_value)  # (1, 1, 1, T)
-        out, _ = attend(q, cache[:, 0], cache[:, 1], bias)
-        return self.output_dense(merge_heads(out)), cache  # (B, 1, D)
+        start = (zero, position, zero, zero)
+        key_cache = ops.slice_update(key_cache, start, k)  # (B, T, H, Dh)
+        value_cache = ops.slice_update(value_cache, start, v)  # (B, T, H, Dh)
+        bias = cache_bias(position, ops.shape(key_cache)[1], self.mask_value)  # (1, 1, 1, T)
+        out, _ = attend(q, key_cache, value_cache, bias)
+        return self.output_dense(merge_heads(out)), key_cache, value_cache  # (B, 1, D)
 
     def get_config(self):
         config = super().get_config()

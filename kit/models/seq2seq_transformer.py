@@ -2,6 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kit.decoding import beam_search, greedy_search, sample_search
 from kit.layers import DecoderBlock, EncoderBlock, TokenAndPositionEmbedding
 from kit.layers._register import register
 from kit.models.config import TransformerConfig
@@ -89,15 +90,19 @@ class Seq2SeqTransformer(keras.Model):
 
     # -- training -------------------------------------------------------------------
 
-    def _encode_states(self, source_ids, training=None):
-        """(B, S) ids -> (encoder output (B, S, D), source padding mask (B, S) float32)."""
+    def _encode_states(self, source_ids, training=None, return_attention_scores=False):
+        """(B, S) ids -> (encoder output (B, S, D), source padding mask (B, S) float32),
+        and each encoder layer's (B, H, S, S) self-attention weights when asked."""
         source_mask = ops.cast(ops.not_equal(source_ids, 0), "float32")  # (B, S)
         x = self.embedding_dropout(self.source_embedding(source_ids), training=training)
+        weights = []
         for block in self.encoder_blocks:
-            x = block(x, padding_mask=source_mask, training=training)
+            x, w = block(x, padding_mask=source_mask, return_attention_scores=True,
+                         training=training)
+            weights.append(w)
         if self.config.norm_first:
             x = self.encoder_norm(x)
-        return x, source_mask
+        return (x, source_mask, weights) if return_attention_scores else (x, source_mask)
 
     def _logits(self, x):
         if self.config.norm_first:
@@ -111,30 +116,44 @@ class Seq2SeqTransformer(keras.Model):
         With `return_attention_scores=True` also returns the cross-attention weights of
         every decoder layer, stacked (B, L, H, T', S') float32.
         """
+        logits, weights = self._forward(inputs, training)
+        return (logits, weights["cross"]) if return_attention_scores else logits
+
+    def _forward(self, inputs, training=None):
+        """Logits and every attention weight, stacked over layers (B, L, H, rows, cols)."""
         source_ids, target_ids = inputs
-        context, source_mask = self._encode_states(source_ids, training)
+        context, source_mask, encoder_weights = self._encode_states(
+            source_ids, training, return_attention_scores=True)
         x = self.embedding_dropout(self.target_embedding(target_ids), training=training)
-        cross_weights = []
+        self_weights, cross_weights = [], []
         for block in self.decoder_blocks:
-            x, weights = block(x, context, context_padding_mask=source_mask,
-                               return_attention_scores=True, training=training)
-            cross_weights.append(weights)
-        logits = self._logits(x)
-        if return_attention_scores:
-            return logits, ops.stack(cross_weights, axis=1)  # (B, L, H, T', S')
-        return logits
+            x, self_w, cross_w = block(x, context, context_padding_mask=source_mask,
+                                       return_attention_scores=True, training=training)
+            self_weights.append(self_w)
+            cross_weights.append(cross_w)
+        return self._logits(x), {"encoder": ops.stack(encoder_weights, axis=1),
+                                 "decoder": ops.stack(self_weights, axis=1),
+                                 "cross": ops.stack(cross_weights, axis=1)}
 
     # -- decoding with a KV cache ----------------------------------------------------
+    # The caches and the encoder's outputs are dicts of tensors named as the exported
+    # signatures name them, one K and one V tensor per decoder layer: a runtime can bind
+    # each self-attention cache as both the input and the output of `decode_step`.
+
+    def cache_names(self):
+        """The self-attention cache's tensors: self_key_0, self_value_0, self_key_1, ..."""
+        return [f"self_{kind}_{i}" for i in range(self.config.num_decoder_layers)
+                for kind in ("key", "value")]
 
     def cache_shape(self, batch_size):
-        """(B, L, 2, T, H, Dh): keys [:, :, 0] and values [:, :, 1] of every decoder layer."""
+        """(B, T, H, Dh): the shape of each of the cache's tensors."""
         c = self.config
-        return (batch_size, c.num_decoder_layers, 2, c.max_target_length, c.num_heads,
-                c.head_dim)
+        return (batch_size, c.max_target_length, c.num_heads, c.head_dim)
 
     def init_cache(self, batch_size):
-        """An empty self-attention cache, in the model's compute dtype."""
-        return ops.zeros(self.cache_shape(batch_size), dtype=self.compute_dtype)
+        """An empty self-attention cache ({name: zeros}), in the compute dtype."""
+        return {name: ops.zeros(self.cache_shape(batch_size), dtype=self.compute_dtype)
+                for name in self.cache_names()}
 
     def encode(self, source_ids):
         """What the decoder needs from a source, computed once per sentence.
@@ -143,49 +162,55 @@ class Seq2SeqTransformer(keras.Model):
             source_ids: (B, S') int ids, 0 for padding.
 
         Returns:
-            dict with `source_mask` (B, S') float32, 1 for real tokens, and `cross_cache`
-            (B, L, 2, S', H, Dh): every decoder layer's cross-attention keys [:, :, 0]
-            and values [:, :, 1].
+            dict with `source_mask` (B, S') float32, 1 for real tokens, and for every
+            decoder layer i its cross-attention keys `cross_key_i` and values
+            `cross_value_i`, each (B, S', H, Dh).
         """
         if not self.built:
             self.build()
         context, source_mask = self._encode_states(source_ids, training=False)
-        layers = [ops.stack(block.project_context(context), axis=1)  # (B, 2, S', H, Dh)
-                  for block in self.decoder_blocks]
-        return {"source_mask": source_mask, "cross_cache": ops.stack(layers, axis=1)}
+        encoded = {"source_mask": source_mask}
+        for i, block in enumerate(self.decoder_blocks):
+            encoded[f"cross_key_{i}"], encoded[f"cross_value_{i}"] = block.project_context(
+                context)  # (B, S', H, Dh) each
+        return encoded
 
-    def decode_step(self, token_ids, position, self_cache, encoded):
+    def decode_step(self, token_ids, position, cache, encoded):
         """One decoding step.
 
         Args:
             token_ids: (B, 1) the token at `position` (BOS at position 0).
             position: int scalar (Python or tensor), 0 <= position < T.
-            self_cache: (B, L, 2, T, H, Dh), from `init_cache` or the previous step.
+            cache: the dict from `init_cache` or the previous step.
             encoded: the dict returned by `encode`.
 
         Returns:
-            `(logits (B, V) float32 for the token at position + 1, updated self_cache)`.
+            `(logits (B, V) float32 for the token at position + 1, updated cache dict)`.
         """
         if not self.built:
             self.build()
-        source_mask, cross_cache = encoded["source_mask"], encoded["cross_cache"]
         x = self.target_embedding(token_ids, start_position=position)  # (B, 1, D)
-        # unstack, not self_cache[:, i]: LiteRT's STRIDED_SLICE takes at most 5-D tensors
-        # (the int8 calibrator refuses the 6-D cache), UNPACK takes any rank.
-        self_caches = ops.unstack(self_cache, axis=1)  # L x (B, 2, T, H, Dh)
-        cross_caches = ops.unstack(cross_cache, axis=1)  # L x (B, 2, S, H, Dh)
-        new_caches = []
-        for block, layer_cache, layer_cross in zip(self.decoder_blocks, self_caches, cross_caches):
-            x, cache = block.call_with_cache(
-                x, position, layer_cache, layer_cross[:, 0], layer_cross[:, 1],
-                context_padding_mask=source_mask)
-            new_caches.append(cache)  # (B, 2, T, H, Dh)
+        updated = {}
+        for i, block in enumerate(self.decoder_blocks):
+            x, updated[f"self_key_{i}"], updated[f"self_value_{i}"] = block.call_with_cache(
+                x, position, cache[f"self_key_{i}"], cache[f"self_value_{i}"],
+                encoded[f"cross_key_{i}"], encoded[f"cross_value_{i}"],
+                context_padding_mask=encoded["source_mask"])
         logits = self._logits(x)  # (B, 1, V)
-        return logits[:, 0, :], ops.stack(new_caches, axis=1)  # (B, V), (B, L, 2, T, H, Dh)
+        return logits[:, 0, :], updated
 
-    def greedy_decode(self, source_ids, bos_id, eos_id, max_length=None, return_logits=False):
-        """Greedy decoding with the KV cache, eagerly: the reference that exported files
-        are checked against.
+    def _max_new_tokens(self, max_length):
+        limit = self.config.max_target_length - 1
+        max_length = limit if max_length is None else max_length
+        if not 0 < max_length <= limit:
+            raise ValueError(f"`max_length` must be in [1, {limit}]. "
+                             f"Received: max_length={max_length}")
+        return max_length
+
+    def greedy_decode(self, source_ids, bos_id, eos_id, max_length=None, return_logits=False,
+                      sampler=None):
+        """Greedy (or, with a `kit.decoding` sampler, sampled) decoding with the KV cache,
+        eagerly: the reference that exported files are checked against.
 
         Args:
             source_ids: (B, S') int array.
@@ -193,40 +218,73 @@ class Seq2SeqTransformer(keras.Model):
             max_length: the most tokens to generate; defaults to T - 1.
             return_logits: also return each step's float32 logits (B, max_length, V),
                 0 after the last step run: what verification compares files against.
+            sampler: None for greedy, or `kit.decoding.TopK` / `TopP`.
 
         Returns:
             (B, max_length) int32 numpy array of generated ids; after a row's EOS the
             row holds 0 (padding). With `return_logits`, (ids, logits).
         """
-        max_length = max_length or self.config.max_target_length - 1
-        if not 0 < max_length < self.config.max_target_length:
-            raise ValueError(f"`max_length` must be in [1, {self.config.max_target_length - 1}]. "
-                             f"Received: max_length={max_length}")
+        max_length = self._max_new_tokens(max_length)
         source_ids = np.asarray(source_ids, dtype=np.int32)
-        batch = source_ids.shape[0]
-        encoded = self.encode(source_ids)
-        cache = self.init_cache(batch)
-        tokens = np.full((batch, 1), bos_id, dtype=np.int32)
-        output = np.zeros((batch, max_length), dtype=np.int32)
-        finished = np.zeros(batch, dtype=bool)
-        all_logits = np.zeros((batch, max_length, self.config.target_vocab_size), np.float32)
-        for position in range(max_length):
-            logits, cache = self.decode_step(tokens, position, cache, encoded)
-            all_logits[:, position] = ops.convert_to_numpy(logits)
-            next_ids = np.argmax(all_logits[:, position], axis=-1).astype(np.int32)
-            next_ids[finished] = 0
-            output[:, position] = next_ids
-            finished |= next_ids == eos_id
-            if finished.all():
-                break
-            tokens = next_ids[:, None]
-        return (output, all_logits) if return_logits else output
+        step = self._step_function(self.encode(source_ids), len(source_ids))
+        if sampler is not None:
+            return sample_search(step, len(source_ids), bos_id, eos_id, max_length, sampler,
+                                 return_logits)
+        return greedy_search(step, len(source_ids), bos_id, eos_id, max_length, return_logits)
+
+    def beam_decode(self, source_ids, bos_id, eos_id, beam_size=4, length_penalty=1.0,
+                    max_length=None):
+        """Beam search (`kit.decoding.beam_search`) for each source, the beams of one
+        source decoded as one batch whose caches are reordered as beams are kept.
+
+        Returns:
+            per source, the list of `kit.decoding.Hypothesis`, best first.
+        """
+        max_length = self._max_new_tokens(max_length)
+        results = []
+        for row in np.asarray(source_ids, dtype=np.int32):
+            encoded = self.encode(row[None])
+            state = {"cache": self.init_cache(1), "encoded": encoded}
+
+            def step(tokens, position, state=state):
+                logits, state["cache"] = self.decode_step(
+                    np.asarray(tokens, np.int32)[:, None], position, state["cache"],
+                    state["encoded"])
+                return ops.convert_to_numpy(logits)
+
+            def reorder(parents, state=state, encoded=encoded):
+                state["cache"] = {name: ops.take(value, parents, axis=0)
+                                  for name, value in state["cache"].items()}
+                rows = np.zeros(len(parents), np.int64)  # every beam reads the one source
+                state["encoded"] = {name: ops.take(value, rows, axis=0)
+                                    for name, value in encoded.items()}
+
+            results.append(beam_search(step, reorder, bos_id, eos_id, max_length, beam_size,
+                                       length_penalty))
+        return results
+
+    def _step_function(self, encoded, batch_size):
+        """A `kit.decoding` step over `decode_step`, carrying the cache between calls."""
+        state = {"cache": self.init_cache(batch_size)}
+
+        def step(tokens, position):
+            logits, state["cache"] = self.decode_step(
+                np.asarray(tokens, np.int32)[:, None], position, state["cache"], encoded)
+            return ops.convert_to_numpy(logits)
+
+        return step
 
     def cross_attention_weights(self, source_ids, target_input_ids):
         """(B, L, H, T', S') float32: which source tokens each target position attended
         to, in every decoder layer and head, for a decoded (or reference) target."""
-        _, weights = self((source_ids, target_input_ids), training=False,
-                          return_attention_scores=True)
+        return self.attention_weights(source_ids, target_input_ids)["cross"]
+
+    def attention_weights(self, source_ids, target_input_ids):
+        """Every attention weight of a decoded (or reference) pair, float32, stacked over
+        layers: "encoder" (B, L, H, S', S'), the encoder's self-attention; "decoder"
+        (B, L, H, T', T'), the decoder's masked self-attention; "cross" (B, L, H, T', S'),
+        the encoder-decoder attention. Each row sums to one over what it may see."""
+        _, weights = self._forward((source_ids, target_input_ids), training=False)
         return weights
 
     def get_config(self):

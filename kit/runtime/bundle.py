@@ -3,6 +3,8 @@
     BUNDLE_DIR/
       model.tflite     signatures `encode` and `decode_step` (see bundle.json)
       tokenizer.json   kit.tokenizer, the same file training used
+      tokenizer.model  a SentencePiece tokenizer's model, beside its tokenizer.json
+                       (bundle.json's "tokenizer" lists every tokenizer file)
       bundle.json      what a device needs to write the loop: S, T, special ids,
                        every signature's input and output names, shapes and dtypes
       report.json      what export measured (not needed for decoding)
@@ -19,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.decoding import greedy_search, until_eos
+from kit.decoding import (
+    Hypothesis,
+    beam_search,
+    greedy_search,
+    log_softmax,
+    sample_search,
+    until_eos,
+)
 from kit.files import write_json
 from kit.quiet import native_output_silenced
 from kit.runtime.interpreter import (
@@ -32,7 +41,10 @@ from kit.tokenizer import TOKENIZER_FILE, TokenizerError, load_tokenizer, source
 
 # 2: bundle.json records the SHA-256 of the files it describes ("files"), and every
 # field is checked at load. A version 1 bundle has no checksums to check.
-BUNDLE_FORMAT_VERSION = 2
+# 3: one K and one V tensor per decoder layer, in both signatures (self_key_i,
+# self_value_i, cross_key_i, cross_value_i), each self-attention cache output produced
+# by its own in-place update, instead of one stacked (1, L, 2, T, H, Dh) cache.
+BUNDLE_FORMAT_VERSION = 3
 BUNDLE_JSON = "bundle.json"
 TFLITE_FILE = "model.tflite"
 REPORT_JSON = "report.json"
@@ -43,6 +55,7 @@ MAX_BUNDLE_JSON_BYTES = 4 << 20  # an exported bundle.json is a few KB
 MAX_LENGTH = 1 << 20  # S and T
 MAX_VOCAB_SIZE = 1 << 24
 MAX_DIMENSION = (1 << 31) - 1  # one axis of a tensor; TFLite shapes are int32
+MAX_LAYERS = 1024
 
 # The keys of a bundle.json of this format, and which of them hold free-form notes for
 # people (what export measured or chose), which the runtime does not read.
@@ -50,6 +63,9 @@ _SPEC_KEYS = frozenset({"format_version", "recipe", "quantization", "model_file"
                         "tokenizer_file", "files", "source_length", "target_length",
                         "special_ids", "vocab_size", "model", "signatures", "decoding",
                         "source_run"})
+# "tokenizer" ({"type": ..., "files": [...]}) names the tokenizer's kind and files; a
+# bundle written before it existed has a character tokenizer in one file.
+_OPTIONAL_KEYS = frozenset({"tokenizer"})
 _NOTES = ("quantization", "model", "decoding", "source_run")
 _SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
 _VOCAB_NAMES = ("source", "target", "tokenizer")
@@ -69,7 +85,7 @@ class Bundle:
     '2026-11-29'
     """
 
-    def __init__(self, path, spec, tokenizer, interpreter, direct):
+    def __init__(self, path, spec, tokenizer, interpreter, steps):
         self.path = path
         self.spec = spec  # the parsed bundle.json
         self.tokenizer = tokenizer
@@ -78,10 +94,17 @@ class Bundle:
         self.bos_id = spec["special_ids"]["bos"]
         self.eos_id = spec["special_ids"]["eos"]
         self._vocab_size = spec["vocab_size"]["source"]
-        self._steps = (_DirectSteps if direct else _RunnerSteps)(interpreter, spec)
+        self._steps = steps  # the fastest loop available: see `load`'s `mode`
+        self._interpreter = interpreter
+
+    @property
+    def mode(self):
+        """How a greedy or sampled step runs: "compiled", "direct" or "runner"."""
+        return {_CompiledSteps: "compiled", _DirectSteps: "direct",
+                _RunnerSteps: "runner"}[type(self._steps)]
 
     @classmethod
-    def load(cls, path, num_threads=None, direct=True):
+    def load(cls, path, num_threads=None, direct=True, mode=None):
         """Reads `path`/bundle.json, checks every field of it, checks that the model
         and tokenizer files are the ones it records (SHA-256) before either is parsed,
         and that the model's signatures are the ones it describes.
@@ -90,9 +113,12 @@ class Bundle:
             path: the bundle directory. Nothing in it is written (it may be read-only).
             num_threads: the interpreter's CPU threads, from 1 to the machine's CPU
                 count (None: LiteRT's default).
-            direct: step through tensor indices, copying the KV cache from the output
-                buffer to the input buffer (fast); False uses signature runners,
-                which copy every input and output on every step (for comparison).
+            mode: how a step runs: "compiled" (ai-edge-litert's CompiledModel, each
+                KV cache one buffer bound as input and output: no copy), "direct"
+                (the Interpreter through tensor indices, each cache copied output to
+                input once a step), "runner" (signature runners, every input and
+                output copied). None: the first that works, in that order.
+            direct: False is the same as mode="runner" (kept for older callers).
 
         Raises:
             BundleError, with one line naming the file and the problem.
@@ -111,8 +137,16 @@ class Bundle:
         tokenizer_path = path / spec["tokenizer_file"]
         model_content = _verified_bytes(path, spec["model_file"], spec["files"])
         tokenizer_content = _verified_bytes(path, spec["tokenizer_file"], spec["files"])
+
+        def read_tokenizer_file(name):  # a SentencePiece model: checked, then parsed
+            if name not in tokenizer_files(spec):
+                raise BundleError(f"{tokenizer_path} needs {name}, which {path / BUNDLE_JSON} "
+                                  "does not list among the tokenizer's files")
+            return _verified_bytes(path, name, spec["files"])
+
         try:
-            tokenizer = load_tokenizer(tokenizer_path, content=tokenizer_content)
+            tokenizer = load_tokenizer(tokenizer_path, content=tokenizer_content,
+                                       read_file=read_tokenizer_file)
         except TokenizerError as error:
             raise BundleError(str(error)) from None
         _check_tokenizer(spec, tokenizer, tokenizer_path, path / BUNDLE_JSON)
@@ -133,9 +167,25 @@ class Bundle:
         if found != spec["signatures"]:
             raise BundleError(f"{model_path} does not match {path / BUNDLE_JSON}: its "
                               f"signatures are {json.dumps(found, sort_keys=True)}")
-        if direct and not DirectSignature.possible(interpreter, "decode_step"):
-            direct = False
-        return cls(path, spec, tokenizer, interpreter, direct)
+        mode = "runner" if not direct and mode is None else mode
+        if mode not in (None, "compiled", "direct", "runner"):
+            raise ValueError("mode must be None, 'compiled', 'direct' or 'runner'. "
+                             f"Received: mode={mode!r}")
+        steps = None
+        if mode in (None, "compiled"):
+            model = compiled_model(model_content, num_threads)
+            steps = _CompiledSteps(model, spec) if model is not None else None
+            if steps is None and mode == "compiled":
+                raise BundleError("this LiteRT package has no CompiledModel API (it is "
+                                  "ai-edge-litert's): use another mode")
+        if steps is None and mode in (None, "direct") and DirectSignature.possible(
+                interpreter, "decode_step"):
+            steps = _DirectSteps(interpreter, spec)
+        if steps is None and mode == "direct":
+            raise BundleError(f"{model_path}: decode_step is not in the primary subgraph, "
+                              "so the tensor-index loop cannot run it")
+        return cls(path, spec, tokenizer, interpreter,
+                   steps or _RunnerSteps(interpreter, spec))
 
     @property
     def recipe(self):
@@ -180,6 +230,57 @@ class Bundle:
         ids = greedy_search(step, 1, self.bos_id, self.eos_id, int(max_new_tokens))
         return until_eos(ids[0], self.eos_id)
 
+    def decode_ids(self, source_ids, beam_size=1, sampler=None, length_penalty=1.0,
+                   max_new_tokens=None):
+        """Decoding by any strategy of `kit.decoding`: greedy (the default), sampled
+        (`sampler`, a `TopK` or `TopP`) or beam search (`beam_size` > 1).
+
+        Returns:
+            list of `kit.decoding.Hypothesis`, best first: one for greedy and sampling
+            (its log_prob and score are the sum of its tokens' log-probabilities), up
+            to `beam_size` for beam search.
+        """
+        limit = self.target_length - 1
+        max_new_tokens = limit if max_new_tokens is None else max_new_tokens
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
+                or not 0 < max_new_tokens <= limit:
+            raise ValueError(f"max_new_tokens must be an integer in [1, {limit}]. "
+                             f"Received: max_new_tokens={max_new_tokens!r}")
+        source = self._checked_source(source_ids)
+        if beam_size > 1:
+            if sampler is not None:
+                raise ValueError("beam search and sampling are two ways to choose: pass "
+                                 "one of beam_size > 1 and sampler")
+            # Beams carry several caches and reorder them: signature runners, made for
+            # this search only (while one exists, the interpreter refuses the direct
+            # loop's invoke).
+            rows = _RunnerSteps(self._interpreter, self.spec)
+            rows.start(source)
+            return beam_search(rows.step_rows, rows.reorder, self.bos_id, self.eos_id,
+                               int(max_new_tokens), beam_size, length_penalty)
+        self._steps.start(source)
+        seen = []  # each step's logits, for the log-probability of the output
+
+        def step(tokens, position):  # (1,) -> (1, V)
+            logits = self._steps.step(int(tokens[0]), position)[None]
+            seen.append(logits)
+            return logits
+
+        choose = greedy_search if sampler is None else (
+            lambda *args: sample_search(*args, sampler))
+        ids = until_eos(choose(step, 1, self.bos_id, self.eos_id, int(max_new_tokens))[0],
+                        self.eos_id)
+        total = sum(float(log_softmax(logits)[0, token])
+                    for logits, token in zip(seen, ids))
+        return [Hypothesis(ids, total, total / max(len(ids), 1) ** length_penalty,
+                           bool(ids) and ids[-1] == self.eos_id)]
+
+    def text_of(self, ids):
+        """The text of generated ids (an id past the tokenizer's vocabulary, which a
+        larger model vocabulary allows, shows as unknown)."""
+        known = self.tokenizer.vocab_size
+        return self.tokenizer.decode([i if i < known else self.tokenizer.unk_id for i in ids])
+
     def translate(self, text):
         """`text` -> the greedy output text (what `tokenizer.decode` makes of it).
 
@@ -190,10 +291,7 @@ class Bundle:
             raise TypeError(f"translate expects a str. Received: {text!r}")
         if not text.strip():
             return ""
-        known = self.tokenizer.vocab_size
-        ids = self.greedy_ids(self.source_ids(text))
-        # A model vocabulary larger than the tokenizer's has ids no text stands for.
-        return self.tokenizer.decode([i if i < known else self.tokenizer.unk_id for i in ids])
+        return self.text_of(self.greedy_ids(self.source_ids(text)))
 
     def step_logits(self, source_ids, target_ids):
         """Teacher-forced logits, for verification against another implementation.
@@ -256,7 +354,11 @@ def _verified_bytes(path, name, files):
 
 
 def _check_tokenizer(spec, tokenizer, tokenizer_path, file):
-    """The tokenizer agrees with bundle.json's vocabulary sizes and special ids."""
+    """The tokenizer agrees with bundle.json's kind, vocabulary sizes and special ids."""
+    kind = spec.get("tokenizer", {"type": "char"})["type"]
+    if tokenizer.to_dict()["type"] != kind:
+        raise BundleError(f"{tokenizer_path} is a {tokenizer.to_dict()['type']} tokenizer, "
+                          f"but {file} says tokenizer.type is {kind!r}")
     sizes = spec["vocab_size"]
     if tokenizer.vocab_size != sizes["tokenizer"]:
         raise BundleError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens, but {file} "
@@ -279,44 +381,68 @@ def _check_position(position, cache_length):
     """A position past the cache's T slots would make the model write outside its cache
     (and a loop that never stops): refuse it whatever the caller's loop does."""
     if not 0 <= position < cache_length:
-        raise ValueError(f"position must lie in [0, {cache_length}) (the self_cache's T "
-                         f"slots). Received: position={position}")
+        raise ValueError(f"position must lie in [0, {cache_length}) (the self-attention "
+                         f"cache's T slots). Received: position={position}")
+
+
+class _Layout:
+    """The names and shapes a decode loop needs, read from the checked bundle.json."""
+
+    def __init__(self, spec):
+        decode = spec["signatures"]["decode_step"]
+        self.encoded = sorted(spec["signatures"]["encode"]["outputs"])
+        self.caches = sorted(name for name in decode["outputs"] if name != "logits")
+        self.cache_shape = decode["inputs"][self.caches[0]]["shape"]  # (1, T, H, Dh)
+        self.cache_length = self.cache_shape[1]
+        self.vocab_size = decode["outputs"]["logits"]["shape"][1]
 
 
 class _RunnerSteps:
     """The decode loop through signature runners: every input copied in, every output
-    copied out, on every step."""
+    copied out, on every step. Carries several rows (beams), each with its own cache,
+    and reorders them (`reorder`) as beam search keeps and drops beams."""
 
     def __init__(self, interpreter, spec):
+        self._layout = _Layout(spec)
         self._encode = interpreter.get_signature_runner("encode")
         self._decode = interpreter.get_signature_runner("decode_step")
-        self._cache_shape = spec["signatures"]["decode_step"]["inputs"]["self_cache"]["shape"]
-        self._cache_length = self._cache_shape[3]  # (1, L, 2, T, H, Dh)
 
     def start(self, source_ids):
         self._encoded = self._encode(source_ids=source_ids)
-        self._cache = np.zeros(self._cache_shape, np.float32)
+        empty = np.zeros(self._layout.cache_shape, np.float32)
+        self._rows = [{name: empty for name in self._layout.caches}]
 
     def step(self, token, position):
-        _check_position(position, self._cache_length)
-        out = self._decode(token_ids=np.array([[token]], np.int32),
-                           position=np.array([position], np.int32),
-                           self_cache=self._cache, **self._encoded)
-        self._cache = out["self_cache"]
-        return out["logits"][0]
+        return self.step_rows([token], position)[0]
+
+    def step_rows(self, tokens, position):
+        """(R,) tokens, one per row -> (R, V) logits; each row's cache advances."""
+        _check_position(position, self._layout.cache_length)
+        logits = []
+        for row, token in enumerate(tokens):
+            out = self._decode(token_ids=np.array([[token]], np.int32),
+                               position=np.array([position], np.int32),
+                               **self._rows[row], **self._encoded)
+            # New arrays every step, never written in place: rows may share them.
+            self._rows[row] = {name: out[name] for name in self._layout.caches}
+            logits.append(out["logits"][0])
+        return np.stack(logits)
+
+    def reorder(self, parents):
+        self._rows = [self._rows[parent] for parent in parents]
 
 
 class _DirectSteps:
     """The decode loop through tensor indices: the encoder's outputs are set once per
     sentence, and each step sets two scalars, runs, reads the logits (V floats) and
-    moves the KV cache from the output buffer to the input buffer with one memcpy."""
+    moves each layer's K and V cache from its output buffer to its input buffer with
+    one memcpy each (the interpreter cannot bind one buffer to both)."""
 
     def __init__(self, interpreter, spec):
+        self._layout = _Layout(spec)
         self._interpreter = interpreter
         self._decode = DirectSignature(interpreter, "decode_step")
-        shape = spec["signatures"]["decode_step"]["inputs"]["self_cache"]["shape"]
-        self._cache_length = shape[3]  # (1, L, 2, T, H, Dh)
-        self._empty_cache = np.zeros(shape, np.float32)
+        self._empty_cache = np.zeros(self._layout.cache_shape, np.float32)
         self._token = np.zeros((1, 1), np.int32)
         self._position = np.zeros((1,), np.int32)
 
@@ -326,12 +452,14 @@ class _DirectSteps:
         encode = self._interpreter.get_signature_runner("encode")
         for name, value in encode(source_ids=source_ids).items():
             self._decode.set(name, value)
-        self._decode.set("self_cache", self._empty_cache)
+        for name in self._layout.caches:
+            self._decode.set(name, self._empty_cache)
 
     def step(self, token, position):
-        _check_position(position, self._cache_length)
+        _check_position(position, self._layout.cache_length)
         if position:
-            self._decode.copy_output_to_input("self_cache", "self_cache")
+            for name in self._layout.caches:
+                self._decode.copy_output_to_input(name, name)
         self._token[0, 0] = token
         self._position[0] = position
         self._decode.set("token_ids", self._token)
@@ -339,6 +467,65 @@ class _DirectSteps:
         self._decode.invoke()
         return self._decode.get("logits")[0]
 
+
+class _CompiledSteps:
+    """The decode loop through ai-edge-litert's CompiledModel, with no cache copy at all:
+    each layer's K and V cache is one TensorBuffer bound as both the input and the output
+    of `decode_step` (its output is produced by its own in-place DYNAMIC_UPDATE_SLICE),
+    as Google's LiteRT-LM binds its KV caches; the encoder's output buffers are bound as
+    `decode_step`'s inputs as they are. Per step: two scalars in, V logits out."""
+
+    def __init__(self, model, spec):
+        self._model = model
+        layout = self._layout = _Layout(spec)
+        self._source = model.create_input_buffer_by_name("encode", "source_ids")
+        self._encoded = {name: model.create_output_buffer_by_name("encode", name)
+                         for name in layout.encoded}
+        self._caches = {name: model.create_input_buffer_by_name("decode_step", name)
+                        for name in layout.caches}
+        self._token = model.create_input_buffer_by_name("decode_step", "token_ids")
+        self._position = model.create_input_buffer_by_name("decode_step", "position")
+        self._logits = model.create_output_buffer_by_name("decode_step", "logits")
+        self._inputs = {"token_ids": self._token, "position": self._position,
+                        **self._encoded, **self._caches}
+        self._outputs = {"logits": self._logits, **self._caches}
+        self._empty_cache = np.zeros(layout.cache_shape, np.float32)
+        self._scalar = {"token_ids": np.zeros((1, 1), np.int32),
+                        "position": np.zeros((1,), np.int32)}
+
+    def start(self, source_ids):
+        self._source.write(np.asarray(source_ids, np.int32))
+        self._model.run_by_name("encode", {"source_ids": self._source}, self._encoded)
+        # Slots after `position` are masked out, but a stale value times a zero weight
+        # is only zero when finite: start each sentence from a clean cache.
+        for buffer in self._caches.values():
+            buffer.write(self._empty_cache)
+
+    def step(self, token, position):
+        _check_position(position, self._layout.cache_length)
+        self._scalar["token_ids"][0, 0] = token
+        self._scalar["position"][0] = position
+        self._token.write(self._scalar["token_ids"])
+        self._position.write(self._scalar["position"])
+        self._model.run_by_name("decode_step", self._inputs, self._outputs)
+        return self._logits.read(self._layout.vocab_size, np.float32)
+
+
+def compiled_model(content, num_threads=None):
+    """An ai-edge-litert CompiledModel of `content` on the CPU, or None where that API is
+    not available (tflite-runtime) or refuses the file."""
+    try:
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.options import Options
+    except ImportError:
+        return None
+    try:
+        options = Options(cpu_options=CpuOptions(num_threads=num_threads or 0))
+        with native_output_silenced():
+            return CompiledModel.from_buffer(content, options=options)
+    except (RuntimeError, ValueError, TypeError):
+        return None
 
 
 def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run):
@@ -360,6 +547,10 @@ def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run)
         "quantization": quantization,
         "model_file": TFLITE_FILE,
         "tokenizer_file": TOKENIZER_FILE,
+        # What an app loads: "char" (tokenizer.json's vocabulary) or "sentencepiece"
+        # (tokenizer.model, for SentencePieceProcessor); every file the tokenizer uses.
+        "tokenizer": {"type": tokenizer.to_dict()["type"],
+                      "files": tokenizer.files(TOKENIZER_FILE)},
         "source_length": config["max_source_length"],
         "target_length": config["max_target_length"],
         "special_ids": {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id,
@@ -372,11 +563,15 @@ def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run)
         "decoding": {
             "source_ids": "tokenizer ids of the text (no BOS/EOS), cut to source_length "
                           "and right-padded with the pad id",
-            "loop": "run encode once; self_cache = zeros; token = bos; for position in "
-                    "0 .. target_length - 2: run decode_step(token_ids=[[token]], "
-                    "position=[position], self_cache, source_mask, cross_cache), keep its "
-                    "self_cache output for the next step, token = argmax(logits[0]); stop "
-                    "after eos",
+            "loop": "run encode once and pass all its outputs (source_mask, cross_key_i, "
+                    "cross_value_i) to every decode_step; self_key_i = self_value_i = "
+                    "zeros; token = bos; for position in 0 .. target_length - 2: run "
+                    "decode_step(token_ids=[[token]], position=[position], ...), "
+                    "token = argmax(logits[0]); stop after eos",
+            "kv_cache": "each self_key_i / self_value_i output is the same tensor as the "
+                        "input of that name, updated in place at `position`: bind one "
+                        "buffer as both input and output (no copy per step), or copy "
+                        "each output to its input before the next step",
             "max_new_tokens": config["max_target_length"] - 1,
             "io_types": "inputs and outputs are float32 and int32 in every recipe; "
                         "quantization is internal to the file",
@@ -395,7 +590,7 @@ def write_bundle_json(directory, spec):
     """
     directory = Path(directory)
     files = {}
-    for name in (spec["model_file"], spec["tokenizer_file"]):
+    for name in (spec["model_file"], *tokenizer_files(spec)):
         try:
             files[name] = hashlib.sha256((directory / name).read_bytes()).hexdigest()
         except FileNotFoundError:
@@ -456,7 +651,7 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
     missing = sorted(_SPEC_KEYS - set(spec))
     if missing:
         fail(f"lacks {', '.join(missing)}")
-    extra = sorted(set(spec) - _SPEC_KEYS, key=str)
+    extra = sorted(set(spec) - _SPEC_KEYS - _OPTIONAL_KEYS, key=str)
     if extra:
         fail(f"has unknown keys {', '.join(map(_shown, extra))} (not a format "
              f"{BUNDLE_FORMAT_VERSION} bundle file)")
@@ -471,7 +666,17 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
                  f"Received: {_shown(spec[key])}")
     if spec["model_file"] == spec["tokenizer_file"]:
         fail(f"model_file and tokenizer_file are the same file {spec['model_file']!r}")
-    files = _object(spec, "files", (spec["model_file"], spec["tokenizer_file"]), fail)
+    if "tokenizer" in spec:
+        kind = _object(spec, "tokenizer", ("type", "files"), fail)
+        if not isinstance(kind["type"], str) or not kind["type"]:
+            fail(f"tokenizer.type must be a non-empty string. Received: {_shown(kind['type'])}")
+        names = kind["files"]
+        if not isinstance(names, list) or not names or names[0] != spec["tokenizer_file"] \
+                or not all(_plain_file_name(name) for name in names) \
+                or len(set(names)) != len(names) or spec["model_file"] in names:
+            fail(f"tokenizer.files must list distinct file names in the bundle directory, "
+                 f"tokenizer_file first, model_file not among them. Received: {_shown(names)}")
+    files = _object(spec, "files", (spec["model_file"], *tokenizer_files(spec)), fail)
     for name, digest in files.items():
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             fail(f"files.{name} must be a SHA-256 (64 hex digits). Received: {_shown(digest)}")
@@ -503,12 +708,19 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
     # The contract of design.md ("Decoding on device"): what each signature takes and
     # gives, with S, T and the target vocabulary V on the axes the loop relies on.
     V = sizes["target"]
-    encode_outputs = ("source_mask", "cross_cache")
+    layers = sum(1 for name in signatures["encode"]["outputs"]
+                 if isinstance(name, str) and name.startswith("cross_key_"))
+    if not 1 <= layers <= MAX_LAYERS:
+        fail(f"signatures.encode.outputs must name cross_key_0 .. cross_key_(L-1) for "
+             f"1 to {MAX_LAYERS} decoder layers. Received: {layers} of them")
+    cross_names = tuple(f"cross_{kind}_{i}" for i in range(layers) for kind in ("key", "value"))
+    cache_names = tuple(f"self_{kind}_{i}" for i in range(layers) for kind in ("key", "value"))
+    encode_outputs = ("source_mask",) + cross_names
     expected_names = {
         ("encode", "inputs"): ("source_ids",),
         ("encode", "outputs"): encode_outputs,
-        ("decode_step", "inputs"): ("token_ids", "position", "self_cache") + encode_outputs,
-        ("decode_step", "outputs"): ("logits", "self_cache"),
+        ("decode_step", "inputs"): ("token_ids", "position") + encode_outputs + cache_names,
+        ("decode_step", "outputs"): ("logits",) + cache_names,
     }
     for (key, side), names in expected_names.items():
         have = set(signatures[key][side])
@@ -527,15 +739,19 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
 
     expect("encode", "inputs", "source_ids", "int32", 2, {0: 1, 1: S}, f"(1, S={S})")
     expect("encode", "outputs", "source_mask", "float32", 2, {0: 1, 1: S}, f"(1, S={S})")
-    cross = expect("encode", "outputs", "cross_cache", "float32", 6, {0: 1, 2: 2, 3: S},
-                   f"(1, L, 2, S={S}, H, Dh)")
+    cross = expect("encode", "outputs", "cross_key_0", "float32", 4, {0: 1, 1: S},
+                   f"(1, S={S}, H, Dh)")
+    heads = {0: 1, 1: S, 2: cross[2], 3: cross[3]}
+    for name in cross_names:
+        expect("encode", "outputs", name, "float32", 4, heads,
+               f"(1, S={S}, H={cross[2]}, Dh={cross[3]}) as cross_key_0")
     expect("decode_step", "inputs", "token_ids", "int32", 2, {0: 1, 1: 1}, "(1, 1)")
     expect("decode_step", "inputs", "position", "int32", 1, {0: 1}, "(1,)")
-    cache = expect("decode_step", "inputs", "self_cache", "float32", 6,
-                   {0: 1, 1: cross[1], 2: 2, 3: T, 4: cross[4], 5: cross[5]},
-                   f"(1, L={cross[1]}, 2, T={T}, H={cross[4]}, Dh={cross[5]}) as cross_cache")
-    expect("decode_step", "outputs", "self_cache", "float32", 6, dict(enumerate(cache)),
-           f"{cache}, the self_cache input's")
+    for name in cache_names:
+        for side in ("inputs", "outputs"):
+            expect("decode_step", side, name, "float32", 4,
+                   {0: 1, 1: T, 2: cross[2], 3: cross[3]},
+                   f"(1, T={T}, H={cross[2]}, Dh={cross[3]})")
     expect("decode_step", "outputs", "logits", "float32", 2, {0: 1, 1: V},
            f"(1, V={V}) with V vocab_size.target")
     for name in encode_outputs:
@@ -543,6 +759,11 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
             fail(f"signatures.decode_step.inputs.{name} differs from encode's output "
                  f"{name}, which the loop passes to it")
     return spec
+
+
+def tokenizer_files(spec):
+    """Every tokenizer file a bundle.json names, its tokenizer_file first."""
+    return spec["tokenizer"]["files"] if "tokenizer" in spec else [spec["tokenizer_file"]]
 
 
 def _integer(value):

@@ -1,4 +1,5 @@
-"""`python -m kit decode BUNDLE_DIR [TEXT ...]`: greedy decoding with a bundle.
+"""`python -m kit decode BUNDLE_DIR [TEXT ...]`: decoding with a bundle: greedy, beam
+search or sampling (`kit.decoding`).
 
 Needs numpy and a LiteRT interpreter only (no TensorFlow, no Keras): this is the
 command to run on the device. With no TEXT it reads one input per line of standard
@@ -9,9 +10,12 @@ that line N of the output always belongs to input N.
 
 import argparse
 import errno
+import json
 import os
 import sys
+import time
 
+from kit.decoding import TopK, TopP
 from kit.runtime.bundle import Bundle, BundleError
 from kit.runtime.interpreter import RuntimeUnavailable, max_threads
 
@@ -60,7 +64,46 @@ def build_parser():
     parser.add_argument("--strict", action="store_true",
                         help="refuse (instead of warning about) inputs with characters "
                              "the model never saw or longer than it reads")
+    choose = parser.add_argument_group("how the next token is chosen")
+    choose.add_argument("--beam-size", type=_bounded(int, 1, 64), default=1, metavar="K",
+                        help="beam search over K beams (default 1: greedy or sampling)")
+    choose.add_argument("--length-penalty", type=_bounded(float, -10.0, 10.0), default=1.0,
+                        metavar="A", help="beam search ranks log-probability / length^A "
+                                          "(default 1)")
+    choose.add_argument("--sampling", choices=("greedy", "top_k", "top_p"), default="greedy",
+                        help="greedy (default), or a random draw among the k likeliest "
+                             "tokens (top_k) or the likeliest tokens holding p of the "
+                             "probability (top_p)")
+    choose.add_argument("--top-k", type=_bounded(int, 1, 1 << 20), default=10, metavar="K",
+                        help="for --sampling top_k (default 10)")
+    choose.add_argument("--top-p", type=_bounded(float, 1e-6, 1.0), default=0.9, metavar="P",
+                        help="for --sampling top_p, in (0, 1] (default 0.9)")
+    choose.add_argument("--temperature", type=_bounded(float, 1e-3, 100.0), default=1.0,
+                        metavar="T", help="for sampling: below 1 sharper, above 1 flatter")
+    choose.add_argument("--seed", type=_bounded(int, 0, 2**32 - 1), default=None,
+                        help="for sampling: the same seed gives the same outputs")
+    choose.add_argument("--max-new-tokens", type=_bounded(int, 1, 1 << 20), default=None,
+                        metavar="N", help="stop after N tokens (default and most: the "
+                                          "bundle's target_length - 1)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per input instead of the text: text, ids, "
+                             "score (log-probability), ms_per_token, and for beam search "
+                             "every beam")
     return parser
+
+
+def _bounded(kind, low, high):
+    """An argparse type: a `kind` number from `low` to `high`, checked before any work."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
+        return value
+    return parse
 
 
 class _OutputFailed(Exception):
@@ -95,10 +138,10 @@ def _inputs(texts):
                                            f"at offset {error.start})")
 
 
-def _decode(bundle, label, text, strict):
+def _decode(bundle, label, text, args):
     """The output line for one input, and whether it was decoded (not refused)."""
     if not text.strip():
-        return "", True
+        return (json.dumps({"input": text, "text": "", "ids": []}) if args.json else ""), True
     unknown, length = bundle.source_report(text)
     problems = []
     if unknown:
@@ -109,12 +152,53 @@ def _decode(bundle, label, text, strict):
     if length > bundle.source_length:
         problems.append(f"{length} tokens long, the model reads {bundle.source_length}: "
                         "the rest is cut")
-    if problems and strict:
+    if problems and args.strict:
         _say(f"error: {_where(label)}: {'; '.join(problems)}; not decoded (--strict)")
         return "", False
     if problems:
         _say(f"warning: {_where(label)}: {'; '.join(problems)}; decoded anyway")
-    return bundle.translate(text), True
+    return _choose(bundle, text, args), True
+
+
+def _choose(bundle, text, args):
+    """The output line for `text` under the decoding options."""
+    sampler = None
+    if args.sampling == "top_k":
+        sampler = TopK(args.top_k, args.temperature, args.seed)
+    elif args.sampling == "top_p":
+        sampler = TopP(args.top_p, args.temperature, args.seed)
+    started = time.perf_counter()
+    hypotheses = bundle.decode_ids(bundle.source_ids(text), beam_size=args.beam_size,
+                                   sampler=sampler, length_penalty=args.length_penalty,
+                                   max_new_tokens=_max_new_tokens(bundle, args))
+    seconds = time.perf_counter() - started
+    best = hypotheses[0]
+    if not args.json:
+        return bundle.text_of(best.ids)
+
+    def described(hypothesis):
+        return {"text": bundle.text_of(hypothesis.ids), "ids": hypothesis.ids,
+                "score": round(hypothesis.score, 6), "log_prob": round(hypothesis.log_prob, 6),
+                "finished": hypothesis.finished}
+
+    result = {"input": text, **described(best),
+              "ms_per_token": round(1000.0 * seconds / max(len(best.ids), 1), 4)}
+    if args.beam_size > 1:
+        result["beams"] = [described(h) for h in hypotheses]
+    return json.dumps(result, ensure_ascii=False)
+
+
+def _max_new_tokens(bundle, args):
+    """--max-new-tokens, at most what the bundle's cache holds."""
+    limit = bundle.target_length - 1
+    if args.max_new_tokens is not None and args.max_new_tokens > limit:
+        raise _Refused(f"--max-new-tokens {args.max_new_tokens} is more than this bundle "
+                       f"can make (target_length - 1 = {limit})")
+    return args.max_new_tokens
+
+
+class _Refused(Exception):
+    """An option that only the loaded bundle can refuse: one line, exit 1."""
 
 
 def _where(label):
@@ -171,10 +255,18 @@ def _run(args):
         _say(f"error: {error}")
         return 1
     refused = 0
+    if args.beam_size > 1 and args.sampling != "greedy":
+        _say("error: --beam-size and --sampling are two ways to choose: use one")
+        return 2
+    try:
+        _max_new_tokens(bundle, args)
+    except _Refused as error:
+        _say(f"error: {error}")
+        return 1
     try:
         for label, text, problem in _inputs(args.texts):
             if problem is None:
-                line, decoded = _decode(bundle, label, text, args.strict)
+                line, decoded = _decode(bundle, label, text, args)
             else:
                 _say(f"error: {_where(label)} {problem}; its output line is empty")
                 line, decoded = "", False

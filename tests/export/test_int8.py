@@ -44,12 +44,13 @@ def test_recorded_steps_follow_the_greedy_path():
     for row, path in enumerate(paths):
         assert [fed[(row, p)] for p in range(len(path))] == [BOS] + path[:-1]
     T = model.config.max_target_length
-    assert decode_inputs["self_cache"].shape[1:] == model.cache_shape(1)[1:]
+    for name in model.cache_names():
+        assert decode_inputs[name].shape[1:] == model.cache_shape(1)[1:]
     assert decode_inputs["position"].max() < T - 1
     # The cache fed at position 0 is empty, later ones are not.
     first = decode_inputs["position"] == 0
-    assert not decode_inputs["self_cache"][first].any()
-    assert decode_inputs["self_cache"][~first].any()
+    assert not decode_inputs["self_key_0"][first].any()
+    assert decode_inputs["self_key_0"][~first].any()
 
 
 def test_mask_value_is_the_lead_plus_margin_rounded_and_capped():

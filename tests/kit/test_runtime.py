@@ -50,8 +50,11 @@ def test_bundle_json_describes_the_file(tiny_bundles, tiny_run, recipe):
     L, H = config["num_decoder_layers"], config["num_heads"]
     Dh = config["model_dim"] // H
     decode = spec["signatures"]["decode_step"]
-    assert decode["inputs"]["self_cache"]["shape"] == [1, L, 2, T, H, Dh]
-    assert decode["inputs"]["cross_cache"]["shape"] == [1, L, 2, S, H, Dh]
+    for i in range(L):
+        for kind in ("key", "value"):
+            assert decode["inputs"][f"self_{kind}_{i}"]["shape"] == [1, T, H, Dh]
+            assert decode["outputs"][f"self_{kind}_{i}"]["shape"] == [1, T, H, Dh]
+            assert decode["inputs"][f"cross_{kind}_{i}"]["shape"] == [1, S, H, Dh]
     assert decode["inputs"]["position"] == {"shape": [1], "dtype": "int32"}
     assert decode["outputs"]["logits"] == {"shape": [1, config["target_vocab_size"]],
                                            "dtype": "float32"}
@@ -94,15 +97,59 @@ def test_float32_step_logits_match_keras(tiny_bundles, keras_model):
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_direct_and_signature_runner_loops_agree(tiny_bundles, tiny_run, recipe):
+def test_the_three_decode_loops_agree(tiny_bundles, tiny_run, recipe):
+    """Compiled (one buffer bound as each cache's input and output), direct (each cache
+    copied output to input) and signature runners (everything copied): same tokens, and
+    the same logits bit for bit."""
     out, _ = tiny_bundles
-    direct = Bundle.load(out / recipe)
-    runner = Bundle.load(out / recipe, direct=False)
+    loops = {mode: Bundle.load(out / recipe, mode=mode)
+             for mode in ("compiled", "direct", "runner")}
+    assert Bundle.load(out / recipe).mode == "compiled"  # the default where it exists
+    assert Bundle.load(out / recipe, direct=False).mode == "runner"
     for source, _ in read_pairs(tiny_run / TEST_SAMPLE)[:8]:
-        ids = direct.source_ids(source)
-        assert direct.greedy_ids(ids) == runner.greedy_ids(ids)
-        fed = [direct.bos_id, 5, 6, 7]
-        np.testing.assert_array_equal(direct.step_logits(ids, fed), runner.step_logits(ids, fed))
+        ids = loops["direct"].source_ids(source)
+        fed = [loops["direct"].bos_id, 5, 6, 7]
+        outputs = {mode: bundle.greedy_ids(ids) for mode, bundle in loops.items()}
+        assert outputs["compiled"] == outputs["direct"] == outputs["runner"]
+        logits = {mode: bundle.step_logits(ids, fed) for mode, bundle in loops.items()}
+        np.testing.assert_array_equal(logits["compiled"], logits["direct"])
+        np.testing.assert_array_equal(logits["direct"], logits["runner"])
+
+
+def test_beam_search_on_the_bundle_equals_beam_search_on_keras(tiny_bundles, tiny_run,
+                                                               keras_model):
+    out, _ = tiny_bundles
+    bundle = Bundle.load(out / "float32")
+    sources = [s for s, _ in read_pairs(tiny_run / TEST_SAMPLE)[:6]] + ["12 zz 19", "x"]
+    ids = np.array([bundle.source_ids(s) for s in sources], np.int32)
+    keras_beams = keras_model.model.beam_decode(ids, bundle.bos_id, bundle.eos_id,
+                                                beam_size=3)
+    for row, want in zip(ids, keras_beams):
+        got = bundle.decode_ids(row, beam_size=3)
+        assert [h.ids for h in got] == [h.ids for h in want]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want],
+                                   atol=1e-4)
+    # A beam of one is the greedy output.
+    for row in ids:
+        [only] = bundle.decode_ids(row, beam_size=1)
+        assert only.ids == bundle.greedy_ids(row)
+
+
+def test_sampling_is_seeded_and_top_k_one_is_greedy(tiny_bundles):
+    from kit.decoding import TopK, TopP
+
+    out, _ = tiny_bundles
+    bundle = Bundle.load(out / "float32")
+    source = bundle.source_ids("3rd of march 1999")
+    greedy = bundle.greedy_ids(source)
+    assert bundle.decode_ids(source, sampler=TopK(1, seed=0))[0].ids == greedy
+    draws = [bundle.decode_ids(source, sampler=TopP(1.0, temperature=3.0, seed=s))[0].ids
+             for s in range(6)]
+    assert draws == [bundle.decode_ids(source, sampler=TopP(1.0, temperature=3.0,
+                                                            seed=s))[0].ids for s in range(6)]
+    assert len({tuple(d) for d in draws}) > 1  # hot sampling does vary with the seed
+    with pytest.raises(ValueError, match="one of beam_size"):
+        bundle.decode_ids(source, beam_size=2, sampler=TopK(2))
 
 
 def test_greedy_ids_stops_at_the_cache_length(tiny_bundles):
@@ -139,13 +186,13 @@ def test_bundle_errors_are_one_line(tiny_bundles, tmp_path):
     with pytest.raises(BundleError, match="missing model.tflite"):
         Bundle.load(broken)
     (broken / TFLITE_FILE).write_bytes((out / "float32" / TFLITE_FILE).read_bytes())
-    # Consistent in itself (two decoder layers everywhere), but not the model's.
+    # Consistent in itself (two heads everywhere), but not the model's.
     signatures = spec["signatures"]
-    for tensor in (signatures["encode"]["outputs"]["cross_cache"],
-                   signatures["decode_step"]["inputs"]["cross_cache"],
-                   signatures["decode_step"]["inputs"]["self_cache"],
-                   signatures["decode_step"]["outputs"]["self_cache"]):
-        tensor["shape"][1] = 2
+    for key, side in (("encode", "outputs"), ("decode_step", "inputs"),
+                      ("decode_step", "outputs")):
+        for name, tensor in signatures[key][side].items():
+            if name.startswith(("cross_", "self_")):
+                tensor["shape"][2] = 2
     (broken / BUNDLE_JSON).write_text(json.dumps(spec))
     with pytest.raises(BundleError, match="does not match") as raised:
         Bundle.load(broken)

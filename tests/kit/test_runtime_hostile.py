@@ -158,7 +158,7 @@ def _set(*keys, value):
 
 
 ROW_4 = {
-    "missing nested key": (_delete("signatures", "decode_step", "inputs", "self_cache"),
+    "missing nested key": (_delete("signatures", "decode_step", "inputs", "self_key_0"),
                            "signatures.decode_step.inputs must name"),
     "missing special id": (_delete("special_ids", "eos"), "special_ids lacks eos"),
     "missing vocab size": (_delete("vocab_size", "target"), "vocab_size lacks target"),
@@ -179,8 +179,8 @@ ROW_4 = {
     "bool as a number": (_set("target_length", value=True), "Received: true"),
     "vocab not V": (_set("vocab_size", "target", value=65), "V=65"),
     "tokenizer size": (_set("vocab_size", "tokenizer", value=70), "has 64 tokens"),
-    "cache shape": (_set("signatures", "decode_step", "inputs", "self_cache", "shape",
-                         value=[1, 1, 2, 16, 4]), "self_cache has shape"),
+    "cache shape": (_set("signatures", "decode_step", "inputs", "self_key_0", "shape",
+                         value=[1, 1, 2, 16]), "self_key_0 has shape"),
     "negative dim": (_set("signatures", "encode", "inputs", "source_ids", "shape",
                           value=[1, -44]), "positive integers"),
     "dtype": (_set("signatures", "decode_step", "outputs", "logits", "dtype",

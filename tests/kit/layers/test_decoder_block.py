@@ -39,18 +39,23 @@ def test_cached_steps_equal_the_full_pass(norm_first):
     block = DecoderBlock(num_heads=2, head_dim=4, ff_dim=16, norm_first=norm_first)
     full = np_(block(X, CONTEXT, CONTEXT_MASK))
     key, value = block.project_context(CONTEXT)
-    cache = np.zeros((2, 2, 5, 2, 4), "float32")  # (B, 2, T, H, Dh)
+    keys = values = np.zeros((2, 5, 2, 4), "float32")  # (B, T, H, Dh)
     for t in range(5):
-        out, cache = block.call_with_cache(X[:, t:t + 1], t, cache, key, value, CONTEXT_MASK)
+        out, keys, values = block.call_with_cache(X[:, t:t + 1], t, keys, values, key, value,
+                                                  CONTEXT_MASK)
         np.testing.assert_allclose(np_(out)[:, 0], full[:, t], atol=1e-5)
 
 
-def test_cross_attention_weights_are_returned():
+def test_attention_weights_are_returned():
     block = DecoderBlock(num_heads=2, head_dim=4, ff_dim=16)
-    _, weights = block(X, CONTEXT, CONTEXT_MASK, return_attention_scores=True)
-    weights = np_(weights)
+    _, self_weights, weights = block(X, CONTEXT, CONTEXT_MASK, return_attention_scores=True)
+    weights, self_weights = np_(weights), np_(self_weights)
     assert weights.shape == (2, 2, 5, 7)
-    assert weights[0, :, :, 4:].max() == 0.0
+    assert weights[0, :, :, 4:].max() == 0.0  # padded source tokens
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+    assert self_weights.shape == (2, 2, 5, 5)
+    assert np.triu(self_weights, k=1).max() == 0.0  # no position sees a later one
+    np.testing.assert_allclose(self_weights.sum(-1), 1.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("per_head_fans", [False, True])

@@ -124,10 +124,14 @@ def test_boolean_and_float_padding_masks_agree():
 def test_cached_steps_equal_the_full_causal_pass():
     layer = SelfAttention(num_heads=2, head_dim=4, causal=True)
     full = np_(layer(X))
-    cache = np.zeros((2, 2, 6, 2, 4), "float32")  # (B, 2, T, H, Dh)
+    keys = values = np.zeros((2, 6, 2, 4), "float32")  # (B, T, H, Dh)
     for t in range(6):
-        out, cache = layer.call_with_cache(X[:, t:t + 1], t, cache)
+        out, keys, values = layer.call_with_cache(X[:, t:t + 1], t, keys, values)
         np.testing.assert_allclose(np_(out)[:, 0], full[:, t], atol=1e-5)
+    # Each cache holds that layer's own projections, written at their positions.
+    _, k, v = layer.qkv(X)
+    np.testing.assert_allclose(np_(keys), np_(k), atol=1e-6)
+    np.testing.assert_allclose(np_(values), np_(v), atol=1e-6)
 
 
 def test_float16_masking_does_not_overflow():
@@ -141,7 +145,8 @@ def test_cache_needs_a_causal_layer():
     layer = SelfAttention(num_heads=2, head_dim=4)
     layer.build(X.shape)
     with pytest.raises(ValueError, match="causal=False"):
-        layer.call_with_cache(X[:, :1], 0, np.zeros((2, 2, 6, 2, 4), "float32"))
+        empty = np.zeros((2, 6, 2, 4), "float32")
+        layer.call_with_cache(X[:, :1], 0, empty, empty)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -55,8 +55,10 @@ def test_cached_decoding_equals_one_full_pass(overrides):
     full = np_(model((SOURCE, target)))
     encoded = model.encode(SOURCE)
     cache = model.init_cache(2)
-    assert tuple(cache.shape) == model.cache_shape(2) == (2, model.config.num_decoder_layers,
-                                                          2, T, 4, 8)
+    L = model.config.num_decoder_layers
+    assert sorted(cache) == sorted(f"self_{kind}_{i}" for i in range(L)
+                                   for kind in ("key", "value"))
+    assert all(tuple(c.shape) == model.cache_shape(2) == (2, T, 4, 8) for c in cache.values())
     for t in range(T):
         logits, cache = model.decode_step(target[:, t:t + 1], t, cache, encoded)
         np.testing.assert_allclose(np_(logits), full[:, t], atol=1e-5)
@@ -86,7 +88,10 @@ def test_encode_outputs():
     model = make(num_decoder_layers=2)
     encoded = model.encode(SOURCE)
     np.testing.assert_array_equal(np_(encoded["source_mask"]), (SOURCE != 0).astype("float32"))
-    assert tuple(encoded["cross_cache"].shape) == (2, 2, 2, 7, 4, 8)  # (B, L, 2, S, H, Dh)
+    assert sorted(encoded) == ["cross_key_0", "cross_key_1", "cross_value_0", "cross_value_1",
+                               "source_mask"]
+    assert all(tuple(encoded[f"cross_{kind}_{i}"].shape) == (2, 7, 4, 8)  # (B, S, H, Dh)
+               for kind in ("key", "value") for i in (0, 1))
 
 
 def test_greedy_decode_matches_argmax_of_full_passes():
@@ -214,3 +219,46 @@ def test_presets():
     assert preset("base").num_heads == 8 and preset("base").ff_dim == 512
     assert preset("base").dropout == 0.1
     assert preset("small", target_vocab_size=50).target_vocab_size == 50
+
+
+def test_attention_weights_of_every_kind():
+    model = make(num_encoder_layers=2, num_decoder_layers=2)
+    weights = {k: np_(v) for k, v in model.attention_weights(SOURCE, TARGET).items()}
+    assert weights["encoder"].shape == (2, 2, 4, 7, 7)  # (B, L, H, S, S)
+    assert weights["decoder"].shape == (2, 2, 4, 6, 6)  # (B, L, H, T, T)
+    assert weights["cross"].shape == (2, 2, 4, 6, 7)  # (B, L, H, T, S)
+    for kind, w in weights.items():
+        np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5, err_msg=kind)
+    assert np.triu(weights["decoder"], k=1).max() == 0.0
+    assert weights["cross"][0, ..., 5:].max() == 0.0  # the first source's padding
+    assert weights["encoder"][0, ..., 5:].max() == 0.0
+    np.testing.assert_allclose(np_(model.cross_attention_weights(SOURCE, TARGET)),
+                               weights["cross"])
+
+
+def _log_prob(model, source, ids, bos=2):
+    """log p(ids | source) from one full pass (teacher forced)."""
+    inputs = np.array([[bos] + ids[:-1]], "int32")
+    logits = np_(model((source[None], inputs)))[0].astype(np.float64)
+    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1,
+                                keepdims=True)) - logits.max(-1, keepdims=True)
+    return float(sum(log_probs[t, token] for t, token in enumerate(ids)))
+
+
+def test_beam_decode_is_greedy_at_one_and_never_worse_at_four():
+    from kit.decoding import until_eos
+
+    model = make()
+    greedy = model.greedy_decode(SOURCE, bos_id=2, eos_id=3, max_length=6)
+    beams_of_one = model.beam_decode(SOURCE, bos_id=2, eos_id=3, beam_size=1, max_length=6)
+    beams_of_four = model.beam_decode(SOURCE, bos_id=2, eos_id=3, beam_size=4, max_length=6,
+                                      length_penalty=0.0)
+    for row in range(2):
+        path = until_eos(greedy[row], 3)
+        assert beams_of_one[row][0].ids == path
+        best = beams_of_four[row][0]
+        # The beam's own score is the model's log-probability of its output ...
+        assert best.log_prob == pytest.approx(_log_prob(model, SOURCE[row], best.ids), abs=1e-3)
+        # ... and at least as high as greedy's among outputs of the same kind.
+        if best.finished == (3 in path):
+            assert best.log_prob >= _log_prob(model, SOURCE[row], path) - 1e-4
