@@ -1,8 +1,10 @@
 """`python -m kit demo`: the whole flow on the built-in data, in one command.
 
 Train the `small` model on the built-in dates data (or resume it), export it to one
-quantized LiteRT bundle with the verification table, then decode a few dates with the
-on-device runtime (numpy + LiteRT only). Running it again reuses what is done.
+quantized LiteRT bundle with the verification table, decode a few dates with the
+on-device runtime (numpy + LiteRT only), and draw two pictures beside the run: the
+cross-attention of one example and the training curves. Running it again reuses what
+is done. `--quick` does it all with a tiny model and a slice of the data.
 """
 
 import argparse
@@ -34,6 +36,10 @@ def build_parser():
                         help="model size (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the train command's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny model on 10,000 pairs for 8 epochs, exported float32, "
+                             "into runs/demo-quick and bundles/demo-quick unless given: "
+                             "the whole flow in about two minutes, to see it work")
     parser.add_argument("texts", metavar="TEXT", nargs="*",
                         help="dates to decode at the end (default: a few examples)")
     return parser
@@ -53,11 +59,27 @@ def _existing_bundle_of(bundle, run):
         return False
 
 
+QUICK = {"preset": "tiny", "epochs": 8, "limit": 10_000, "recipe": "float32",
+         "run": "runs/demo-quick", "bundle": "bundles/demo-quick"}
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     from training.train import TrainError, TrainOptions, train
 
-    options = TrainOptions(data="default", out=args.run, preset=args.preset)
+    limit = None
+    if args.quick:
+        # The quick flow's own defaults, where the user gave none.
+        for name in ("preset", "recipe", "run", "bundle"):
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, QUICK[name])
+        args.epochs = args.epochs or QUICK["epochs"]
+        limit = QUICK["limit"]
+    options = TrainOptions(data="default", out=args.run, preset=args.preset, limit=limit,
+                           eval_samples=200 if args.quick else TrainOptions.eval_samples)
+    if args.quick:  # the small preset's lengths, which the dates need
+        options.max_source_length, options.max_target_length = 48, 16
     if args.epochs is not None:
         options.epochs = args.epochs
     print(f"== 1/3 train: {args.preset} model on the built-in dates data into {args.run}",
@@ -95,5 +117,35 @@ def main(argv=None):
         return 1
     for text in args.texts or EXAMPLES:
         print(f"  {text!r:32} -> {bundle.translate(text)}")
-    print(f"next: python -m kit decode {args.bundle} 'your date here'")
+
+    attention, curves = _pictures(args.run, (args.texts or EXAMPLES)[0])
+    print(f"pictures: {attention} (which source characters each output character looked "
+          f"at), {curves} (loss and token accuracy per epoch)")
+    print("next:")
+    print(f"  python -m kit decode {args.bundle} 'your date here'")
+    print(f"  python -m kit decode {args.bundle} '12.4.88' --beam-size 4 --json")
+    print(f"  python -m kit attention {args.run} '3 mars 1999' --kind decoder --out decoder.png")
+    print(f"  python -m kit export {args.run} --recipe all --out bundles/all")
+    print(f"  python -m kit evaluate {args.bundle} --data tsv:YOUR_FILE.tsv")
+    print("  python -m kit train --data tsv:YOUR_FILE.tsv --out runs/mine")
     return 0
+
+
+def _pictures(run, text):
+    """The cross-attention picture of `text` and the training curves, beside the run."""
+    from kit.plots import attention_figure, training_curves_figure
+    from kit.tokenizer import load_tokenizer
+    from training.attention import attention_picture
+    from training.run_dir import KERAS_MODEL_FILE, RUN_JSON, TOKENIZER_FILE, load_keras
+
+    run = Path(run)
+    picture = attention_picture(load_keras(run / KERAS_MODEL_FILE),
+                                load_tokenizer(run / TOKENIZER_FILE), text, "cross",
+                                run_name=str(run))
+    attention = run.parent / f"{run.name}-attention.png"
+    attention_figure(picture.weights, picture.rows, picture.columns, picture.title,
+                     attention)
+    history = json.loads((run / RUN_JSON).read_text(encoding="utf-8"))["history"]
+    curves = run.parent / f"{run.name}-training.png"
+    training_curves_figure(history, f"{run}: training curves", curves)
+    return attention, curves

@@ -1,4 +1,4 @@
-"""`python -m kit COMMAND`: demo, train, export, decode.
+"""`python -m kit COMMAND`: demo, train, export, decode, evaluate, attention.
 
 Each command's module is imported only when that command runs, so that `decode` works
 on a device where neither TensorFlow nor Keras is installed. `--verbose`, anywhere on
@@ -10,11 +10,12 @@ import sys
 USAGE = """usage: python -m kit COMMAND [options]
 
 commands:
-  demo     train on the built-in data, export to LiteRT, decode (the whole flow)
-  train    train a model on a data spec into a run directory
-  export   convert a run directory into a verified LiteRT bundle
-  decode   decode text with a bundle (numpy + LiteRT only)
-  evaluate score a run or a bundle on a TSV file (a bundle needs no TensorFlow)
+  demo      train on the built-in data, export to LiteRT, decode (the whole flow)
+  train     train a model on a data spec into a run directory
+  export    convert a run directory into a verified LiteRT bundle
+  decode    decode text with a bundle (numpy + LiteRT only)
+  evaluate  score a run or a bundle on a TSV file (a bundle needs no TensorFlow)
+  attention draw which tokens attended to which, for one input (a PNG)
 
 python -m kit COMMAND --help shows a command's options; --verbose shows the libraries'
 start-up notices, which are hidden otherwise."""
@@ -44,6 +45,8 @@ def _command(name, args):
         return main, False
     elif name == "evaluate":
         from training.evaluate_cli import main
+    elif name == "attention":
+        from training.attention import main
     else:
         return None
     return main, name != "decode"
@@ -56,16 +59,18 @@ def main(argv=None):
         return 0 if argv else 2
     found = _command(argv[0], argv[1:])
     if found is None:
-        print(f"error: unknown command {argv[0]!r}; expected demo, train, export, decode "
-              "or evaluate", file=sys.stderr)
+        print(f"error: unknown command {argv[0]!r}; expected demo, train, export, decode, "
+              "evaluate or attention", file=sys.stderr)
         return 2
     command, uses_tensorflow = found
     sys.argv[0] = f"python -m kit {argv[0]}"  # what argparse shows as the program name
     rest = [arg for arg in argv[1:] if arg != "--verbose"]
-    if len(rest) == len(argv) - 1 and uses_tensorflow and not {"-h", "--help"} & set(rest):
-        from kit.quiet import quiet_libraries
+    if len(rest) == len(argv) - 1 and not {"-h", "--help"} & set(rest):
+        from kit.quiet import native_stderr_to_null, quiet_libraries
 
-        quiet_libraries()
+        if uses_tensorflow:
+            quiet_libraries()
+        native_stderr_to_null()
     return command(rest)
 
 

@@ -71,6 +71,28 @@ class _QuietImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def native_stderr_to_null():
+    """For the rest of the process: what native code writes to file descriptor 2 goes
+    to /dev/null, while Python's `sys.stderr` (the kit's warnings and errors, and any
+    traceback) keeps writing where stderr went. LiteRT's CompiledModel logs its
+    environment's creation and, at exit, its teardown from C++: no block can catch that.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    try:
+        kept = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no descriptor 2 (a daemon): nothing to route
+        return
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    sys.stderr = os.fdopen(kept, "w", buffering=1, encoding=encoding,
+                           errors="backslashreplace")
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 def quiet_libraries():
     """For a command that may import TensorFlow: its C++ logs at errors only, Python
     warnings of libraries off, and its import (whenever it happens) with stderr muted."""

@@ -40,26 +40,33 @@ def test_usage_and_unknown_command():
     assert result.returncode == 2 and b"demo" in result.stdout
     result = kit("fly")
     assert result.returncode == 2 and error_lines(result) == [
-        "error: unknown command 'fly'; expected demo, train, export, decode or evaluate"]
+        "error: unknown command 'fly'; expected demo, train, export, decode, evaluate or "
+        "attention"]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The demo, shrunk: the tiny model and one epoch (the real one takes minutes)."""
+    """`python -m kit demo --quick`, end to end (the full demo takes minutes)."""
     base = tmp_path_factory.mktemp("demo")
     run, bundle = base / "run", base / "bundle"
-    result = kit("demo", "--run", str(run), "--bundle", str(bundle), "--preset", "tiny",
-                 "--epochs", "1", "--recipe", "float32")
+    result = kit("demo", "--quick", "--run", str(run), "--bundle", str(bundle))
     assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert result.stderr.decode().strip() == ""  # no library start-up noise
     return run, bundle, result.stdout.decode()
 
 
-def test_demo_trains_exports_and_decodes(demo):
+def test_demo_trains_exports_decodes_and_draws(demo):
+    import matplotlib.image
+
     run, bundle, out = demo
     assert (run / "run.json").is_file() and (bundle / "model.tflite").is_file()
     assert "== 3/3 decode" in out and "'Sun 29 Nov 2026'" in out
-    again = kit("demo", "--run", str(run), "--bundle", str(bundle), "--preset", "tiny",
-                "--epochs", "1", "--recipe", "float32")
+    assert "epoch 8/8" in out and "Epoch 8/8" not in out and "Epoch 1/1" not in out
+    for picture in (run.parent / "run-attention.png", run.parent / "run-training.png"):
+        assert str(picture) in out
+        assert matplotlib.image.imread(str(picture)).shape[0] > 200
+    assert "next:" in out and "python -m kit decode" in out.split("next:")[1]
+    again = kit("demo", "--quick", "--run", str(run), "--bundle", str(bundle))
     assert again.returncode == 0
     assert b"nothing to do" in again.stdout and b"reusing it" in again.stdout
 
@@ -142,3 +149,29 @@ def test_evaluate_bad_input(demo, tmp_path, args, message):
     lines = error_lines(result)
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert b"Traceback" not in result.stderr
+
+
+def test_decode_strategies_and_json_without_tensorflow(demo):
+    import json
+
+    _, bundle, _ = demo
+    greedy = kit("decode", str(bundle), "1 May 1990", device=True)
+    beams = kit("decode", str(bundle), "1 May 1990", "--beam-size", "3", "--json",
+                device=True)
+    assert beams.returncode == 0, beams.stderr.decode()
+    result = json.loads(beams.stdout)
+    assert result["input"] == "1 May 1990" and len(result["beams"]) <= 3
+    assert result["text"] == result["beams"][0]["text"]
+    assert result["ms_per_token"] > 0 and result["ids"][-1:] in ([3], [])
+    scores = [b["score"] for b in result["beams"]]
+    assert scores == sorted(scores, reverse=True)
+    sampled = [kit("decode", str(bundle), "1 May 1990", "--sampling", "top_p", "--top-p",
+                   "0.95", "--temperature", "2", "--seed", "5", device=True).stdout
+               for _ in range(2)]
+    assert sampled[0] == sampled[1] and greedy.returncode == 0
+    for args, code in ((["--beam-size", "2", "--sampling", "top_k"], 2),
+                       (["--max-new-tokens", "999"], 1), (["--top-p", "0"], 2),
+                       (["--temperature", "nan"], 2), (["--beam-size", "0"], 2)):
+        bad = kit("decode", str(bundle), "x", *args, device=True)
+        assert bad.returncode == code, (args, bad.stderr)
+        assert len(error_lines(bad)) == 1 and b"Traceback" not in bad.stderr

@@ -11,7 +11,7 @@ from kit.evaluation import EvaluationError, build_parser, check_args, run
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from kit.tokenizer import TokenizerError, load_tokenizer
-    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, read_run
+    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras, read_run
 
     try:
         info = read_run(args.model)
@@ -20,17 +20,9 @@ def main(argv=None):
             tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
         except TokenizerError as error:
             raise EvaluationError(str(error)) from None
-        import keras
-
-        import kit.models  # noqa: F401  (registers the kit's classes for loading)
         from training.evaluate import greedy_translate
 
-        try:
-            model = keras.saving.load_model(info.path / KERAS_MODEL_FILE, compile=False)
-        except Exception as error:  # a damaged zip, a foreign file: one line for the user
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise EvaluationError(f"cannot load {info.path / KERAS_MODEL_FILE}: {first}") \
-                from None
+        model = load_keras(info.path / KERAS_MODEL_FILE)
         return run(args, references,
                    lambda sources: greedy_translate(model, tokenizer, sources),
                    f"the Keras model of {info.path}")

@@ -3,7 +3,9 @@
     RUN_DIR/
       model.keras        the best model by validation loss (in the training precision)
       tokenizer.json     kit.tokenizer, shared by training and the device
-      run.json           config, data spec, precision, device, epochs, metrics (below)
+      tokenizer.model    the SentencePiece model, for a sentencepiece tokenizer only
+      run.json           config, data spec, what was chosen from the data (tokenizer,
+                         preset, lengths), precision, device, epochs, metrics
       samples/train.tsv  training pairs: calibration data for int8 export
       samples/test.tsv   held-out test pairs: what export verifies a bundle on
       checkpoints/       the last completed epoch, for resuming (not needed by export)
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.files import atomic_write
+from kit.subword import MODEL_FILE
 from kit.tokenizer import TOKENIZER_FILE
 
 RUN_FORMAT_VERSION = 1
@@ -31,6 +34,7 @@ TRAIN_SAMPLE = "samples/train.tsv"
 TEST_SAMPLE = "samples/test.tsv"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
+TOKENIZER_MODEL_FILE = MODEL_FILE  # beside tokenizer.json for a sentencepiece tokenizer
 
 
 class RunDirError(ValueError):
@@ -72,6 +76,22 @@ def interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
     if received and callable(previous):
         previous(signal.SIGINT, received[0])  # the default one raises KeyboardInterrupt
+
+
+def load_keras(path, compile=False):
+    """A run's .keras file, loaded with Ctrl-C held back (`interrupts_deferred`); a file
+    Keras cannot read is a RunDirError with one line."""
+    import keras
+
+    import kit.models  # noqa: F401  (registers the kit's classes for loading)
+    import training.losses  # noqa: F401  (the loss and schedule of a compiled checkpoint)
+
+    try:
+        with interrupts_deferred():
+            return keras.saving.load_model(path, compile=compile)
+    except Exception as error:  # a damaged zip, a foreign file: all one line for the user
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise RunDirError(f"cannot load {path}: {first}") from None
 
 
 def write_pairs(path, pairs):

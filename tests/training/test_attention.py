@@ -1,0 +1,63 @@
+"""python -m kit attention: the picture shows the model's own weights, of every kind."""
+
+import numpy as np
+import pytest
+
+from kit.tokenizer import load_tokenizer
+from training.attention import AttentionError, attention_picture, main
+from training.run_dir import load_keras
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tiny_run):
+    return load_keras(tiny_run / "model.keras"), load_tokenizer(tiny_run / "tokenizer.json")
+
+
+@pytest.mark.parametrize("kind", ["cross", "decoder", "encoder"])
+def test_the_weights_drawn_are_the_models(run, kind):
+    model, tokenizer = run
+    text = "Sun 29 Nov 2026"
+    picture = attention_picture(model, tokenizer, text, kind)
+    source = tokenizer.encode(text)
+    n = len(picture.rows) if kind != "encoder" else len(source)
+    assert picture.weights.shape == (model.config.num_heads, len(picture.rows),
+                                     len(picture.columns))
+    np.testing.assert_allclose(picture.weights.sum(-1), 1.0, atol=1e-5)  # rows sum to one
+    if kind == "decoder":
+        assert np.triu(picture.weights, k=1).max() == 0.0  # masked: no later token
+        assert picture.columns[0] == "<s>"  # the decoder reads BOS first
+    if kind != "decoder":
+        assert picture.columns == [tokenizer.decode([t]) for t in source]
+    # The same numbers straight from the model, for the decoded output.
+    fed = [tokenizer.bos_id] + [tokenizer.encode(c)[0] for c in picture.output]
+    weights = np.asarray(model.attention_weights(np.array([source]),
+                                                 np.array([fed[:n]]))[kind])[0, -1]
+    np.testing.assert_allclose(picture.weights, weights, atol=1e-6)
+    assert picture.output in picture.title and f"layer {1}" in picture.title
+
+
+def test_the_command_writes_a_png(tiny_run, tmp_path, capsys):
+    import matplotlib.image
+
+    out = tmp_path / "a.png"
+    assert main([str(tiny_run), "1 May 1990", "--out", str(out), "--kind", "encoder"]) == 0
+    height, width, _ = matplotlib.image.imread(str(out)).shape
+    assert height > 200 and width > 400
+    assert str(out) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["", ], "TEXT is empty"),
+    (["x", "--layer", "3"], "--layer must be from 1 to 1"),
+    (["x", "--out", "a.jpg"], "must name a .png"),
+])
+def test_bad_input(tiny_run, tmp_path, capsys, args, message):
+    assert main([str(tiny_run), *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_kind_is_refused(run):
+    with pytest.raises(AttentionError, match="--kind"):
+        attention_picture(*run, "x", "sideways")

@@ -1,0 +1,130 @@
+"""`python -m kit attention RUN_DIR TEXT`: what attends to what, as a picture.
+
+Decodes TEXT greedily with the run's Keras model, then draws one layer's attention
+weights as heatmaps (one panel per head and their mean), with the tokenizer's pieces
+as labels:
+
+    cross    the encoder-decoder attention: each output token (row) over the source
+    decoder  the decoder's masked self-attention: each output token over the tokens fed
+             before it (the upper triangle is empty: no position sees a later one)
+    encoder  the encoder's self-attention: each source token over the whole source
+"""
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+KINDS = ("cross", "decoder", "encoder")
+
+
+class AttentionError(ValueError):
+    """A bad argument or run; one line for the user."""
+
+
+@dataclass
+class Picture:
+    """One layer's weights of one kind, ready to draw."""
+
+    weights: np.ndarray  # (H, rows, columns) float32
+    rows: list  # labels down the side
+    columns: list  # labels along the top
+    title: str
+    output: str  # the decoded text
+
+
+def token_label(tokenizer, token_id):
+    """A token as people read it: its text, or the special token's name."""
+    names = {tokenizer.pad_id: "<pad>", tokenizer.unk_id: "<unk>",
+             tokenizer.bos_id: "<s>", tokenizer.eos_id: "</s>"}
+    if token_id in names:
+        return names[token_id]
+    return tokenizer.decode([token_id]) or "␣"
+
+
+def attention_picture(model, tokenizer, text, kind="cross", layer=None, run_name="run"):
+    """Decodes `text` and returns the `Picture` of `kind` at `layer` (1-based; default
+    the last)."""
+    if kind not in KINDS:
+        raise AttentionError(f"--kind must be one of {', '.join(KINDS)}. Received: {kind!r}")
+    if not text.strip():
+        raise AttentionError("TEXT is empty: there is nothing to attend to")
+    config = model.config
+    count = config.num_encoder_layers if kind == "encoder" else config.num_decoder_layers
+    layer = count if layer is None else layer
+    if not 1 <= layer <= count:
+        raise AttentionError(f"--layer must be from 1 to {count} for {kind} attention. "
+                             f"Received: {layer}")
+    source = tokenizer.encode(text)[:config.max_source_length]
+    generated = model.greedy_decode(np.array([source], np.int32), tokenizer.bos_id,
+                                    tokenizer.eos_id)[0].tolist()
+    if tokenizer.eos_id in generated:
+        generated = generated[:generated.index(tokenizer.eos_id) + 1]
+    fed = [tokenizer.bos_id] + generated[:-1]  # what the decoder read at each position
+    weights = model.attention_weights(np.array([source], np.int32), np.array([fed], np.int32))
+    chosen = np.asarray(weights[kind])[0, layer - 1]  # (H, rows, columns)
+    source_labels = [token_label(tokenizer, t) for t in source]
+    output_labels = [token_label(tokenizer, t) for t in generated]
+    fed_labels = [token_label(tokenizer, t) for t in fed]
+    rows, columns = {"cross": (output_labels, source_labels),
+                     "decoder": (output_labels, fed_labels),
+                     "encoder": (source_labels, source_labels)}[kind]
+    output = tokenizer.decode(generated)
+    title = f"{run_name}: {kind} attention, layer {layer} of {count}; {text!r} -> {output!r}"
+    return Picture(chosen.astype(np.float32), rows, columns, title, output)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m kit attention",
+        description="Decode TEXT with a run's model and draw which tokens attended to "
+                    "which, one panel per head plus their mean.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    parser.add_argument("text", metavar="TEXT", help="the source to decode")
+    parser.add_argument("--out", default="attention.png", metavar="FILE.png",
+                        help="the picture to write (default: %(default)s)")
+    parser.add_argument("--layer", type=int, default=None, metavar="N",
+                        help="which layer, 1 to the number of layers (default: the last)")
+    parser.add_argument("--kind", choices=KINDS, default="cross",
+                        help="cross (default): output over source; decoder: the masked "
+                             "self-attention; encoder: the source over itself")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras, read_run
+
+    try:
+        if not args.out.lower().endswith(".png"):
+            raise AttentionError(f"--out must name a .png file. Received: {args.out}")
+        if Path(args.out).is_dir():
+            raise AttentionError(f"--out {args.out} is a directory")
+        info = read_run(args.run_dir)
+        from kit.tokenizer import TokenizerError, load_tokenizer
+
+        try:
+            tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
+        except TokenizerError as error:
+            raise AttentionError(str(error)) from None
+        model = load_keras(info.path / KERAS_MODEL_FILE)
+        picture = attention_picture(model, tokenizer, args.text, args.kind, args.layer,
+                                    run_name=str(info.path))
+        from kit.plots import attention_figure
+
+        attention_figure(picture.weights, picture.rows, picture.columns, picture.title,
+                         args.out, kind=args.kind)
+    except (AttentionError, RunDirError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: {error.strerror or error}"
+              + (f": {error.filename}" if error.filename else ""), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(f"{args.text!r} -> {picture.output!r}")
+    print(f"{args.kind} attention of layer {args.layer or 'last'} written to {args.out}")
+    return 0
