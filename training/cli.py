@@ -55,8 +55,9 @@ def build_parser():
                         metavar="{" + ",".join(TOKENIZERS) + "}",
                         help="char (one token per character) or sentencepiece (subwords), one "
                              "vocabulary for sources and targets; auto: subwords for texts "
-                             "of more than 2 words over 1,000+ distinct words or of more "
-                             "than 100 characters, else characters (default: %(default)s)")
+                             "of more than 2 words and 20 characters over 1,000+ distinct "
+                             "words or of more than 100 characters, else characters "
+                             "(default: %(default)s)")
     parser.add_argument("--vocab-size", type=int, default=None,
                         help="the most tokens, specials included (default: every character; "
                              "sentencepiece: a quarter of the distinct words, 256 to 8000)")

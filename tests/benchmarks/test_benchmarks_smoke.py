@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from benchmarks import _common as common
-from benchmarks import pipeline_speed, train_speed
+from benchmarks import decode_speed, pipeline_speed, train_speed
 from kit.models import preset
 
 TINY = preset("tiny", source_vocab_size=20, target_vocab_size=20, dropout=0.0)
@@ -133,3 +133,48 @@ def test_bad_arguments_exit_with_one_line(capsys):
         train_speed.parse_args(["--segment", "0"])
     assert error.value.code != 0
     assert "--segment must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_decode_speed_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "decode.json"
+    decode_speed.main(["--preset", "tiny", "--source-length", "16", "--target-length", "8",
+                       "--train-steps", "2", "--threads", "1", "--rounds", "2",
+                       "--sentences", "1", "--verify-samples", "3",
+                       "--work-dir", str(tmp_path / "work"), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "x vs a" in printed and "the floor" in printed
+    report = json.loads(out.read_text())
+    assert [row["recipe"] for row in report["setup"]["recipes"]] == list(decode_speed.RECIPES)
+    (result,) = report["results"]
+    rows = {row["name"]: row for row in result["rows"]}
+    assert result["threads"] == 1 and result["rounds"] == 2
+    assert result["raw"]["steps_per_sentence"] == 7  # T - 1: EOS does not stop a contender
+    for mode in decode_speed.MODES:
+        row = rows[f"c: bundle float32, {mode}"]
+        assert row["ms_per_token"] > 0 and row["x_vs_keras"] > 0
+        assert row["token_agreement"] == 1.0  # float32: the same tokens in every mode
+    # The re-run contenders compute the same function as the bundle.
+    assert rows["a: Keras re-run (tf.function)"]["token_agreement"] == 1.0
+    assert rows["b: LiteRT re-run (1 signature)"]["token_agreement"] == 1.0
+    assert result["floors"]["float32"]["floor_ms"] > 0
+    assert len(report["goals"]) == 3 + 1 + 1
+
+
+def test_decode_step_cost_counts_what_one_step_reads():
+    config = preset("tiny", source_vocab_size=20, target_vocab_size=20).to_dict()
+    from kit.models import Seq2SeqTransformer
+
+    model = Seq2SeqTransformer(preset("tiny", source_vocab_size=20, target_vocab_size=20))
+    model.build()
+    weights = decode_speed.weight_counts(model)
+    D, F, V, S, T = 32, 64, 20, 16, 12
+    # Self-attention Q, K, V, O; cross-attention Q, O; feed-forward; output projection.
+    assert weights["kernels"] == 4 * D * D + 2 * D * D + 2 * D * F + D * V
+    # Biases of those, 3 layer norms, the output bias and one embedding row.
+    assert weights["others"] == 4 * D + 2 * D + F + D + 3 * 2 * D + V + D
+    cost = decode_speed.step_cost(config, weights)
+    assert cost["cache_bytes"] == 4 * 1 * 2 * D * (T + S)
+    assert cost["macs"] == 6 * D * D + 2 * T * D + 2 * S * D + 2 * D * F + D * V
+    assert decode_speed.step_cost(config, weights, 1)["weight_bytes"] == \
+        weights["kernels"] + 4 * weights["others"]

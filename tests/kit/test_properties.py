@@ -247,7 +247,9 @@ def test_any_text_decodes_in_bounded_time(bundle, text, strict):
         translated = bundle.translate(text)
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr):
-            line, decoded = decode_cli._decode(bundle, "line 1", text, strict)
+            args = decode_cli.build_parser().parse_args(
+                ["bundle"] + (["--strict"] if strict else []))
+            line, decoded = decode_cli._decode(bundle, "line 1", text, args)
     assert isinstance(translated, str)
     assert len(translated) <= bundle.target_length
     messages = stderr.getvalue().splitlines()

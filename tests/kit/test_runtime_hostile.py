@@ -81,7 +81,7 @@ def test_bundle_json_records_the_sha256_of_its_files(tiny_bundles):
     out, _ = tiny_bundles
     for recipe in ("float32", "int8"):
         spec = json.loads((out / recipe / BUNDLE_JSON).read_text())
-        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 2
+        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 3
         assert spec["files"] == {
             name: hashlib.sha256((out / recipe / name).read_bytes()).hexdigest()
             for name in (TFLITE_FILE, TOKENIZER_FILE)}
@@ -128,13 +128,13 @@ def test_a_flipped_bit_never_reaches_the_interpreter(bundle_copy, monkeypatch, w
     assert_one_error(decode(bundle_copy, "1 May 1990"), "model.tflite")
 
 
-@pytest.mark.parametrize("version", [1, 3, "2", None])
+@pytest.mark.parametrize("version", [1, 2, 4, "3", None])
 def test_other_format_versions_are_refused_naming_both(bundle_copy, version):
     edit_spec(bundle_copy, lambda spec: spec.update(format_version=version))
     with pytest.raises(BundleError) as raised:
         Bundle.load(bundle_copy)
     message = assert_one_line(raised.value)
-    shown = {1: "1", 3: "3", "2": "'2'", None: "null"}[version]
+    shown = {1: "1", 2: "2", 4: "4", "3": "'3'", None: "null"}[version]
     assert f"the bundle has format version {shown}" in message, message
     assert f"this runtime reads version {BUNDLE_FORMAT_VERSION}" in message, message
 
