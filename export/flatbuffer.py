@@ -45,7 +45,7 @@ def op_tensor_types(content):
         for o in range(graph.OperatorsLength()):
             op = graph.Operators(o)
 
-            def types(indices):
+            def types(indices, graph=graph):
                 return ",".join(type_names[graph.Tensors(i).Type()] for i in indices if i >= 0)
 
             key = (f"({types(op.Inputs(j) for j in range(op.InputsLength()))}) -> "

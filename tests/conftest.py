@@ -47,12 +47,19 @@ def make_run_dir(path, policy="float32", epochs=6, train_size=3000, complete=Tru
     """
     import keras
 
+    from kit.files import write_json
     from kit.models import Seq2SeqTransformer, preset
     from kit.tokenizer import BOS_ID, EOS_ID, CharTokenizer
     from training import dates
-    from kit.files import write_json
-    from training.run_dir import (KERAS_MODEL_FILE, RUN_FORMAT_VERSION, RUN_JSON, TEST_SAMPLE,
-                                  TOKENIZER_FILE, TRAIN_SAMPLE, write_pairs)
+    from training.run_dir import (
+        KERAS_MODEL_FILE,
+        RUN_FORMAT_VERSION,
+        RUN_JSON,
+        TEST_SAMPLE,
+        TOKENIZER_FILE,
+        TRAIN_SAMPLE,
+        write_pairs,
+    )
 
     keras.mixed_precision.set_global_policy(policy)
     try:

@@ -26,13 +26,14 @@ sys.exit(main(sys.argv[1:]))
 
 
 def kit(*args, stdin=None, device=False, timeout=600):
-    command = [sys.executable, "-c", NO_TF, *args] if device else [sys.executable, "-m", "kit", *args]
+    command = ([sys.executable, "-c", NO_TF, *args] if device
+               else [sys.executable, "-m", "kit", *args])
     return subprocess.run(command, cwd=ROOT, input=stdin, capture_output=True, timeout=timeout,
                           env=ENV)
 
 
 def error_lines(result):
-    return [l for l in result.stderr.decode().splitlines() if "error" in l]
+    return [line for line in result.stderr.decode().splitlines() if "error" in line]
 
 
 def test_usage_and_unknown_command():

@@ -62,7 +62,7 @@ def test_pipelines_are_deterministic_so_a_twin_can_count_tokens(data):
 
 
 def test_the_tutorial_pipeline_pads_each_batch_to_its_longest(data):
-    for (source, decoder_in), labels, weights in common.padded_to_longest(data.train, 32, 0):
+    for (source, _), labels, weights in common.padded_to_longest(data.train, 32, 0):
         assert (source.numpy() != 0).sum(axis=1).max() == source.shape[1]
         assert int(weights.numpy().sum(axis=1).max()) == labels.shape[1]
 

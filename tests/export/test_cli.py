@@ -8,7 +8,7 @@ import pytest
 
 from export import cli
 from export.errors import ExportError
-from kit.runtime import BUNDLE_JSON, TFLITE_FILE, REPORT_JSON
+from kit.runtime import BUNDLE_JSON, REPORT_JSON, TFLITE_FILE
 from training.run_dir import RUN_JSON
 
 pytestmark = pytest.mark.slow

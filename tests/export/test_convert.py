@@ -12,9 +12,9 @@ from export.errors import ExportError
 from export.flatbuffer import float_ops, model_ops, op_tensor_types
 from export.int8 import attention_score_stats, int8_mask_value
 from export.load import load_run
-from training.run_dir import read_run
 from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle
 from tests.conftest import make_run_dir
+from training.run_dir import read_run
 
 pytestmark = pytest.mark.slow
 

@@ -268,8 +268,10 @@ def test_tfds_rejects_names_outside_the_grammar(name):
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("mnist", r"not a \(source, target\) text data set; .* \(uint8 \(28, 28, 1\), int64 \(\)\)$"),
-        ("imdb_reviews", r"not a \(source, target\) text data set; .* \(string \(\), int64 \(\)\)$"),
+        ("mnist", r"not a \(source, target\) text data set; "
+                  r".* \(uint8 \(28, 28, 1\), int64 \(\)\)$"),
+        ("imdb_reviews", r"not a \(source, target\) text data set; "
+                         r".* \(string \(\), int64 \(\)\)$"),
         ("coco/2017", "does not support a supervised structure"),
     ],
 )
@@ -327,7 +329,7 @@ def tiny_data_dir(tmp_path_factory):
 
         def _generate_examples(self, numbers):
             for i in numbers:
-                source = f"fonte {i} ç".encode("utf-8")
+                source = f"fonte {i} ç".encode()
                 if self.builder_config.name == "latin1" and i == 1005:
                     source = "fonte ç".encode("latin-1")
                 blank = i == 7 or self.builder_config.name == "blank"

@@ -10,12 +10,12 @@ TOKENIZER = CharTokenizer.train([t for p in PAIRS for t in p])
 
 
 def batches(dataset):
-    return [((s.numpy(), d.numpy()), l.numpy(), w.numpy()) for (s, d), l, w in dataset]
+    return [((s.numpy(), d.numpy()), y.numpy(), w.numpy()) for (s, d), y, w in dataset]
 
 
 def test_targets_are_shifted_into_decoder_inputs_and_labels():
     split = encode_split(PAIRS[:50], TOKENIZER, 48, 16)
-    for (source, decoder_in), labels, weights in batches(make_dataset(split, 8, shuffle=False)):
+    for (_, decoder_in), labels, weights in batches(make_dataset(split, 8, shuffle=False)):
         assert (decoder_in[:, 0] == BOS_ID).all()
         real = labels != 0
         np.testing.assert_array_equal(weights, real.astype("float32"))
@@ -39,7 +39,8 @@ def test_shuffling_is_deterministic_by_seed():
     split = encode_split(PAIRS, TOKENIZER, 48, 16)
 
     def order(seed):
-        return [b[0][0].tobytes() for b in batches(make_dataset(split, 32, shuffle=True, seed=seed))]
+        dataset = make_dataset(split, 32, shuffle=True, seed=seed)
+        return [b[0][0].tobytes() for b in batches(dataset)]
 
     assert order(1) == order(1)
     assert order(1) != order(2)
@@ -69,7 +70,7 @@ def test_static_shapes_give_few_shapes():
     shapes = {(b[0][0].shape[1], b[0][1].shape[1], b[1].shape[1]) for b in batches(
         make_dataset(split, 32, shuffle=True, static_shapes=(48, 16)))}
     assert {s for s, _, _ in shapes} <= {b - 1 for b in bucket_boundaries(48)} | {48}
-    assert {(t, l) for _, t, l in shapes} == {(16, 16)}
+    assert {(t, y) for _, t, y in shapes} == {(16, 16)}
 
 
 def test_bad_batch_size():

@@ -45,7 +45,8 @@ def run_cli(*args, timeout=300):
 def test_default_data_gives_a_complete_run_directory(tmp_path):
     info = train(tiny_options(tmp_path / "run"))
     out = tmp_path / "run"
-    for name in (rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE, rd.RUN_JSON, rd.TRAIN_SAMPLE, rd.TEST_SAMPLE):
+    for name in (rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE, rd.RUN_JSON, rd.TRAIN_SAMPLE,
+                 rd.TEST_SAMPLE):
         assert (out / name).is_file(), name
     assert any((out / rd.LOG_DIR).rglob("events.out.tfevents*"))
     read = rd.read_run(out)

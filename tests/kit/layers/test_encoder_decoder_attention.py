@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 
 from kit.layers import EncoderDecoderAttention
-from tests.layer_test_helper import (assert_kernels_differ, copy_into_multi_head_attention,
-                                     run_layer_test)
+from tests.layer_test_helper import (
+    assert_kernels_differ,
+    copy_into_multi_head_attention,
+    run_layer_test,
+)
 
 RNG = np.random.default_rng(2)
 X = RNG.normal(size=(2, 4, 8)).astype("float32")

@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 
 from kit.layers import SelfAttention
-from tests.layer_test_helper import (assert_kernels_differ, copy_into_multi_head_attention,
-                                     run_layer_test)
+from tests.layer_test_helper import (
+    assert_kernels_differ,
+    copy_into_multi_head_attention,
+    run_layer_test,
+)
 
 RNG = np.random.default_rng(1)
 X = RNG.normal(size=(2, 6, 8)).astype("float32")

@@ -23,7 +23,8 @@ def test_learned_tables_start_different():
 
 
 def reference_table(length, dim):
-    """The paper's formula, in float64 numpy: PE(p, 2i) = sin(p / 10000^(2i/D)), PE(p, 2i+1) = cos."""
+    """The paper's formula, in float64 numpy:
+    PE(p, 2i) = sin(p / 10000^(2i/D)), PE(p, 2i+1) = cos(p / 10000^(2i/D))."""
     table = np.zeros((length, dim))
     for p in range(length):
         for i in range(dim):

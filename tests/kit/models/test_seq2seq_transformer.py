@@ -160,7 +160,8 @@ def test_mixed_precision_keeps_float32_weights_and_logits(policy):
     full = np_(model((SOURCE, TARGET)))
     encoded, cache = model.encode(SOURCE), model.init_cache(2)
     logits, _ = model.decode_step(TARGET[:, :1], 0, cache, encoded)
-    np.testing.assert_allclose(np_(logits), full[:, 0], atol=0.05 if policy.endswith("16") else 1e-5)
+    np.testing.assert_allclose(np_(logits), full[:, 0],
+                               atol=0.05 if policy.endswith("16") else 1e-5)
 
 
 def test_one_training_step_lowers_the_loss():
