@@ -12,8 +12,8 @@ import numpy as np
 
 from kit.models import preset
 from kit.tokenizer import CharTokenizer
-from training.dates import default_splits
 from training import train
+from training.dates import default_splits
 from training.pipeline import encode_split, make_dataset
 from training.train import TrainOptions
 

@@ -57,7 +57,6 @@ from benchmarks import _common as common  # noqa: E402
 from kit.models import PRESETS, Seq2SeqTransformer  # noqa: E402
 from kit.models.config import LEGACY  # noqa: E402
 
-
 # -- the tutorial's architecture, in Keras 3 -------------------------------------------
 
 def tutorial_positional_encoding(length, depth):
