@@ -1,8 +1,9 @@
-"""The on-device side of export: load a bundle, tokenize, decode greedily with the KV cache.
+"""The device side: load and check a bundle, tokenize, decode with the KV cache.
 
-Imports numpy, the LiteRT interpreter (`ai_edge_litert`, else `tflite_runtime`) and
-`kit.tokenizer`, and neither TensorFlow nor Keras, so it runs on a phone-like Linux
-board or anywhere `pip install numpy ai-edge-litert` works.
+Imports numpy, the LiteRT interpreter (`ai_edge_litert`, else `tflite_runtime`), the
+kit's tokenizers (`sentencepiece` for subword bundles) and neither TensorFlow nor Keras,
+so it runs on a phone-like Linux board or anywhere `pip install -r
+requirements-runtime.txt` works.
 
     from kit.runtime import Bundle
     bundle = Bundle.load("bundles/x")

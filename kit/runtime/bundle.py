@@ -1,4 +1,7 @@
-"""A bundle directory, loaded for decoding: tokenizer + LiteRT file + greedy loop.
+"""A bundle directory, loaded for decoding: tokenizer + LiteRT file + the decode loops
+(greedy, sampling and beam search from `kit.decoding`, over one of three ways to run a
+step: CompiledModel with in-place caches, the Interpreter by tensor index, or signature
+runners).
 
     BUNDLE_DIR/
       model.tflite     signatures `encode` and `decode_step` (see bundle.json)
