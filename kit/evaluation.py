@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from kit.files import atomic_write
 from kit.metrics import format_metrics, task_metrics
+from kit.tsv import TsvError, read_tsv
 
 
 class EvaluationError(ValueError):
@@ -42,38 +43,18 @@ def read_references(spec):
     if not isinstance(spec, str) or not spec.startswith("tsv:") or len(spec) == 4:
         raise EvaluationError(f"--data must be tsv:PATH (one source<TAB>target a line). "
                               f"Received: {spec!r}")
-    path = os.path.expanduser(spec[4:])
-    if os.path.isdir(path):
-        raise EvaluationError(f"{spec}: {path} is a directory, expected a file")
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise EvaluationError(f"{spec}: file not found") from None
-    except OSError as error:
-        raise EvaluationError(f"{spec}: cannot read {path}: {error.strerror}") from None
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise EvaluationError(f"{spec}: not UTF-8 (line {line}); save the file as UTF-8") \
-            from None
-    grouped, bad, lines = {}, [], 0
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-            bad.append(number)
-            continue
-        grouped.setdefault(fields[0], []).append(fields[1])
-        lines += 1
+        pairs, bad = read_tsv(spec, os.path.expanduser(spec[4:]))
+    except TsvError as error:
+        raise EvaluationError(str(error)) from None
+    grouped = {}
+    for source, target in pairs:
+        grouped.setdefault(source, []).append(target)
     if not grouped:
         raise EvaluationError(f"{spec}: no source<TAB>target line"
                               + (f" ({len(bad)} malformed, first at line {bad[0]})" if bad
                                  else ""))
-    return References(list(grouped), list(grouped.values()), lines, bad)
+    return References(list(grouped), list(grouped.values()), len(pairs), bad)
 
 
 def evaluate(translate, references, limit=None, batch_size=64, progress=None):

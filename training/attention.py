@@ -11,7 +11,6 @@ as labels:
 """
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,20 +94,17 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from kit.commands import run_command
+    from kit.tokenizer import TokenizerError, load_tokenizer
     from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras, read_run
 
-    try:
+    def body():
         if not args.out.lower().endswith(".png"):
             raise AttentionError(f"--out must name a .png file. Received: {args.out}")
         if Path(args.out).is_dir():
             raise AttentionError(f"--out {args.out} is a directory")
         info = read_run(args.run_dir)
-        from kit.tokenizer import TokenizerError, load_tokenizer
-
-        try:
-            tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
-        except TokenizerError as error:
-            raise AttentionError(str(error)) from None
+        tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
         model = load_keras(info.path / KERAS_MODEL_FILE)
         picture = attention_picture(model, tokenizer, args.text, args.kind, args.layer,
                                     run_name=str(info.path))
@@ -116,15 +112,8 @@ def main(argv=None):
 
         attention_figure(picture.weights, picture.rows, picture.columns, picture.title,
                          args.out, kind=args.kind)
-    except (AttentionError, RunDirError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: {error.strerror or error}"
-              + (f": {error.filename}" if error.filename else ""), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print(f"{args.text!r} -> {picture.output!r}")
-    print(f"{args.kind} attention of layer {args.layer or 'last'} written to {args.out}")
-    return 0
+        print(f"{args.text!r} -> {picture.output!r}")
+        print(f"{args.kind} attention of layer {args.layer or 'last'} written to {args.out}")
+        return 0
+
+    return run_command(body, (AttentionError, RunDirError, TokenizerError))

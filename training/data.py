@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 
+from kit.tsv import TsvError, read_tsv
 from training import dates
 
 MAX_REPORTED_LINES = 10  # how many malformed line numbers a Pairs or an error lists
@@ -118,38 +119,10 @@ def _load_tsv(spec, path, strict, limit):
     another split, and one source with several targets stays in one split. With 3
     distinct sources or more, every split gets at least one (`_give_every_split_a_source`).
     """
-    if os.path.isdir(path):
-        raise DataError(f"{spec}: {path} is a directory, expected a file")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{spec}: file not found") from None
-    except OSError as error:
-        raise DataError(f"{spec}: cannot read {path}: {error.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"{spec}: not UTF-8 (byte 0x{raw[error.start]:02x} at line {line}, "
-            f"byte offset {error.start}); save the file as UTF-8"
-        ) from None
-    # A byte order mark (some Windows editors write one) is not part of the first source.
-    text = text.removeprefix("\ufeff")
-
-    pairs, bad_lines = [], []
-    # split("\n"), not splitlines(): splitlines also breaks at \v, \f, \x1c, \u2028...,
-    # which may sit inside a text and would make our line numbers disagree with editors.
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-            bad_lines.append(number)
-            continue
-        pairs.append((fields[0], fields[1]))
+        pairs, bad_lines = read_tsv(spec, path)
+    except TsvError as error:
+        raise DataError(str(error)) from None
 
     if bad_lines and strict:
         raise DataError(

@@ -3,8 +3,7 @@
 (A bundle directory is evaluated by `kit.runtime.evaluate`, without TensorFlow.)
 """
 
-import sys
-
+from kit.commands import run_command
 from kit.evaluation import EvaluationError, build_parser, check_args, run
 
 
@@ -13,25 +12,15 @@ def main(argv=None):
     from kit.tokenizer import TokenizerError, load_tokenizer
     from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras, read_run
 
-    try:
+    def body():
         info = read_run(args.model)
         references = check_args(args)
-        try:
-            tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
-        except TokenizerError as error:
-            raise EvaluationError(str(error)) from None
+        tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
         from training.evaluate import greedy_translate
 
         model = load_keras(info.path / KERAS_MODEL_FILE)
         return run(args, references,
                    lambda sources: greedy_translate(model, tokenizer, sources),
                    f"the Keras model of {info.path}")
-    except (EvaluationError, RunDirError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: {error.strerror or error}"
-              + (f": {error.filename}" if error.filename else ""), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+
+    return run_command(body, (EvaluationError, RunDirError, TokenizerError))
