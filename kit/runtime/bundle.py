@@ -219,12 +219,7 @@ class Bundle:
             The generated ids, EOS included when it was reached: the same tokens as
             the Keras model's `greedy_decode` row up to its EOS.
         """
-        limit = self.target_length - 1
-        max_new_tokens = limit if max_new_tokens is None else max_new_tokens
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
-                or not 0 < max_new_tokens <= limit:
-            raise ValueError(f"max_new_tokens must be an integer in [1, {limit}]. "
-                             f"Received: max_new_tokens={max_new_tokens!r}")
+        max_new_tokens = self._checked_max_new_tokens(max_new_tokens)
         self._steps.start(self._checked_source(source_ids))
 
         def step(tokens, position):  # (1,) -> (1, V)
@@ -243,12 +238,7 @@ class Bundle:
             (its log_prob and score are the sum of its tokens' log-probabilities), up
             to `beam_size` for beam search.
         """
-        limit = self.target_length - 1
-        max_new_tokens = limit if max_new_tokens is None else max_new_tokens
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
-                or not 0 < max_new_tokens <= limit:
-            raise ValueError(f"max_new_tokens must be an integer in [1, {limit}]. "
-                             f"Received: max_new_tokens={max_new_tokens!r}")
+        max_new_tokens = self._checked_max_new_tokens(max_new_tokens)
         source = self._checked_source(source_ids)
         if beam_size > 1:
             if sampler is not None:
@@ -313,6 +303,16 @@ class Bundle:
         self._steps.start(self._checked_source(source_ids))
         return np.stack([self._steps.step(int(token), position)
                          for position, token in enumerate(target_ids)])
+
+    def _checked_max_new_tokens(self, max_new_tokens):
+        """`max_new_tokens`, or T - 1 for None; ValueError outside [1, T - 1]."""
+        limit = self.target_length - 1
+        max_new_tokens = limit if max_new_tokens is None else max_new_tokens
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
+                or not 0 < max_new_tokens <= limit:
+            raise ValueError(f"max_new_tokens must be an integer in [1, {limit}]. "
+                             f"Received: max_new_tokens={max_new_tokens!r}")
+        return int(max_new_tokens)
 
     def _checked_source(self, source_ids):
         ids = np.asarray(source_ids, dtype=np.int64).reshape(-1)
