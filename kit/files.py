@@ -54,17 +54,29 @@ def replacing(path, suffix=".tmp"):
         raise
 
 
-def atomic_write(path, data: bytes | str) -> None:
-    """Writes `data` (text is UTF-8 encoded) to `path` atomically, flushed to disk."""
+def write_synced(path, data: bytes | str) -> None:
+    """Writes `data` (text is UTF-8 encoded) to `path` in place, flushed to disk: for
+    the temporary path of `replacing`."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    with replacing(path) as tmp, open(tmp, "wb") as handle:
+    with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def write_json(path, values, **dumps_options) -> None:
-    """`values` as indented, key-sorted JSON with a final newline, atomically."""
+def atomic_write(path, data: bytes | str) -> None:
+    """Writes `data` (text is UTF-8 encoded) to `path` atomically, flushed to disk."""
+    with replacing(path) as tmp:
+        write_synced(tmp, data)
+
+
+def json_text(values, **dumps_options) -> str:
+    """`values` as indented, key-sorted JSON with a final newline."""
     options = {"indent": 2, "sort_keys": True, **dumps_options}
-    atomic_write(path, json.dumps(values, **options) + "\n")
+    return json.dumps(values, **options) + "\n"
+
+
+def write_json(path, values, **dumps_options) -> None:
+    """`values` as `json_text`, atomically."""
+    atomic_write(path, json_text(values, **dumps_options))

@@ -1,10 +1,12 @@
 """`python -m kit train`: the command-line face of training.train."""
 
 import argparse
+import os
 import sys
 
 from training.choices import PRESETS, TOKENIZERS
-from training.train import PRECISIONS, TrainError, TrainOptions
+from training.distribute import STRATEGIES
+from training.train import PRECISIONS, LostWorkerError, TrainError, TrainOptions
 
 DEFAULTS = TrainOptions()
 
@@ -86,6 +88,12 @@ def build_parser():
                         help="fail on malformed TSV lines instead of skipping them")
     parser.add_argument("--jit-compile", action="store_true",
                         help="compile the train step with XLA")
+    parser.add_argument("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
+                        help="one_device; mirrored (all local GPUs); multi_worker (the "
+                             "cluster in TF_CONFIG; only the chief writes --out); auto: "
+                             "multi_worker when TF_CONFIG names several workers, mirrored "
+                             "when several GPUs are visible, else one_device. --batch-size "
+                             "is the global batch on every strategy (default: %(default)s)")
     parser.add_argument("--eval-samples", type=int, default=DEFAULTS.eval_samples,
                         help="sentences decoded for the final metrics (default: %(default)s)")
     return parser
@@ -100,7 +108,7 @@ def options_from_args(args):
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, limit=args.limit, strict=args.strict,
-        jit_compile=args.jit_compile, eval_samples=args.eval_samples)
+        jit_compile=args.jit_compile, eval_samples=args.eval_samples, strategy=args.strategy)
 
 
 def main(argv=None):
@@ -109,6 +117,12 @@ def main(argv=None):
         from training.train import train
 
         train(options_from_args(args))
+    except LostWorkerError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # TensorFlow's collectives are left half-done: the interpreter's exit would run
+        # their finalizers, which print tracebacks or wait on the lost peer.
+        os._exit(1)
     except TrainError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -9,8 +9,12 @@ What the user does not say is decided from the training split and printed: the
 tokenizer and the model size (training/choices.py), S and T (training/lengths.py), and
 how long to train (`--epochs auto`: until the validation loss has not improved for
 `--patience` epochs, at most `--max-epochs`; the built-in data keeps its measured 8).
+
+`--strategy` spreads the epochs over several devices or hosts (training/distribute.py);
+the default, one device, runs exactly as the kit always did.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -18,12 +22,15 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.files import replacing, write_json
+from kit.files import json_text, replacing, write_json, write_synced
+from training import distribute
 from training import run_dir as rd
 from training.choices import PRESETS, TOKENIZERS
 
@@ -35,6 +42,11 @@ TEST_SAMPLE_SIZE = 1000  # held-out sentences kept for export's verification
 
 class TrainError(ValueError):
     """A user error: bad data, a directory that holds another run, a diverged loss."""
+
+
+class LostWorkerError(TrainError):
+    """A worker of a multi-worker cluster went away: this process's collectives are
+    broken, and so is a clean exit (see training/cli.py)."""
 
 
 @dataclass
@@ -61,13 +73,16 @@ class TrainOptions:
     strict: bool = False  # fail on malformed tsv lines instead of skipping them
     jit_compile: bool = False  # XLA; measured slower here on 2 CPU cores (see README)
     eval_samples: int = 2000  # sentences greedily decoded for exact match / BLEU
+    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker (distribute.py)
 
     def identity(self):
         """What must not change between the commands of one run: all but when to stop
         (so `--epochs auto` runs resume, and a number extends a finished run), where
-        it is and how much to evaluate."""
+        it is, how much to evaluate, and the strategy: every strategy takes the same
+        global batches and makes one update per global batch (training/distribute.py),
+        so a run may go on over more or fewer devices."""
         values = dataclasses.asdict(self)
-        for field in ("epochs", "patience", "max_epochs", "out", "eval_samples"):
+        for field in ("epochs", "patience", "max_epochs", "out", "eval_samples", "strategy"):
             values.pop(field)
         return values
 
@@ -133,7 +148,16 @@ def check_options(options):
         check_spec(options.data)
     except DataError as error:
         raise TrainError(str(error)) from None
+    _cluster_task(options)
     _check_writable(Path(options.out))
+
+
+def _cluster_task(options):
+    """This process's multi-worker Task, or None for a single process."""
+    try:
+        return distribute.check_strategy(options.strategy)
+    except distribute.DistributeError as error:
+        raise TrainError(str(error)) from None
 
 
 def _check_writable(out):
@@ -164,8 +188,10 @@ FRESH_START_FILES = (rd.TOKENIZER_FILE, rd.TOKENIZER_MODEL_FILE, rd.SAMPLES_DIR,
                      rd.CHECKPOINT_DIR, rd.LOG_DIR)
 
 
-def _check_out_dir(options):
-    """None for a fresh run, the saved state to resume from, or TrainError."""
+def _check_out_dir(options, clear_failed_start=True):
+    """None for a fresh run, the saved state to resume from, or TrainError. A worker
+    that is not the chief reads the chief's --out and passes clear_failed_start=False:
+    it never changes it."""
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {out} exists and is not a directory")
@@ -182,6 +208,8 @@ def _check_out_dir(options):
     if not isinstance(state, dict):
         raise TrainError(f"{state_path} is damaged (not a JSON object); choose another --out")
     if _is_failed_start(out, state):
+        if not clear_failed_start:
+            return None
         # Also with the same arguments: such a start may have died before writing its
         # tokenizer or samples, and redoing it costs no completed epoch.
         _log(f"{out} holds a start that completed no epoch; starting afresh")
@@ -200,11 +228,6 @@ def _check_out_dir(options):
 def _is_failed_start(out, state):
     return (state.get("epochs_done") == 0 and not state.get("complete")
             and all(entry.name in FRESH_START_FILES for entry in out.iterdir()))
-
-
-def _save_keras_atomically(model, path):
-    with replacing(path, suffix=".keras") as tmp:
-        model.save(tmp)
 
 
 def compile_for_training(model, options, config):
@@ -374,17 +397,54 @@ def train(options):
     train the missing epochs, then evaluate the best model and write run.json.
     """
     check_options(options)
-    state = _check_out_dir(options)
+    task = _cluster_task(options)
+    writes_out = task is None or task.is_chief
+    state = _check_out_dir(options, clear_failed_start=writes_out)
     out = Path(options.out)
     plan = _EpochPlan.of(options)
     if _finished(out, state, plan):
         _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs: "
              f"{plan.stop_reason(state)}); nothing to do")
         return json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
+    if not writes_out:
+        return _train_as_worker(options, state, plan, task)
+    distribution = _distribution(options, task)
     pairs = _load_data(options)
-    run = _prepare(options, state, pairs, out)
+    run = _prepare(options, state, pairs, out, distribution)
     _train_epochs(run, options, plan)
     return _finish(run, options, pairs, plan)
+
+
+# What a worker other than the chief copies from the chief's --out to resume with.
+_RESUME_FILES = (rd.TOKENIZER_FILE, rd.TOKENIZER_MODEL_FILE, f"{rd.CHECKPOINT_DIR}/state.json",
+                 f"{rd.CHECKPOINT_DIR}/last.keras")
+
+
+def _train_as_worker(options, state, plan, task):
+    """A worker other than the chief: the same epochs in step with the chief (every
+    worker must save too: the saves read distributed variables), into a temporary
+    directory removed at the end. The chief evaluates and writes run.json."""
+    with tempfile.TemporaryDirectory(prefix="kit-train-worker-") as scratch:
+        if state is not None:
+            for name in _RESUME_FILES:
+                if (Path(options.out) / name).is_file():
+                    (Path(scratch) / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(Path(options.out) / name, Path(scratch) / name)
+        mine = dataclasses.replace(options, out=scratch)
+        distribution = _distribution(mine, task)
+        pairs = _load_data(mine)
+        run = _prepare(mine, state, pairs, Path(scratch), distribution)
+        _train_epochs(run, mine, plan)
+        _log(f"{task.kind} {task.index} done; the chief writes {options.out}")
+        return _run_info(run, mine, plan, metrics={}, complete=False)
+
+
+def _distribution(options, task):
+    """The strategy, created before any other TensorFlow op (MultiWorkerMirroredStrategy
+    must set up the collectives first)."""
+    distribution = distribute.resolve(options.strategy, task)
+    _log(distribution.describe(options.batch_size))
+    return distribution
 
 
 @dataclass
@@ -462,12 +522,15 @@ class _Run:
     precision: str
     device: str
     callbacks: list
+    distribution: object  # distribute.Distribution
 
 
-def _prepare(options, state, pairs, out):
+def _prepare(options, state, pairs, out, distribution):
     """Precision and seeds, the run directory (fresh or resumed), the tokenized splits
-    and the model (built, or loaded from the last checkpoint)."""
+    and the model (built, or loaded from the last checkpoint, under the strategy)."""
     precision, device = resolve_precision(options.precision)
+    if distribution.strategy is not None:
+        device = distribution.devices
     import keras
 
     from training.pipeline import encode_split, make_dataset
@@ -484,19 +547,38 @@ def _prepare(options, state, pairs, out):
          f"precision {precision} on {device}")
 
     last = out / rd.CHECKPOINT_DIR / "last.keras"
-    if state["epochs_done"] and last.is_file():
-        import training.losses  # noqa: F401  (registers the loss and schedule for loading)
+    with distribution.scope():
+        if state["epochs_done"] and last.is_file():
+            import training.losses  # noqa: F401  (registers the loss and schedule for loading)
 
-        with rd.interrupts_deferred():
-            model = keras.saving.load_model(last)
-    else:
-        model = _build_model(options, config)
+            with rd.interrupts_deferred():
+                model = keras.saving.load_model(last)
+        else:
+            model = _build_model(options, config)
     # XLA compiles once per distinct shape: give it a few.
     static = lengths if options.jit_compile else None
-    val_data = make_dataset(val_split, options.batch_size, shuffle=False, static_shapes=static)
+    val_data = distribute.distributed_input(
+        make_dataset(val_split, options.batch_size, shuffle=False, static_shapes=static),
+        distribution)
+    distribute.adapt_model(model, distribution, val_data.element_spec)
+    _check_workers_agree(distribution, out, state)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
     return _Run(out, state, tokenizer, config, model, train_split, val_data, static,
-                precision, device, [tensorboard])
+                precision, device, [tensorboard], distribution)
+
+
+def _check_workers_agree(distribution, out, state):
+    """Every worker must start from the same epoch, config and tokenizer: one that
+    cannot see the chief's --out would start afresh while the chief resumes."""
+    if distribution.workers == 1:
+        return
+    tokenizer = zlib.crc32((out / rd.TOKENIZER_FILE).read_bytes())
+    run = json.dumps([state["epochs_done"], state["config"], tokenizer], sort_keys=True)
+    if not distribute.workers_agree(distribution, run):
+        raise TrainError(f"the workers disagree on the run (this one is after epoch "
+                         f"{state['epochs_done']}): start every worker with the same "
+                         "command, where each sees the chief's --out (one host or a "
+                         "shared file system)")
 
 
 def _duration(seconds):
@@ -553,40 +635,84 @@ def _train_epochs(run, options, plan):
     per epoch, ours."""
     from training.pipeline import make_dataset
 
-    state, out = run.state, run.out
+    state = run.state
     while plan.stop_reason(state) is None:
         epoch = state["epochs_done"]
         started = time.monotonic()
         guard = _nan_guard()
-        train_data = make_dataset(run.train_split, options.batch_size, shuffle=True,
-                                  seed=options.seed * 100_003 + epoch,
-                                  static_shapes=run.static_shapes)
+        train_data = distribute.distributed_input(
+            make_dataset(run.train_split, options.batch_size, shuffle=True,
+                         seed=options.seed * 100_003 + epoch, static_shapes=run.static_shapes),
+            run.distribution)
         with warnings.catch_warnings():
             # Bucketed batches have no known count: Keras warns at each epoch's end.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            history = run.model.fit(train_data, validation_data=run.val_data,
-                                    epochs=plan.total, initial_epoch=epoch, shuffle=False,
-                                    callbacks=[guard, _one_epoch_callback(), *run.callbacks],
-                                    verbose=1 if sys.stdout.isatty() else 0)
+            try:
+                history = run.model.fit(train_data, validation_data=run.val_data,
+                                        epochs=plan.total, initial_epoch=epoch, shuffle=False,
+                                        callbacks=[guard, _one_epoch_callback(),
+                                                   *run.callbacks],
+                                        verbose=1 if sys.stdout.isatty() else 0)
+            except Exception as error:
+                if run.distribution.workers > 1 and distribute.lost_worker(error):
+                    raise LostWorkerError(
+                        f"a worker of the cluster stopped during epoch {epoch + 1} "
+                        f"({type(error).__name__}); nothing of this epoch was saved. Start "
+                        "every worker again with the same command to resume") from None
+                raise
         if guard.where is not None:
             raise TrainError(f"the loss became NaN at epoch {epoch + 1}, batch {guard.where + 1}; "
                              "nothing of this epoch was saved. Lower --learning-rate, or "
                              "train with --precision float32")
         logs = {k: float(v[-1]) for k, v in history.history.items()}
         elapsed = time.monotonic() - started
-        state["history"].append({"epoch": epoch + 1, "wall_time_s": round(elapsed, 2), **logs})
-        if state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]:
-            state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch + 1
-            _save_keras_atomically(run.model, out / rd.KERAS_MODEL_FILE)
-        _save_keras_atomically(run.model, out / rd.CHECKPOINT_DIR / "last.keras")
-        state["epochs_done"] = epoch + 1
-        state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
-        write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
-        write_json(out / rd.RUN_JSON, _run_info(run, options, plan, metrics={},
-                                                complete=False))
+        _save_epoch(run, options, plan, logs, elapsed)
         _log(_epoch_line(state, plan, logs, elapsed))
     _log(f"training stops: {plan.stop_reason(state)}; model.keras is epoch "
          f"{state['best_epoch']} (lowest val_loss {state['best_val_loss']:.4f})")
+
+
+def _save_epoch(run, options, plan, logs, elapsed):
+    """The epoch's checkpoints, state.json and run.json, all or none: every file is
+    written beside its old self first, and only once all are written (a full disk
+    fails one of these writes) are they renamed over the old ones. A failure leaves
+    the previous epoch's files and state as they were, which the same command resumes
+    from."""
+    state, out = _copy(run.state), run.out
+    epoch = state["epochs_done"] + 1
+    state["history"].append({"epoch": epoch, "wall_time_s": round(elapsed, 2), **logs})
+    improved = state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]
+    if improved:
+        state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch
+    state["epochs_done"] = epoch
+    state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
+    info = _run_info(dataclasses.replace(run, state=state), options, plan, metrics={},
+                     complete=False)
+    # Renamed in the reverse order of entry: the models, run.json, then state.json,
+    # which is what the next command resumes from.
+    try:
+        with contextlib.ExitStack() as stack:
+            def staged(path, suffix=".tmp"):
+                return stack.enter_context(replacing(path, suffix=suffix))
+
+            state_tmp = staged(out / rd.CHECKPOINT_DIR / "state.json")
+            run_tmp = staged(out / rd.RUN_JSON)
+            run.model.save(staged(out / rd.CHECKPOINT_DIR / "last.keras", ".keras"))
+            if improved:
+                run.model.save(staged(out / rd.KERAS_MODEL_FILE, ".keras"))
+            write_synced(run_tmp, json_text(info))
+            write_synced(state_tmp, json_text(state))
+    except OSError as error:  # a full disk, a quota: the machine's refusal, not a bug
+        kept = f"as of epoch {epoch - 1}" if epoch > 1 else "with no epoch"
+        raise TrainError(f"{error.strerror or error} while saving epoch {epoch} in {out}; "
+                         f"the run is kept {kept}: make room, then run the same command "
+                         "to resume") from None
+    run.state.clear()
+    run.state.update(state)
+
+
+def _copy(values):
+    return json.loads(json.dumps(values))
 
 
 def _format_metric(value):
@@ -618,6 +744,17 @@ def _finish(run, options, pairs, plan):
     return info
 
 
+def _learning_rate_info(options, config):
+    """The schedule as run.json states it: per global batch, whatever the replicas."""
+    per = "optimizer step: one per global batch, the same on every --strategy"
+    if options.learning_rate is not None:
+        return {"schedule": "constant", "value": options.learning_rate, "per": per}
+    return {"schedule": "warmup_inverse_sqrt", "model_dim": config.model_dim,
+            "warmup_steps": options.warmup_steps,
+            "formula": "model_dim^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)",
+            "per": per}
+
+
 def _run_info(run, options, plan, metrics, complete, **extra):
     """The run.json dict; `complete` only once the final metrics are in."""
     state = run.state
@@ -633,6 +770,8 @@ def _run_info(run, options, plan, metrics, complete, **extra):
         "lengths": state.get("lengths"),
         "precision": run.precision,
         "device": run.device,
+        "distribution": run.distribution.to_dict(options.batch_size),
+        "learning_rate": _learning_rate_info(options, run.config),
         "epochs": options.epochs,
         "stopping": {**plan.to_dict(), "stopped": plan.stop_reason(state)},
         "epochs_done": state["epochs_done"],
