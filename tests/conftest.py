@@ -6,6 +6,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 
+def default_sigint():
+    """`preexec_fn` for a child that a test interrupts with SIGINT: a shell starts
+    background jobs (and so, maybe, CI's pytest) with SIGINT ignored, which children
+    inherit, and Python then installs no KeyboardInterrupt handler. Give the child the
+    default, as a terminal would."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _temporary_files_under_pytest(tmp_path_factory):
     """Libraries' own temporary directories (tfds's mock data makes one per load) go

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import default_sigint
 from training import run_dir as rd
 from training.train import TrainOptions, train
 
@@ -60,7 +61,7 @@ class Training:
         with open(stderr_path, "w") as stderr:
             self.process = subprocess.Popen([sys.executable, "-m", "kit", "train", *args],
                                             cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr,
-                                            text=True, env=ENV)
+                                            text=True, env=ENV, preexec_fn=default_sigint)
         self.lines = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -260,11 +261,17 @@ def test_ctrl_c_while_keras_loads_a_model_is_held_until_it_is_loaded():
     """Keras's Model.build_from_config swallows any exception, KeyboardInterrupt too
     (a bare `except`): a Ctrl-C while resuming left a model without its optimizer
     state, and fit failed with a traceback. The load is shielded, then interrupted."""
-    finished = []
-    with pytest.raises(KeyboardInterrupt):
-        with rd.interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # the handler runs between bytecodes; give it the chance
-            finished.append(True)
-    assert finished == [True]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # As in a terminal, whatever started pytest (a background job starts with SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        finished = []
+        with pytest.raises(KeyboardInterrupt):
+            with rd.interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs between bytecodes; give it the chance
+                finished.append(True)
+        assert finished == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

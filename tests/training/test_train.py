@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from kit.tokenizer import load_tokenizer
+from tests.conftest import default_sigint
 from training import run_dir as rd
 from training.train import TrainError, TrainOptions, train
 
@@ -24,12 +25,6 @@ def tiny_options(out, **overrides):
                   max_source_length=40, max_target_length=12, limit=160, eval_samples=40,
                   learning_rate=3e-3)
     return TrainOptions(**{**values, **overrides})
-
-
-def default_sigint():
-    """A shell starts background jobs with SIGINT ignored, and Python then installs no
-    KeyboardInterrupt handler: give the child the default, as a terminal would."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def read_tokenizer(out):
