@@ -110,7 +110,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     from export.convert import RECIPES, export_model
     from export.errors import ExportError
     from export.load import load_run
-    from training.run_dir import TEST_SAMPLE, RunDirError, interrupts_deferred, read_pairs, read_run
+    from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run
 
     out = Path(out)
     if recipe not in RECIPE_CHOICES:
@@ -130,8 +130,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
         raise ExportError(f"{info.path / TEST_SAMPLE} holds no pairs to verify on")
 
     progress(f"loading {run_dir} and rebuilding the model in float32")
-    with interrupts_deferred():  # Keras may swallow a Ctrl-C while it loads the model
-        loaded = load_run(info)
+    loaded = load_run(info)
 
     exported = export_model(loaded, recipes, progress=progress)  # float32 always included
 

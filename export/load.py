@@ -25,11 +25,9 @@ def load_run(info):
     (Flex) ops; the float32 rebuild exports builtins only, whatever the training policy.
     Raises ExportError (via RunDirError's message) for a missing or unfinished run.
     """
-    import keras
-
     from kit.models import Seq2SeqTransformer, TransformerConfig
     from kit.tokenizer import TokenizerError, load_tokenizer
-    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE
+    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras
 
     try:
         config = TransformerConfig.from_dict(info.config)
@@ -44,10 +42,9 @@ def load_run(info):
                           f"more than the model's vocabulary ({config.source_vocab_size}, "
                           f"{config.target_vocab_size})")
     try:
-        trained = keras.saving.load_model(info.path / KERAS_MODEL_FILE, compile=False)
-    except Exception as error:  # a damaged zip, a foreign file: all one message for the user
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ExportError(f"cannot load {info.path / KERAS_MODEL_FILE}: {first_line}") from None
+        trained = load_keras(info.path / KERAS_MODEL_FILE)  # Ctrl-C held while it loads
+    except RunDirError as error:
+        raise ExportError(str(error)) from None
     model = Seq2SeqTransformer(config, dtype="float32", name="seq2seq_transformer")
     model.build()
     try:

@@ -24,11 +24,6 @@ def greedy_translate(model, tokenizer, sources, batch_size=256):
     return outputs
 
 
-def exact_match(hypotheses, references):
-    """Percentage of hypotheses equal to their reference, character for character."""
-    return corpus_metrics(hypotheses, references, names=("exact_match",))["exact_match"]
-
-
 def task_metrics(metric, hypotheses, references):
     """The metrics of `METRICS_BY_KIND[metric]` ("exact_match" or "bleu" runs)."""
     return corpus_metrics(hypotheses, references, names=METRICS_BY_KIND[metric])

@@ -549,10 +549,7 @@ def _prepare(options, state, pairs, out, distribution):
     last = out / rd.CHECKPOINT_DIR / "last.keras"
     with distribution.scope():
         if state["epochs_done"] and last.is_file():
-            import training.losses  # noqa: F401  (registers the loss and schedule for loading)
-
-            with rd.interrupts_deferred():
-                model = keras.saving.load_model(last)
+            model = _load_checkpoint(last, compile=True)  # the optimizer's state too
         else:
             model = _build_model(options, config)
     # XLA compiles once per distinct shape: give it a few.
@@ -711,6 +708,14 @@ def _save_epoch(run, options, plan, logs, elapsed):
     run.state.update(state)
 
 
+def _load_checkpoint(path, compile=False):
+    """One of the run's .keras files (`run_dir.load_keras`), a damaged one as TrainError."""
+    try:
+        return rd.load_keras(path, compile=compile)
+    except rd.RunDirError as error:
+        raise TrainError(str(error)) from None
+
+
 def _copy(values):
     return json.loads(json.dumps(values))
 
@@ -724,11 +729,8 @@ def _format_metric(value):
 
 def _finish(run, options, pairs, plan):
     """Task metrics of the best model, then run.json with `"complete": true`."""
-    import keras
-
     state = run.state
-    with rd.interrupts_deferred():
-        best = keras.saving.load_model(run.out / rd.KERAS_MODEL_FILE, compile=False)
+    best = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE)
     best_logs = state["history"][state["best_epoch"] - 1]
     started = time.monotonic()
     metrics = {"val_loss": best_logs["val_loss"],

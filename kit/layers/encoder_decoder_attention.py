@@ -2,9 +2,8 @@ import keras
 
 from kit.layers import _checks
 from kit.layers._attention_core import MASK_VALUE, attend, merge_heads, padding_bias
-from kit.layers._initializers import output_kernel_initializer
+from kit.layers._attention_sublayers import build_attention_sublayers
 from kit.layers._register import register
-from kit.layers.qkv_projection import QKVProjection
 
 
 @register
@@ -52,20 +51,7 @@ class EncoderDecoderAttention(keras.layers.Layer):
         self.per_head_fans = bool(per_head_fans)
 
     def build(self, x_shape, context_shape, context_padding_mask_shape=None):
-        self.qkv = QKVProjection(self.num_heads, self.head_dim,
-                                 kernel_initializer=self.kernel_initializer,
-                                 per_head_fans=self.per_head_fans, dtype=self.dtype_policy,
-                                 name="qkv")
-        self.qkv.build(x_shape, context_shape)
-        self.output_dense = keras.layers.Dense(
-            x_shape[-1],
-            kernel_initializer=output_kernel_initializer(
-                self.kernel_initializer, self.per_head_fans, self.num_heads, self.head_dim,
-                x_shape[-1]),
-            dtype=self.dtype_policy, name="output_dense")
-        self.output_dense.build(tuple(x_shape[:-1]) + (self.num_heads * self.head_dim,))
-        self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
-                                                      name="attention_dropout")
+        build_attention_sublayers(self, x_shape, context_shape)
 
     def call(self, x, context, context_padding_mask=None, return_attention_scores=False,
              training=None):

@@ -50,8 +50,9 @@ def test_default_data_gives_a_complete_run_directory(tmp_path):
     for key in ("val_loss", "val_token_accuracy", "val_exact_match", "test_exact_match"):
         assert key in read.metrics
     # The recorded exact match is that of the saved best model's greedy decoding.
+    from kit.metrics import exact_match
     from training.data import load_pairs
-    from training.evaluate import exact_match, greedy_translate
+    from training.evaluate import greedy_translate
 
     pairs = load_pairs("default", limit=160).validation[:40]
     best = keras.saving.load_model(out / rd.KERAS_MODEL_FILE, compile=False)
