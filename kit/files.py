@@ -65,6 +65,18 @@ def write_synced(path, data: bytes | str) -> None:
         os.fsync(handle.fileno())
 
 
+def remove_partial_writes(directory, names):
+    """Removes what `replacing` left beside `names` in `directory` when its process was
+    killed mid-write (SIGKILL, a power cut: no `except` runs then): the hidden
+    `.{name}.*` temporary files. Returns how many. For the directory's owner only."""
+    removed = 0
+    for entry in os.scandir(directory):
+        if entry.is_file() and any(entry.name.startswith(f".{name}.") for name in names):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
 def atomic_write(path, data: bytes | str) -> None:
     """Writes `data` (text is UTF-8 encoded) to `path` atomically, flushed to disk."""
     with replacing(path) as tmp:

@@ -29,7 +29,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.files import json_text, replacing, write_json, write_synced
+from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
+from kit.subword import MODEL_FILE as SUBWORD_MODEL_FILE
 from training import distribute
 from training import run_dir as rd
 from training.choices import PRESETS, TOKENIZERS
@@ -207,6 +208,10 @@ def _check_out_dir(options, clear_failed_start=True):
         raise TrainError(f"{state_path} is damaged ({error}); choose another --out") from None
     if not isinstance(state, dict):
         raise TrainError(f"{state_path} is damaged (not a JSON object); choose another --out")
+    if clear_failed_start:  # the chief owns --out: a save killed mid-write left these
+        remove_partial_writes(out, (rd.RUN_JSON, rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE,
+                                    SUBWORD_MODEL_FILE))
+        remove_partial_writes(out / rd.CHECKPOINT_DIR, ("state.json", "last.keras"))
     if _is_failed_start(out, state):
         if not clear_failed_start:
             return None
