@@ -75,10 +75,7 @@ MAX_LAYERS = 1024
 _SPEC_KEYS = frozenset({"format_version", "recipe", "quantization", "model_file",
                         "tokenizer_file", "files", "source_length", "target_length",
                         "special_ids", "vocab_size", "model", "signatures", "decoding",
-                        "source_run"})
-# "tokenizer" ({"type": ..., "files": [...]}) names the tokenizer's kind and files; a
-# bundle written before it existed has a character tokenizer in one file.
-_OPTIONAL_KEYS = frozenset({"tokenizer"})
+                        "source_run", "tokenizer"})  # tokenizer: {"type", "files"}
 _NOTES = ("quantization", "model", "decoding", "source_run")
 _SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
 _VOCAB_NAMES = ("source", "target", "tokenizer")
@@ -368,7 +365,7 @@ def _verified_bytes(path, name, files):
 
 def _check_tokenizer(spec, tokenizer, tokenizer_path, file):
     """The tokenizer agrees with bundle.json's kind, vocabulary sizes and special ids."""
-    kind = spec.get("tokenizer", {"type": "char"})["type"]
+    kind = spec["tokenizer"]["type"]
     if tokenizer.to_dict()["type"] != kind:
         raise BundleError(f"{tokenizer_path} is a {tokenizer.to_dict()['type']} tokenizer, "
                           f"but {file} says tokenizer.type is {kind!r}")
@@ -665,7 +662,7 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
     missing = sorted(_SPEC_KEYS - set(spec))
     if missing:
         fail(f"lacks {', '.join(missing)}")
-    extra = sorted(set(spec) - _SPEC_KEYS - _OPTIONAL_KEYS, key=str)
+    extra = sorted(set(spec) - _SPEC_KEYS, key=str)
     if extra:
         fail(f"has unknown keys {', '.join(map(_shown, extra))} (not a format "
              f"{BUNDLE_FORMAT_VERSION} bundle file)")
@@ -680,16 +677,15 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
                  f"Received: {_shown(spec[key])}")
     if spec["model_file"] == spec["tokenizer_file"]:
         fail(f"model_file and tokenizer_file are the same file {spec['model_file']!r}")
-    if "tokenizer" in spec:
-        kind = _object(spec, "tokenizer", ("type", "files"), fail)
-        if not isinstance(kind["type"], str) or not kind["type"]:
-            fail(f"tokenizer.type must be a non-empty string. Received: {_shown(kind['type'])}")
-        names = kind["files"]
-        if not isinstance(names, list) or not names or names[0] != spec["tokenizer_file"] \
-                or not all(_plain_file_name(name) for name in names) \
-                or len(set(names)) != len(names) or spec["model_file"] in names:
-            fail(f"tokenizer.files must list distinct file names in the bundle directory, "
-                 f"tokenizer_file first, model_file not among them. Received: {_shown(names)}")
+    kind = _object(spec, "tokenizer", ("type", "files"), fail)
+    if not isinstance(kind["type"], str) or not kind["type"]:
+        fail(f"tokenizer.type must be a non-empty string. Received: {_shown(kind['type'])}")
+    names = kind["files"]
+    if not isinstance(names, list) or not names or names[0] != spec["tokenizer_file"] \
+            or not all(_plain_file_name(name) for name in names) \
+            or len(set(names)) != len(names) or spec["model_file"] in names:
+        fail(f"tokenizer.files must list distinct file names in the bundle directory, "
+             f"tokenizer_file first, model_file not among them. Received: {_shown(names)}")
     files = _object(spec, "files", (spec["model_file"], *tokenizer_files(spec)), fail)
     for name, digest in files.items():
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
@@ -777,7 +773,7 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
 
 def tokenizer_files(spec):
     """Every tokenizer file a bundle.json names, its tokenizer_file first."""
-    return spec["tokenizer"]["files"] if "tokenizer" in spec else [spec["tokenizer_file"]]
+    return spec["tokenizer"]["files"]
 
 
 def _integer(value):

@@ -163,6 +163,7 @@ ROW_4 = {
     "missing special id": (_delete("special_ids", "eos"), "special_ids lacks eos"),
     "missing vocab size": (_delete("vocab_size", "target"), "vocab_size lacks target"),
     "missing top key": (_delete("signatures"), "lacks signatures"),
+    "missing tokenizer": (_delete("tokenizer"), "lacks tokenizer"),
     "source_length string": (_set("source_length", value="48"),
                              "source_length must be an integer from 1 to"),
     "source_length 0": (_set("source_length", value=0), "Received: 0"),
