@@ -96,6 +96,10 @@ def build_parser():
                              "is the global batch on every strategy (default: %(default)s)")
     parser.add_argument("--eval-samples", type=int, default=DEFAULTS.eval_samples,
                         help="sentences decoded for the final metrics (default: %(default)s)")
+    parser.add_argument("--accept-trivial", action="store_true",
+                        help="exit 0 even when the best epoch is no better than the trivial "
+                             "baselines (most frequent token, token frequencies, one "
+                             "constant output); the warnings are still printed")
     return parser
 
 
@@ -108,7 +112,8 @@ def options_from_args(args):
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, limit=args.limit, strict=args.strict,
-        jit_compile=args.jit_compile, eval_samples=args.eval_samples, strategy=args.strategy)
+        jit_compile=args.jit_compile, eval_samples=args.eval_samples, strategy=args.strategy,
+        accept_trivial=args.accept_trivial)
 
 
 def main(argv=None):

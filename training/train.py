@@ -31,7 +31,7 @@ from pathlib import Path
 
 from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
 from kit.subword import MODEL_FILE as SUBWORD_MODEL_FILE
-from training import distribute
+from training import baselines, distribute
 from training import run_dir as rd
 from training.choices import PRESETS, TOKENIZERS
 
@@ -75,6 +75,9 @@ class TrainOptions:
     jit_compile: bool = False  # XLA; measured slower here on 2 CPU cores (see README)
     eval_samples: int = 2000  # sentences greedily decoded for exact match / BLEU
     strategy: str = "auto"  # auto | one_device | mirrored | multi_worker (distribute.py)
+    # Exit 0 when the best epoch is no better than the trivial baselines (plumbing tests,
+    # or a user who wants the run anyway); training/baselines.py
+    accept_trivial: bool = False
 
     def identity(self):
         """What must not change between the commands of one run: all but when to stop
@@ -83,7 +86,8 @@ class TrainOptions:
         global batches and makes one update per global batch (training/distribute.py),
         so a run may go on over more or fewer devices."""
         values = dataclasses.asdict(self)
-        for field in ("epochs", "patience", "max_epochs", "out", "eval_samples", "strategy"):
+        for field in ("epochs", "patience", "max_epochs", "out", "eval_samples", "strategy",
+                      "accept_trivial"):
             values.pop(field)
         return values
 
@@ -417,7 +421,25 @@ def train(options):
     pairs = _load_data(options)
     run = _prepare(options, state, pairs, out, distribution)
     _train_epochs(run, options, plan)
-    return _finish(run, options, pairs, plan)
+    info = _finish(run, options, pairs, plan)
+    if not options.accept_trivial:
+        _refuse_trivial(run)
+    return info
+
+
+def _refuse_trivial(run):
+    """A run whose best epoch is still no better than a trivial baseline ends in an
+    error (its files are kept: the user may look, or resume with more epochs)."""
+    state = run.state
+    verdict = state["history"][state["best_epoch"] - 1].get("baselines_verdict")
+    if verdict and verdict["trivial"]:
+        kind = (state.get("tokenizer") or {}).get("type", "char")
+        raise TrainError(
+            f"the model learned nothing useful: its best epoch ({state['best_epoch']}) is "
+            f"no better than a trivial baseline ({'; '.join(verdict['reasons'])}). Likely "
+            f"cause: {baselines.likely_cause(run.baselines, kind, len(run.train_split))}. "
+            f"The run is kept in {run.out} (run.json says what was measured; "
+            "--accept-trivial exits 0 all the same)")
 
 
 # What a worker other than the chief copies from the chief's --out to resume with.
@@ -528,6 +550,8 @@ class _Run:
     device: str
     callbacks: list
     distribution: object  # distribute.Distribution
+    baselines: object  # training.baselines.Baselines of the validation split
+    sample: dict  # validation sources decoded after each epoch -> their targets
 
 
 def _prepare(options, state, pairs, out, distribution):
@@ -566,7 +590,17 @@ def _prepare(options, state, pairs, out, distribution):
     _check_workers_agree(distribution, out, state)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
     return _Run(out, state, tokenizer, config, model, train_split, val_data, static,
-                precision, device, [tensorboard], distribution)
+                precision, device, [tensorboard], distribution,
+                _baselines(options, config, tokenizer, pairs, train_split, val_split),
+                _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
+
+
+def _baselines(options, config, tokenizer, pairs, train_split, val_split):
+    """The trivial baselines every epoch is compared with (training/baselines.py)."""
+    return baselines.measure(
+        train_split.targets, val_split.targets, config.target_vocab_size, tokenizer.eos_id,
+        options.label_smoothing, [target for _, target in pairs.train],
+        list(_grouped(pairs.validation, len(pairs.validation)).values()))
 
 
 def _check_workers_agree(distribution, out, state):
@@ -667,14 +701,43 @@ def _train_epochs(run, options, plan):
                              "nothing of this epoch was saved. Lower --learning-rate, or "
                              "train with --precision float32")
         logs = {k: float(v[-1]) for k, v in history.history.items()}
+        verdict = _judge(run, logs)
         elapsed = time.monotonic() - started
-        _save_epoch(run, options, plan, logs, elapsed)
+        _save_epoch(run, options, plan, logs, elapsed, verdict)
         _log(_epoch_line(state, plan, logs, elapsed))
+        if verdict.trivial:
+            _log(_trivial_line(run, epoch + 1, verdict))
     _log(f"training stops: {plan.stop_reason(state)}; model.keras is epoch "
          f"{state['best_epoch']} (lowest val_loss {state['best_val_loss']:.4f})")
 
 
-def _save_epoch(run, options, plan, logs, elapsed):
+def _judge(run, logs):
+    """This epoch against the trivial baselines, with a decoded sample of validation
+    sources (skipped across several workers: each would decode it)."""
+    outputs = references = None
+    if run.sample and run.distribution.workers == 1:
+        from training.evaluate import greedy_translate
+
+        outputs = greedy_translate(run.model, run.tokenizer, list(run.sample))
+        references = list(run.sample.values())
+    majority = run.tokenizer.decode([run.baselines.majority_token]) or "</s>"
+    return baselines.judge(run.baselines, logs["val_loss"], logs["val_token_accuracy"],
+                           outputs, references, token_name=repr(majority))
+
+
+def _trivial_line(run, epoch, verdict):
+    """One line: which baselines the epoch does not beat, and (after the first epoch,
+    which may just be early) the likely cause and the flag to try."""
+    line = (f"epoch {epoch} is no better than a trivial baseline: "
+            f"{'; '.join(verdict.reasons)}")
+    if epoch > 1:
+        kind = (run.state.get("tokenizer") or {}).get("type", "char")
+        line += (f". Likely cause: "
+                 f"{baselines.likely_cause(run.baselines, kind, len(run.train_split))}")
+    return line
+
+
+def _save_epoch(run, options, plan, logs, elapsed, verdict):
     """The epoch's checkpoints, state.json and run.json, all or none: every file is
     written beside its old self first, and only once all are written (a full disk
     fails one of these writes) are they renamed over the old ones. A failure leaves
@@ -682,7 +745,8 @@ def _save_epoch(run, options, plan, logs, elapsed):
     from."""
     state, out = _copy(run.state), run.out
     epoch = state["epochs_done"] + 1
-    state["history"].append({"epoch": epoch, "wall_time_s": round(elapsed, 2), **logs})
+    state["history"].append({"epoch": epoch, "wall_time_s": round(elapsed, 2), **logs,
+                             "baselines_verdict": verdict.to_dict()})
     improved = state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]
     if improved:
         state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch
@@ -788,5 +852,7 @@ def _run_info(run, options, plan, metrics, complete, **extra):
                       "target": run.train_split.target_truncated},
         "metrics": metrics,
         "history": state["history"],
+        # What every epoch was compared with; each history entry has its verdict.
+        "baselines": run.baselines.to_dict(),
         **extra,
     }

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def tiny_options(out, **overrides):
     values = dict(data="default", out=str(out), preset="tiny", epochs=2, batch_size=32,
                   max_source_length=40, max_target_length=12, limit=160, eval_samples=40,
-                  learning_rate=3e-3)
+                  learning_rate=3e-3, accept_trivial=True)
     return TrainOptions(**{**values, **overrides})
 
 
@@ -35,6 +35,37 @@ def run_cli(*args, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", "kit", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=env)
+
+
+def test_a_run_that_learned_nothing_ends_in_one_error_line_and_keeps_its_files(tmp_path):
+    # A learning rate of 1e-9 leaves the model where it started: no better than the
+    # trivial baselines, which every epoch reports and the end refuses.
+    out = tmp_path / "run"
+    result = run_cli("train", "--data", "default", "--out", str(out), "--preset", "tiny",
+                     "--epochs", "2", "--batch-size", "32", "--max-source-length", "40",
+                     "--max-target-length", "12", "--limit", "160", "--eval-samples", "20",
+                     "--learning-rate", "1e-9")
+    assert result.returncode == 1, result.stderr[-2000:]
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: the model learned nothing useful")
+    assert "Likely cause: " in error[0] and "--accept-trivial" in error[0]
+    assert "epoch 1 is no better than a trivial baseline: " in result.stdout
+    assert "epoch 2 is no better than a trivial baseline: " in result.stdout
+    assert "Likely cause: " in result.stdout.split("epoch 2 is no better")[1]
+    info = json.loads((out / rd.RUN_JSON).read_text())
+    assert info["complete"] and (out / rd.KERAS_MODEL_FILE).is_file()
+    assert info["history"][-1]["baselines_verdict"]["trivial"]
+    assert 0 < info["baselines"]["majority_token_accuracy"] < 1
+    assert info["baselines"]["unigram_loss"] > 0
+
+
+def test_a_run_that_learns_beats_the_baselines(tmp_path):
+    out = tmp_path / "run"
+    info = train(tiny_options(out, epochs=4, limit=2000, accept_trivial=False))
+    verdict = info["history"][-1]["baselines_verdict"]
+    assert not verdict["trivial"], verdict
+    assert verdict["sample_distinct_outputs"] > 20
+    assert info["history"][-1]["val_loss"] < 0.95 * info["baselines"]["unigram_loss"]
 
 
 def test_default_data_gives_a_complete_run_directory(tmp_path):
