@@ -32,7 +32,12 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     tasks = [TASKS[name] for name in args.names or TASKS]
-    results = run_tasks(tasks, args.workdir, args.size, build_only=args.build_only)
+    try:
+        results = run_tasks(tasks, args.workdir, args.size, build_only=args.build_only)
+    except OSError as error:  # an unwritable or full work directory
+        print(f"error: {error.strerror or error}: {error.filename or args.workdir}",
+              file=sys.stderr)
+        return 1
     if not args.build_only:
         print(markdown_table(results))
     print(f"results written to {args.workdir}/results.json", file=sys.stderr)

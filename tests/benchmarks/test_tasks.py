@@ -135,6 +135,10 @@ def test_command_line_builds_only_and_refuses_an_unknown_task(tmp_path, capsys):
     assert "most frequent suffix per tag" in capsys.readouterr().err
     assert main(["nope"]) == 2
     assert "unknown task(s) nope" in capsys.readouterr().err
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    assert main(["pinyin", "--size", "small", "--build-only", "--workdir", str(blocker)]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_the_runner_reads_the_real_output_of_train_export_and_evaluate(tmp_path):
