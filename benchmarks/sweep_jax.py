@@ -205,12 +205,14 @@ def batches(data, seed):
 
 
 def exact_match(predicted, labels):
-    """Share of rows whose tokens up to and including EOS equal the reference's."""
+    """Share of rows whose tokens up to and including EOS equal the reference's. A
+    reference of T - 1 tokens fills every decoded position, leaving no room for EOS (as
+    in `greedy_decode`): its tokens alone must match."""
     hits = 0
     for row, reference in zip(predicted, labels):
         length = int(np.argmax(reference == EOS_ID))  # target tokens before EOS
-        hits += bool(len(row) > length and np.array_equal(row[:length], reference[:length])
-                     and row[length] == EOS_ID)
+        ended = length == len(row) or row[length] == EOS_ID
+        hits += bool(ended and np.array_equal(row[:length], reference[:length]))
     return hits / len(labels)
 
 
@@ -295,7 +297,8 @@ def run_one(spec, data_dir):
                   weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(
                       name="token_accuracy")],
                   jit_compile=True, steps_per_execution=spec["chunk"])
-    result = {**spec, "warmup_steps": warmup_steps, "parameters": model.count_params()}
+    result = {**spec, "warmup_steps": warmup_steps, "parameters": model.count_params(),
+              "device": str(keras.distribution.list_devices()[0])}
     progress = progress_callback(keras, result, started)
     chunks = spec["steps"] // spec["chunk"]
     model.fit(batches(data, spec.get("seed", 0)), steps_per_epoch=spec["chunk"],
@@ -516,9 +519,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per run")
     parser.add_argument("--chunk", type=int, default=250,
                         help="steps per compiled execution and per progress line")
-    parser.add_argument("--budget", type=float, default=420, help="seconds for the whole grid")
+    parser.add_argument("--budget", type=float, default=400, help="seconds for the whole grid")
     parser.add_argument("--jobs", type=int, default=12, help="runs at once")
-    parser.add_argument("--first-run-estimate", type=float, default=150,
+    parser.add_argument("--first-run-estimate", type=float, default=180,
                         help="seconds one run is assumed to take until one has finished")
     parser.add_argument("--reserve", type=float, default=45,
                         help="seconds before the budget's end at which training stops so "
