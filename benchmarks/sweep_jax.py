@@ -310,7 +310,7 @@ def run_one(spec, data_dir):
     loss, accuracy = model.evaluate(
         (data["valid_source"], data["valid_decoder"]), data["valid_labels"],
         sample_weight=(data["valid_labels"] != 0).astype(np.float32),
-        batch_size=256, verbose=0)
+        batch_size=len(data["valid_source"]), verbose=0)  # one batch, one compile
     result.update(val_loss=round(float(loss), 4), val_token_accuracy=round(float(accuracy), 4),
                   eval_s=round(time.time() - t, 1))
 
