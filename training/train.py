@@ -33,7 +33,7 @@ from kit.files import json_text, remove_partial_writes, replacing, write_json, w
 from kit.subword import MODEL_FILE as SUBWORD_MODEL_FILE
 from training import baselines, distribute
 from training import run_dir as rd
-from training.choices import PRESETS, TOKENIZERS
+from training.choices import DEFAULT_DATA_WARMUP_STEPS, PRESETS, TOKENIZERS
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
@@ -66,7 +66,7 @@ class TrainOptions:
     precision: str = "auto"  # auto: mixed_float16 with a GPU, float32 without
     seed: int = 0
     learning_rate: float = None  # None: the warm-up schedule of the paper
-    warmup_steps: int = 1000
+    warmup_steps: int = None  # None: one epoch of steps (training/choices.py)
     label_smoothing: float = 0.1
     max_source_length: int = None  # None: S from the data (default data: the preset's)
     max_target_length: int = None  # None: T from the data (default data: the preset's)
@@ -127,7 +127,7 @@ def check_options(options):
     for name, (low, high) in LIMITS.items():
         value = getattr(options, name)
         if value is None and name in ("limit", "max_source_length", "max_target_length",
-                                      "vocab_size"):
+                                      "vocab_size", "warmup_steps"):
             continue
         if name == "epochs" and value == "auto":
             continue
@@ -227,6 +227,8 @@ def _check_out_dir(options, clear_failed_start=True):
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         return None
     theirs, ours = {**_IDENTITY_ADDED, **state.get("identity", {})}, options.identity()
+    if "schedule" not in state and theirs.get("warmup_steps") == DEFAULT_DATA_WARMUP_STEPS:
+        theirs["warmup_steps"] = None  # the default before the warm-up followed the data
     if theirs != ours:
         differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise TrainError(f"--out {out} holds a different run (differs in: "
@@ -248,7 +250,8 @@ def compile_for_training(model, options, config):
     from training.losses import SmoothedSparseCrossentropy, WarmupInverseSqrt, tutorial_adam
 
     learning_rate = (options.learning_rate if options.learning_rate is not None
-                     else WarmupInverseSqrt(config.model_dim, options.warmup_steps))
+                     else WarmupInverseSqrt(config.model_dim, options.warmup_steps or
+                                            DEFAULT_DATA_WARMUP_STEPS))
     model.compile(
         optimizer=tutorial_adam(learning_rate),
         loss=SmoothedSparseCrossentropy(options.label_smoothing),
@@ -291,7 +294,7 @@ def _start_or_resume(options, state, pairs, out):
     Returns (tokenizer, config, state)."""
     from kit.models import TransformerConfig, preset
     from kit.tokenizer import load_tokenizer
-    from training.choices import ChoiceError, choose_preset, train_tokenizer
+    from training.choices import ChoiceError, choose_preset, choose_schedule, train_tokenizer
     from training.data import check_spec
     from training.lengths import LengthError, Lengths
 
@@ -319,9 +322,12 @@ def _start_or_resume(options, state, pairs, out):
     except LengthError as error:
         raise TrainError(str(error)) from None
     _log(lengths.describe())
+    norm_first, warmup_steps, schedule_reason = choose_schedule(
+        kind, len(pairs.train), options.batch_size, options.warmup_steps)
+    _log(f"schedule {schedule_reason}")
     try:
         config = preset(preset_name, source_vocab_size=tokenizer.vocab_size,
-                        target_vocab_size=tokenizer.vocab_size,
+                        target_vocab_size=tokenizer.vocab_size, norm_first=norm_first,
                         max_source_length=lengths.source, max_target_length=lengths.target)
     except ValueError as error:
         raise TrainError(str(error)) from None
@@ -329,6 +335,8 @@ def _start_or_resume(options, state, pairs, out):
              "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": [],
              "tokenizer": tokenizer_record,
              "preset": {"name": preset_name, "reason": preset_reason},
+             "schedule": {"norm_first": norm_first, "warmup_steps": warmup_steps,
+                          "reason": schedule_reason},
              "lengths": lengths.to_dict()}
     # state.json first: whatever a failure (a full disk, Ctrl-C, SIGKILL) leaves after
     # it is a start the next command recognizes and clears (`_is_failed_start`), where
@@ -580,7 +588,7 @@ def _prepare(options, state, pairs, out, distribution):
         if state["epochs_done"] and last.is_file():
             model = _load_checkpoint(last, compile=True)  # the optimizer's state too
         else:
-            model = _build_model(options, config)
+            model = _build_model(_scheduled(options, state), config)
     # XLA compiles once per distinct shape: give it a few.
     static = lengths if options.jit_compile else None
     val_data = distribute.distributed_input(
@@ -815,13 +823,20 @@ def _finish(run, options, pairs, plan):
     return info
 
 
+def _scheduled(options, state):
+    """`options` with the warm-up the run chose (runs made before the choice have
+    none recorded: theirs was --warmup-steps, or 1000 then)."""
+    chosen = (state.get("schedule") or {}).get("warmup_steps")
+    return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
+
+
 def _learning_rate_info(options, config):
     """The schedule as run.json states it: per global batch, whatever the replicas."""
     per = "optimizer step: one per global batch, the same on every --strategy"
     if options.learning_rate is not None:
         return {"schedule": "constant", "value": options.learning_rate, "per": per}
     return {"schedule": "warmup_inverse_sqrt", "model_dim": config.model_dim,
-            "warmup_steps": options.warmup_steps,
+            "warmup_steps": options.warmup_steps or DEFAULT_DATA_WARMUP_STEPS,
             "formula": "model_dim^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)",
             "per": per}
 
@@ -842,7 +857,8 @@ def _run_info(run, options, plan, metrics, complete, **extra):
         "precision": run.precision,
         "device": run.device,
         "distribution": run.distribution.to_dict(options.batch_size),
-        "learning_rate": _learning_rate_info(options, run.config),
+        "schedule": state.get("schedule"),
+        "learning_rate": _learning_rate_info(_scheduled(options, state), run.config),
         "epochs": options.epochs,
         "stopping": {**plan.to_dict(), "stopped": plan.stop_reason(state)},
         "epochs_done": state["epochs_done"],

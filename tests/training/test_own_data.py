@@ -138,6 +138,18 @@ def test_the_preset_rule():
     assert choose_preset("tiny", "tsv", 10**6) == ("tiny", "asked for with --preset")
 
 
+def test_the_schedule_rule():
+    from training.choices import choose_schedule
+
+    # Pre-LN and one epoch of warm-up, within [100, 4000]; the dates keep their recipe.
+    assert choose_schedule("tsv", 45_000, 64)[:2] == (True, 704)
+    assert choose_schedule("tsv", 500, 64)[:2] == (True, 100)
+    assert choose_schedule("tfds", 10_000_000, 64)[:2] == (True, 4000)
+    assert choose_schedule("tsv", 45_000, 64, warmup_steps=50)[:2] == (True, 50)
+    assert choose_schedule("default", 50_000, 64)[:2] == (False, 1000)
+    assert "one epoch of 704 steps" in choose_schedule("tsv", 45_000, 64)[2]
+
+
 def test_the_built_in_data_keeps_the_presets_lengths():
     from kit.models import preset
     from kit.tokenizer import CharTokenizer
