@@ -96,6 +96,14 @@ def build_parser():
                              "is the global batch on every strategy (default: %(default)s)")
     parser.add_argument("--eval-samples", type=int, default=DEFAULTS.eval_samples,
                         help="sentences decoded for the final metrics (default: %(default)s)")
+    parser.add_argument("--beam-size", type=int, default=DEFAULTS.beam_size, metavar="K",
+                        help="beams of the final metrics' decoding, 1 to 64; 1 is greedy "
+                             "(default: %(default)s)")
+    parser.add_argument("--average-checkpoints", type=int,
+                        default=DEFAULTS.average_checkpoints, metavar="K",
+                        help="average the weights of the last K epochs into model.keras "
+                             "when that lowers the validation loss; 0 turns it off "
+                             "(default: %(default)s)")
     return parser
 
 
@@ -108,7 +116,8 @@ def options_from_args(args):
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, limit=args.limit, strict=args.strict,
-        jit_compile=args.jit_compile, eval_samples=args.eval_samples, strategy=args.strategy)
+        jit_compile=args.jit_compile, eval_samples=args.eval_samples, strategy=args.strategy,
+        beam_size=args.beam_size, average_checkpoints=args.average_checkpoints)
 
 
 def main(argv=None):
