@@ -41,9 +41,10 @@ def build_parser():
                              "(default: %(default)s)")
     parser.add_argument("--out", required=True, help="the run directory to create or resume")
     parser.add_argument("--preset", default=DEFAULTS.preset, metavar="{" + ",".join(PRESETS) + "}",
-                        help="model size; auto: small for the built-in data, else small "
-                             "below 30,000 training pairs and base from 30,000 "
-                             "(default: %(default)s)")
+                        help="model size; auto: small for the built-in data, else by the "
+                             "training pairs and target tokens: base from 30,000 pairs and "
+                             "150,000 tokens, large from 150,000 pairs and 2,000,000 tokens, "
+                             "else small (default: %(default)s)")
     parser.add_argument("--epochs", type=_epochs, default=DEFAULTS.epochs,
                         help="total epochs, or auto: 8 for the built-in data, else until the "
                              "validation loss has not improved for --patience epochs "

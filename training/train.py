@@ -317,7 +317,9 @@ def _start_or_resume(options, state, pairs, out):
     except ChoiceError as error:
         raise TrainError(str(error)) from None
     _log(tokenizer_record.pop("message"))
-    preset_name, preset_reason = choose_preset(options.preset, kind, len(pairs.train))
+    preset_name, preset_reason = choose_preset(
+        options.preset, kind, len(pairs.train),
+        sum(len(tokenizer.encode(target)) for _, target in pairs.train))
     _log(f"preset {preset_name} ({preset_reason})")
     preset_config = preset(preset_name)
     try:
