@@ -19,8 +19,7 @@ from kit.files import atomic_write
 from kit.metrics import format_metrics, task_metrics
 from kit.tsv import TsvError, read_tsv
 
-
-MAX_BEAM_SIZE = 64  # as `decode`: more beams cost time and, past ~10, gain nothing
+MAX_BEAM_SIZE = 64  # the bounds of `decode`
 MAX_LENGTH_PENALTY = 10.0
 
 

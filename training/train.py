@@ -86,9 +86,10 @@ class TrainOptions:
     def identity(self):
         """What must not change between the commands of one run: all but when to stop
         (so `--epochs auto` runs resume, and a number extends a finished run), where
-        it is, how much and how to evaluate, how many epochs to average, and the strategy: every strategy takes the same
-        global batches and makes one update per global batch (training/distribute.py),
-        so a run may go on over more or fewer devices."""
+        it is, how much and how to evaluate, how many epochs to average, and the
+        strategy: every strategy takes the same global batches and makes one update
+        per global batch (training/distribute.py), so a run may go on over more or
+        fewer devices."""
         values = dataclasses.asdict(self)
         for field in ("epochs", "patience", "max_epochs", "out", "eval_samples", "strategy",
                       "beam_size", "average_checkpoints"):

@@ -27,7 +27,7 @@ from training.choices import (
     train_tokenizer,
 )
 from training.data import load_pairs
-from training.train import TrainOptions, _EpochPlan, _grouped
+from training.train import DEFAULT_BEAM_SIZE, TrainOptions, _EpochPlan, _grouped
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -265,7 +265,7 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     # Our line per epoch, and no Keras header ("Epoch 1/1") in a log.
     assert "epoch 1/3: " in out and "epoch 3/3: " in out and "Epoch " not in out, out
     assert "until val_loss has not improved for 3 epochs" in out
-    assert "metrics (beam search of 4): val_loss " in out
+    assert f"metrics (beam search of {DEFAULT_BEAM_SIZE}): val_loss " in out
 
     info = json.loads((run / rd.RUN_JSON).read_text())
     # T covers the targets (at most one in a thousand may be cut), far beyond the
