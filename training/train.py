@@ -389,10 +389,9 @@ def _grouped(pairs, samples):
 
 def _decoding_metrics(model, tokenizer, pairs, samples, beam_size=1):
     """Task metrics of decoding with the KV cache (greedy, or beam search of
-    `beam_size`) on the first `samples`
-    distinct sources of the validation and test splits ({"val_exact_match": ...,
-    "test_bleu": ..., ...}). An output is exact when it equals any of its source's
-    targets; CER and WER take the closest one."""
+    `beam_size`) on the first `samples` distinct sources of the validation and test
+    splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
+    it equals any of its source's targets; CER and WER take the closest one."""
     from training.evaluate import task_metrics, translate
 
     metrics = {}
