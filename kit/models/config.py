@@ -119,8 +119,8 @@ def large(**overrides):
     training step took 2.4x as long on 2 CPU cores).
 
     Wider rather than deeper: the decoder keeps `base`'s 4 layers, so a device still
-    runs 4 sequential blocks a token and its KV cache grows 2x (with D), where 8 layers
-    of D 128 would double both the sequential work and the cache's layers. 4 heads keep
+    runs 4 sequential blocks a token, where 8 layers of D 128 (the same KV cache size,
+    2x `base`'s) would run 8. 4 heads keep
     Dh 64, as the paper's base model, where 8 heads would leave 32 channels each.
     """
     values = dict(num_encoder_layers=4, num_decoder_layers=4, model_dim=256, num_heads=4,
