@@ -764,6 +764,10 @@ def _finish(run, options, pairs, plan):
     final = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE)
     best_logs = state["history"][state["best_epoch"] - 1]
     model_logs = state.get("model_keras") or {"val_loss": best_logs["val_loss"]}
+    how = ("greedy decoding" if options.beam_size == 1
+           else f"beam search of {options.beam_size} beams")
+    _log(f"final evaluation: {how} on up to {options.eval_samples} validation and test "
+         "sources")
     started = time.monotonic()
     metrics = {"val_loss": model_logs["val_loss"],
                "val_token_accuracy": model_logs.get("val_token_accuracy",
@@ -777,8 +781,7 @@ def _finish(run, options, pairs, plan):
     state["complete"] = True
     write_json(run.out / rd.CHECKPOINT_DIR / "state.json", state)
     write_json(run.out / rd.RUN_JSON, info)
-    how = "greedy" if options.beam_size == 1 else f"beam search of {options.beam_size}"
-    _log(f"metrics ({how}): " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
+    _log("metrics: " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
     return info
 
 

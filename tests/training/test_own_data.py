@@ -265,7 +265,8 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     # Our line per epoch, and no Keras header ("Epoch 1/1") in a log.
     assert "epoch 1/3: " in out and "epoch 3/3: " in out and "Epoch " not in out, out
     assert "until val_loss has not improved for 3 epochs" in out
-    assert f"metrics (beam search of {DEFAULT_BEAM_SIZE}): val_loss " in out
+    assert f"final evaluation: beam search of {DEFAULT_BEAM_SIZE} beams" in out
+    assert "metrics: val_loss " in out
 
     info = json.loads((run / rd.RUN_JSON).read_text())
     # T covers the targets (at most one in a thousand may be cut), far beyond the
