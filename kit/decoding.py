@@ -18,9 +18,10 @@ Three ways to choose, each tested against fake steps over a small alphabet:
   temperature-scaled distribution, cut to the k likeliest tokens or to the smallest set
   whose probability reaches p;
 - `beam_search`: the k best partial outputs by total log-probability, one source at a
-  time. Its step rows are beams, and a `reorder(parents)` callback tells the caller
-  which beam each surviving row continues, so that the caller carries and reorders
-  each beam's KV cache.
+  time (`batched_beam_search`: several sources in step, for a batched model). Its step
+  rows are beams, and a `reorder(parents)` callback tells the caller which beam each
+  surviving row continues, so that the caller carries and reorders each beam's KV
+  cache.
 
 numpy only: this runs on the device. Logits are read in float32 and turned into
 log-probabilities in float64, so no recipe's logits overflow a softmax here.
@@ -212,6 +213,29 @@ def beam_search(step, reorder, bos_id, eos_id, max_new_tokens, beam_size=4,
     Returns:
         list of `Hypothesis`, best first, at most `beam_size`.
     """
+    return batched_beam_search(step, reorder, 1, bos_id, eos_id, max_new_tokens, beam_size,
+                               length_penalty)[0]
+
+
+def batched_beam_search(step, reorder, batch_size, bos_id, eos_id, max_new_tokens,
+                        beam_size=4, length_penalty=1.0):
+    """`beam_search` for `batch_size` sources at once, in step: each call of `step` runs
+    the live beams of every source still searching, so a batched model (the Keras one)
+    runs one call per position instead of one per position and source. Each source's
+    search is exactly `beam_search`'s.
+
+    Args:
+        step: `step(token_ids (R,), position) -> logits (R, V)`: the rows are the live
+            beams of the sources still searching, source by source, in source order
+            (at position 0, one BOS row per source).
+        reorder: `reorder(parents)` before every step after the first: new row i
+            continues old row `parents[i]`; a source whose search is over has no rows.
+        batch_size: how many sources.
+        The others: as for `beam_search`.
+
+    Returns:
+        per source, the list of `Hypothesis`, best first, at most `beam_size`.
+    """
     _check_max_new_tokens(max_new_tokens)
     if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) \
             or beam_size < 1:
@@ -220,47 +244,78 @@ def beam_search(step, reorder, bos_id, eos_id, max_new_tokens, beam_size=4,
     if not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty):
         raise ValueError("`length_penalty` must be a finite number. "
                          f"Received: length_penalty={length_penalty!r}")
-
-    def hypothesis(ids, log_prob, finished):
-        return Hypothesis(ids, float(log_prob), float(log_prob) / len(ids) ** length_penalty,
-                          finished)
-
-    def could_still_win(live_log_probs, length):
-        """Whether a live beam may still beat the k-th best finished output: its
-        log-probability can only fall, so its best score is at the length where the
-        penalty helps it most."""
-        if len(done) < beam_size or not len(live_log_probs):
-            return len(live_log_probs) > 0
-        best_length = max_new_tokens if length_penalty > 0 else length + 1
-        bound = live_log_probs.max() / best_length ** length_penalty
-        kth = sorted(h.score for h in done)[-beam_size]
-        return bound > kth
-
-    live_ids, live_log_probs = [[]], np.zeros(1)
-    tokens = np.array([bos_id], np.int32)
-    done = []
+    searches = [_Beams(eos_id, max_new_tokens, int(beam_size), length_penalty)
+                for _ in range(batch_size)]
+    searching = list(searches)
+    tokens = np.full(batch_size, bos_id, np.int32)
     for position in range(max_new_tokens):
         log_probs = log_softmax(np.asarray(step(tokens, position), np.float32))  # (R, V)
-        totals = (live_log_probs[:, None] + log_probs).ravel()  # (R * V,)
+        parents, start, still = [], 0, []
+        for search in searching:
+            rows = len(search.live_ids)
+            kept = search.advance(log_probs[start:start + rows], position)
+            if kept is not None:
+                parents.extend(start + row for row in kept)
+                still.append(search)
+            start += rows
+        searching = still
+        if not searching:
+            break
+        reorder(np.array(parents, np.int64))
+        tokens = np.array([ids[-1] for search in searching for ids in search.live_ids],
+                          np.int32)
+    return [search.best() for search in searches]
+
+
+class _Beams:
+    """The state of one source's beam search (see `beam_search`)."""
+
+    def __init__(self, eos_id, max_new_tokens, beam_size, length_penalty):
+        self.eos_id, self.max_new_tokens = eos_id, max_new_tokens
+        self.beam_size, self.length_penalty = beam_size, length_penalty
+        self.live_ids, self.live_log_probs = [[]], np.zeros(1)
+        self.done = []
+
+    def hypothesis(self, ids, log_prob, finished):
+        return Hypothesis(ids, float(log_prob),
+                          float(log_prob) / len(ids) ** self.length_penalty, finished)
+
+    def advance(self, log_probs, position):
+        """Takes the live beams' (R, V) log-probabilities at `position`; returns the
+        rows the next live beams continue, or None when this search is over."""
+        totals = (self.live_log_probs[:, None] + log_probs).ravel()  # (R * V,)
         vocab = log_probs.shape[-1]
         parents, next_ids, next_log_probs = [], [], []
         # Best first; equal totals in row-major order, so the result is reproducible.
-        for index in np.argsort(-totals, kind="stable")[:2 * beam_size]:
+        for index in np.argsort(-totals, kind="stable")[:2 * self.beam_size]:
             row, token = divmod(int(index), vocab)
-            ids = live_ids[row] + [token]
-            if token == eos_id:
-                done.append(hypothesis(ids, totals[index], True))
-            elif len(parents) < beam_size:
+            ids = self.live_ids[row] + [token]
+            if token == self.eos_id:
+                self.done.append(self.hypothesis(ids, totals[index], True))
+            elif len(parents) < self.beam_size:
                 parents.append(row)
                 next_ids.append(ids)
                 next_log_probs.append(totals[index])
-        live_ids, live_log_probs = next_ids, np.array(next_log_probs)
-        if position == max_new_tokens - 1 or not could_still_win(live_log_probs, position + 1):
-            break
-        reorder(np.array(parents, np.int64))
-        tokens = np.array([ids[-1] for ids in live_ids], np.int32)
-    best = sorted(done, key=lambda h: -h.score)[:beam_size]
-    # Outputs cut by max_new_tokens only fill places that no finished output took.
-    unfinished = [hypothesis(ids, log_prob, False)
-                  for ids, log_prob in zip(live_ids, live_log_probs)]
-    return best + sorted(unfinished, key=lambda h: -h.score)[:beam_size - len(best)]
+        self.live_ids, self.live_log_probs = next_ids, np.array(next_log_probs)
+        if position == self.max_new_tokens - 1 or not self.could_still_win(position + 1):
+            return None
+        return parents
+
+    def could_still_win(self, length):
+        """Whether a live beam may still beat the k-th best finished output: its
+        log-probability can only fall, so its best score is at the length where the
+        penalty helps it most."""
+        live = self.live_log_probs
+        if len(self.done) < self.beam_size or not len(live):
+            return len(live) > 0
+        best_length = self.max_new_tokens if self.length_penalty > 0 else length + 1
+        bound = live.max() / best_length ** self.length_penalty
+        kth = sorted(h.score for h in self.done)[-self.beam_size]
+        return bound > kth
+
+    def best(self):
+        best = sorted(self.done, key=lambda h: -h.score)[:self.beam_size]
+        # Outputs cut by max_new_tokens only fill places that no finished output took.
+        unfinished = [self.hypothesis(ids, log_prob, False)
+                      for ids, log_prob in zip(self.live_ids, self.live_log_probs)]
+        return best + sorted(unfinished, key=lambda h: -h.score)[:self.beam_size - len(best)]

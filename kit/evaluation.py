@@ -19,6 +19,9 @@ from kit.files import atomic_write
 from kit.metrics import format_metrics, task_metrics
 from kit.tsv import TsvError, read_tsv
 
+MAX_BEAM_SIZE = 64  # the bounds of `decode`
+MAX_LENGTH_PENALTY = 10.0
+
 
 class EvaluationError(ValueError):
     """The data or options of an evaluation are unusable; one line for the user."""
@@ -100,6 +103,12 @@ def build_parser(prog="python -m kit evaluate"):
                         help="decode only the first N distinct sources")
     parser.add_argument("--output", default=None, metavar="PRED.tsv",
                         help="also write source, output, reference, exact per line")
+    parser.add_argument("--beam-size", type=int, default=1, metavar="K",
+                        help=f"beam search over K beams, 1 to {MAX_BEAM_SIZE} (default 1: "
+                             "greedy)")
+    parser.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
+                        help="beam search ranks log-probability / length^A, A from "
+                             f"{-MAX_LENGTH_PENALTY:g} to {MAX_LENGTH_PENALTY:g} (default 1)")
     return parser
 
 
@@ -107,9 +116,23 @@ def check_args(args):
     """The options and the data, checked before any model is loaded: `References`."""
     if args.limit is not None and not 1 <= args.limit <= 10**9:
         raise EvaluationError(f"--limit must be from 1 to 10^9, got {args.limit}")
+    if not 1 <= args.beam_size <= MAX_BEAM_SIZE:
+        raise EvaluationError(f"--beam-size must be from 1 to {MAX_BEAM_SIZE}, "
+                              f"got {args.beam_size}")
+    if not -MAX_LENGTH_PENALTY <= args.length_penalty <= MAX_LENGTH_PENALTY:
+        raise EvaluationError(f"--length-penalty must be from {-MAX_LENGTH_PENALTY:g} to "
+                              f"{MAX_LENGTH_PENALTY:g}, got {args.length_penalty}")
     if args.output and os.path.isdir(args.output):
         raise EvaluationError(f"--output {args.output} is a directory, expected a file name")
     return read_references(args.data)
+
+
+def decoding_text(args):
+    """'greedy decoding' or 'beam search (4 beams, length penalty 1)'."""
+    if args.beam_size == 1:
+        return "greedy decoding"
+    return (f"beam search ({args.beam_size} beams, length penalty "
+            f"{args.length_penalty:g})")
 
 
 def run(args, references, translate, describe):
@@ -122,7 +145,7 @@ def run(args, references, translate, describe):
         describe: what decodes, for the first line.
     """
     count = len(references.sources[:args.limit])
-    print(f"evaluating {describe} on {count} distinct sources "
+    print(f"evaluating {describe} with {decoding_text(args)} on {count} distinct sources "
           f"({references.lines} pairs) of {args.data}", file=sys.stderr)
     if references.bad_lines:
         print(f"skipped {len(references.bad_lines)} malformed line(s), first at line "

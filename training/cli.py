@@ -41,9 +41,10 @@ def build_parser():
                              "(default: %(default)s)")
     parser.add_argument("--out", required=True, help="the run directory to create or resume")
     parser.add_argument("--preset", default=DEFAULTS.preset, metavar="{" + ",".join(PRESETS) + "}",
-                        help="model size; auto: small for the built-in data, else small "
-                             "below 30,000 training pairs and base from 30,000 "
-                             "(default: %(default)s)")
+                        help="model size; auto: small for the built-in data, else by the "
+                             "training pairs and target tokens: base from 30,000 pairs and "
+                             "150,000 tokens, large from 150,000 pairs and 2,000,000 tokens, "
+                             "else small (default: %(default)s)")
     parser.add_argument("--epochs", type=_epochs, default=DEFAULTS.epochs,
                         help="total epochs, or auto: 8 for the built-in data, else until the "
                              "validation loss has not improved for --patience epochs "
@@ -101,6 +102,14 @@ def build_parser():
                         help="exit 0 even when the best epoch is no better than the trivial "
                              "baselines (most frequent token, token frequencies, one "
                              "constant output); the warnings are still printed")
+    parser.add_argument("--beam-size", type=int, default=DEFAULTS.beam_size, metavar="K",
+                        help="beams of the final metrics' decoding, 1 to 64; 1 is greedy "
+                             "(default: %(default)s)")
+    parser.add_argument("--average-checkpoints", type=int,
+                        default=DEFAULTS.average_checkpoints, metavar="K",
+                        help="average the weights of the last K epochs into model.keras "
+                             "when that lowers the validation loss; 0 turns it off "
+                             "(default: %(default)s)")
     return parser
 
 
@@ -114,7 +123,8 @@ def options_from_args(args):
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, limit=args.limit, strict=args.strict,
         jit_compile=args.jit_compile, eval_samples=args.eval_samples, strategy=args.strategy,
-        accept_trivial=args.accept_trivial)
+        accept_trivial=args.accept_trivial, beam_size=args.beam_size,
+        average_checkpoints=args.average_checkpoints)
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
-"""Task metrics of a Keras model on text pairs: greedy decoding with the KV cache."""
+"""Task metrics of a Keras model on text pairs: greedy decoding or beam search with the
+KV cache."""
 
 import numpy as np
 
@@ -22,6 +23,27 @@ def greedy_translate(model, tokenizer, sources, batch_size=256):
                                         tokenizer.eos_id)
         outputs.extend(tokenizer.decode(row.tolist()) for row in generated)
     return outputs
+
+
+def translate(model, tokenizer, sources, beam_size=1, length_penalty=1.0, batch_size=64):
+    """Decode `sources` (list of str): greedily for a beam of 1 (the same outputs as a
+    beam search of 1, faster), else the best hypothesis of a beam search of
+    `beam_size`, `batch_size` sources at a time."""
+    if beam_size == 1:
+        return greedy_translate(model, tokenizer, sources)
+    length = model.config.max_source_length
+    ids = np.array([source_ids(tokenizer, s, length) for s in sources],
+                   np.int32).reshape(-1, length)
+    beams = model.beam_decode(ids, tokenizer.bos_id, tokenizer.eos_id, beam_size=beam_size,
+                              length_penalty=length_penalty, batch_size=batch_size)
+    return [tokenizer.decode(hypotheses[0].ids) for hypotheses in beams]
+
+
+def describe_decoding(beam_size, length_penalty=1.0):
+    """What run.json and `evaluate` say of the decoding behind their metrics."""
+    if beam_size == 1:
+        return {"method": "greedy", "beam_size": 1}
+    return {"method": "beam", "beam_size": beam_size, "length_penalty": length_penalty}
 
 
 def task_metrics(metric, hypotheses, references):

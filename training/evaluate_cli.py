@@ -16,11 +16,12 @@ def main(argv=None):
         info = read_run(args.model)
         references = check_args(args)
         tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
-        from training.evaluate import greedy_translate
+        from training.evaluate import translate
 
         model = load_keras(info.path / KERAS_MODEL_FILE)
         return run(args, references,
-                   lambda sources: greedy_translate(model, tokenizer, sources),
+                   lambda sources: translate(model, tokenizer, sources, args.beam_size,
+                                             args.length_penalty),
                    f"the Keras model of {info.path}")
 
     return run_command(body, (EvaluationError, RunDirError, TokenizerError))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
 from kit.subword import MODEL_FILE as SUBWORD_MODEL_FILE
-from training import baselines, distribute
+from training import averaging, baselines, distribute
 from training import run_dir as rd
 from training.choices import DEFAULT_DATA_WARMUP_STEPS, PRESETS, TOKENIZERS
 
@@ -39,6 +39,11 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
 TRAIN_SAMPLE_SIZE = 500  # calibration sentences kept for int8 export
 TEST_SAMPLE_SIZE = 1000  # held-out sentences kept for export's verification
+# The beams of the final evaluation (run.json's metrics); 1 is greedy decoding.
+DEFAULT_BEAM_SIZE = 4
+# The epochs whose weights are averaged into the final model (0: no averaging), and so
+# the per-epoch weight files kept in checkpoints/.
+DEFAULT_AVERAGE_CHECKPOINTS = 5
 
 
 class TrainError(ValueError):
@@ -73,7 +78,9 @@ class TrainOptions:
     limit: int = None  # cap on pairs per split (tsv, tfds)
     strict: bool = False  # fail on malformed tsv lines instead of skipping them
     jit_compile: bool = False  # XLA; measured slower here on 2 CPU cores (see README)
-    eval_samples: int = 2000  # sentences greedily decoded for exact match / BLEU
+    eval_samples: int = 2000  # sentences decoded for exact match / BLEU
+    beam_size: int = DEFAULT_BEAM_SIZE  # beams of the final evaluation (1: greedy)
+    average_checkpoints: int = DEFAULT_AVERAGE_CHECKPOINTS  # epochs averaged (0: none)
     strategy: str = "auto"  # auto | one_device | mirrored | multi_worker (distribute.py)
     # Exit 0 when the best epoch is no better than the trivial baselines (plumbing tests,
     # or a user who wants the run anyway); training/baselines.py
@@ -82,12 +89,13 @@ class TrainOptions:
     def identity(self):
         """What must not change between the commands of one run: all but when to stop
         (so `--epochs auto` runs resume, and a number extends a finished run), where
-        it is, how much to evaluate, and the strategy: every strategy takes the same
-        global batches and makes one update per global batch (training/distribute.py),
-        so a run may go on over more or fewer devices."""
+        it is, how much and how to evaluate, how many epochs to average, and the
+        strategy: every strategy takes the same global batches and makes one update
+        per global batch (training/distribute.py), so a run may go on over more or
+        fewer devices."""
         values = dataclasses.asdict(self)
         for field in ("epochs", "patience", "max_epochs", "out", "eval_samples", "strategy",
-                      "accept_trivial"):
+                      "accept_trivial", "beam_size", "average_checkpoints"):
             values.pop(field)
         return values
 
@@ -114,6 +122,8 @@ LIMITS = {  # option: (smallest, largest)
     "seed": (0, 2**31 - 1),
     "limit": (1, 10**9),
     "eval_samples": (0, 10**7),
+    "beam_size": (1, 64),  # as `decode` and `evaluate`
+    "average_checkpoints": (0, 100),
     "max_source_length": (1, MAX_LENGTH),
     "max_target_length": (3, MAX_LENGTH),  # BOS, at least one token, EOS
 }
@@ -314,7 +324,9 @@ def _start_or_resume(options, state, pairs, out):
     except ChoiceError as error:
         raise TrainError(str(error)) from None
     _log(tokenizer_record.pop("message"))
-    preset_name, preset_reason = choose_preset(options.preset, kind, len(pairs.train))
+    preset_name, preset_reason = choose_preset(
+        options.preset, kind, len(pairs.train),
+        sum(len(tokenizer.encode(target)) for _, target in pairs.train))
     _log(f"preset {preset_name} ({preset_reason})")
     preset_config = preset(preset_name)
     try:
@@ -386,19 +398,19 @@ def _grouped(pairs, samples):
     return grouped
 
 
-def _decoding_metrics(model, tokenizer, pairs, samples):
-    """Task metrics of greedy decoding with the KV cache on the first `samples`
-    distinct sources of the validation and test splits ({"val_exact_match": ...,
-    "test_bleu": ..., ...}). An output is exact when it equals any of its source's
-    targets; CER and WER take the closest one."""
-    from training.evaluate import greedy_translate, task_metrics
+def _decoding_metrics(model, tokenizer, pairs, samples, beam_size=1):
+    """Task metrics of decoding with the KV cache (greedy, or beam search of
+    `beam_size`) on the first `samples` distinct sources of the validation and test
+    splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
+    it equals any of its source's targets; CER and WER take the closest one."""
+    from training.evaluate import task_metrics, translate
 
     metrics = {}
     for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
         grouped = _grouped(split_pairs, samples)
         if not grouped:
             continue
-        hypotheses = greedy_translate(model, tokenizer, list(grouped))
+        hypotheses = translate(model, tokenizer, list(grouped), beam_size)
         for name, value in task_metrics(pairs.metric, hypotheses,
                                         list(grouped.values())).items():
             metrics[f"{split_name}_{name}"] = round(value, 3)
@@ -758,6 +770,7 @@ def _save_epoch(run, options, plan, logs, elapsed, verdict):
     improved = state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]
     if improved:
         state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch
+        state["model_keras"] = {"epochs": [epoch], "val_loss": logs["val_loss"]}
     state["epochs_done"] = epoch
     state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
     info = _run_info(dataclasses.replace(run, state=state), options, plan, metrics={},
@@ -774,8 +787,16 @@ def _save_epoch(run, options, plan, logs, elapsed, verdict):
             run.model.save(staged(out / rd.CHECKPOINT_DIR / "last.keras", ".keras"))
             if improved:
                 run.model.save(staged(out / rd.KERAS_MODEL_FILE, ".keras"))
+            if options.average_checkpoints:
+                run.model.save_weights(staged(
+                    out / rd.CHECKPOINT_DIR / averaging.EPOCH_WEIGHTS.format(epoch),
+                    ".weights.h5"))
             write_synced(run_tmp, json_text(info))
             write_synced(state_tmp, json_text(state))
+        # Only once state.json says this epoch is done: a kill before this line leaves
+        # one file too many, which the next epoch's pruning removes.
+        averaging.prune_weight_files(out / rd.CHECKPOINT_DIR, averaging.averaged_epochs(
+            state["history"], options.average_checkpoints))
     except OSError as error:  # a full disk, a quota: the machine's refusal, not a bug
         kept = f"as of epoch {epoch - 1}" if epoch > 1 else "with no epoch"
         raise TrainError(f"{error.strerror or error} while saving epoch {epoch} in {out}; "
@@ -805,17 +826,29 @@ def _format_metric(value):
 
 
 def _finish(run, options, pairs, plan):
-    """Task metrics of the best model, then run.json with `"complete": true`."""
+    """Checkpoint averaging, task metrics of the final model, then run.json with
+    `"complete": true`."""
+    from training.evaluate import describe_decoding
+
     state = run.state
-    best = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE)
+    averaged = _average_checkpoints(run, options, pairs)
+    final = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE)
     best_logs = state["history"][state["best_epoch"] - 1]
+    model_logs = state.get("model_keras") or {"val_loss": best_logs["val_loss"]}
+    how = ("greedy decoding" if options.beam_size == 1
+           else f"beam search of {options.beam_size} beams")
+    _log(f"final evaluation: {how} on up to {options.eval_samples} validation and test "
+         "sources")
     started = time.monotonic()
-    metrics = {"val_loss": best_logs["val_loss"],
-               "val_token_accuracy": best_logs["val_token_accuracy"],
-               **_decoding_metrics(best, run.tokenizer, pairs, options.eval_samples)}
+    metrics = {"val_loss": model_logs["val_loss"],
+               "val_token_accuracy": model_logs.get("val_token_accuracy",
+                                                    best_logs["val_token_accuracy"]),
+               **_decoding_metrics(final, run.tokenizer, pairs, options.eval_samples,
+                                   options.beam_size)}
     info = _run_info(run, options, plan, metrics, complete=True,
                      evaluation_time_s=round(time.monotonic() - started, 2),
-                     metric=pairs.metric, train_pairs=len(pairs.train))
+                     metric=pairs.metric, train_pairs=len(pairs.train),
+                     decoding=describe_decoding(options.beam_size), averaging=averaged)
     state["complete"] = True
     write_json(run.out / rd.CHECKPOINT_DIR / "state.json", state)
     write_json(run.out / rd.RUN_JSON, info)
@@ -828,6 +861,54 @@ def _scheduled(options, state):
     none recorded: theirs was --warmup-steps, or 1000 then)."""
     chosen = (state.get("schedule") or {}).get("warmup_steps")
     return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
+
+
+def _average_checkpoints(run, options, pairs):
+    """Averages the weights of the last `--average-checkpoints` epochs; the mean becomes
+    model.keras when its validation loss is not above that of what model.keras holds
+    (the best epoch). Returns run.json's "averaging" record (None when turned off)."""
+    from training.pipeline import encode_split, make_dataset
+
+    k, state = options.average_checkpoints, run.state
+    if not k:
+        return None
+    epochs = averaging.averaged_epochs(state["history"], k)
+    files = averaging.kept_weight_files(run.out / rd.CHECKPOINT_DIR)
+    epochs = [epoch for epoch in epochs if epoch in files]
+    current = state.get("model_keras") or {"epochs": [state["best_epoch"]],
+                                           "val_loss": state["best_val_loss"]}
+    record = {"k": k, "epochs": epochs, "best_single_val_loss": state["best_val_loss"],
+              "best_epoch": state["best_epoch"]}
+    if len(epochs) < 2:
+        _log(f"checkpoint averaging: skipped ({len(epochs)} epoch weight file(s) kept)")
+        return {**record, "kept": False, "val_loss": None}
+    # A model outside the training strategy: the chief alone evaluates.
+    model = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE, compile=True)
+    model.set_weights(averaging.average_weights(
+        model, [files[epoch] for epoch in epochs]))
+    lengths = (run.config.max_source_length, run.config.max_target_length)
+    val_split = encode_split(pairs.validation, run.tokenizer, *lengths)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        logs = model.evaluate(make_dataset(val_split, options.batch_size, shuffle=False),
+                              verbose=0, return_dict=True)
+    kept = logs["loss"] <= current["val_loss"]
+    if kept:
+        with replacing(run.out / rd.KERAS_MODEL_FILE, suffix=".keras") as tmp:
+            model.save(tmp)
+        state["model_keras"] = {"epochs": epochs, "val_loss": logs["loss"],
+                                "val_token_accuracy": logs["token_accuracy"]}
+    _log(f"checkpoint averaging of epochs {epochs[0]}-{epochs[-1]}: val_loss "
+         f"{logs['loss']:.4f} against {current['val_loss']:.4f} for "
+         f"{_epochs_text(current['epochs'])}; model.keras is "
+         f"{'the average' if kept else _epochs_text(current['epochs'])}")
+    return {**record, "kept": kept, "val_loss": logs["loss"],
+            "val_token_accuracy": logs["token_accuracy"]}
+
+
+def _epochs_text(epochs):
+    return f"epoch {epochs[0]}" if len(epochs) == 1 else \
+        f"the average of epochs {epochs[0]}-{epochs[-1]}"
 
 
 def _learning_rate_info(options, config):

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kit.decoding import beam_search, greedy_search, sample_search
+from kit.decoding import batched_beam_search, greedy_search, sample_search
 from kit.layers import DecoderBlock, EncoderBlock, TokenAndPositionEmbedding
 from kit.layers._register import register
 from kit.models.config import TransformerConfig
@@ -233,18 +233,24 @@ class Seq2SeqTransformer(keras.Model):
         return greedy_search(step, len(source_ids), bos_id, eos_id, max_length, return_logits)
 
     def beam_decode(self, source_ids, bos_id, eos_id, beam_size=4, length_penalty=1.0,
-                    max_length=None):
-        """Beam search (`kit.decoding.beam_search`) for each source, the beams of one
-        source decoded as one batch whose caches are reordered as beams are kept.
+                    max_length=None, batch_size=64):
+        """Beam search (`kit.decoding.batched_beam_search`) for each source: up to
+        `batch_size` sources at a time, the live beams of all of them decoded as one
+        batch whose caches are reordered as beams are kept.
 
         Returns:
             per source, the list of `kit.decoding.Hypothesis`, best first.
         """
         max_length = self._max_new_tokens(max_length)
+        source_ids = np.asarray(source_ids, dtype=np.int32)
         results = []
-        for row in np.asarray(source_ids, dtype=np.int32):
-            encoded = self.encode(row[None])
-            state = {"cache": self.init_cache(1), "encoded": encoded}
+        for start in range(0, len(source_ids), batch_size):
+            chunk = source_ids[start:start + batch_size]
+            encoded = self.encode(chunk)
+            # Which source each row reads, and each row's cache: one row per source at
+            # position 0, then one per live beam.
+            state = {"cache": self.init_cache(len(chunk)), "encoded": encoded,
+                     "sources": np.arange(len(chunk))}
 
             def step(tokens, position, state=state):
                 logits, state["cache"] = self.decode_step(
@@ -255,12 +261,12 @@ class Seq2SeqTransformer(keras.Model):
             def reorder(parents, state=state, encoded=encoded):
                 state["cache"] = {name: ops.take(value, parents, axis=0)
                                   for name, value in state["cache"].items()}
-                rows = np.zeros(len(parents), np.int64)  # every beam reads the one source
-                state["encoded"] = {name: ops.take(value, rows, axis=0)
+                state["sources"] = state["sources"][parents]
+                state["encoded"] = {name: ops.take(value, state["sources"], axis=0)
                                     for name, value in encoded.items()}
 
-            results.append(beam_search(step, reorder, bos_id, eos_id, max_length, beam_size,
-                                       length_penalty))
+            results += batched_beam_search(step, reorder, len(chunk), bos_id, eos_id,
+                                           max_length, beam_size, length_penalty)
         return results
 
     def _step_function(self, encoded, batch_size):

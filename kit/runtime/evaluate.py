@@ -12,8 +12,16 @@ def main(argv=None):
     def body():
         references = check_args(args)
         bundle = Bundle.load(args.model)
+
+        def translate(source):
+            if args.beam_size == 1 or not source.strip():  # as `Bundle.translate`
+                return bundle.translate(source)
+            best = bundle.decode_ids(bundle.source_ids(source), beam_size=args.beam_size,
+                                     length_penalty=args.length_penalty)[0]
+            return bundle.text_of(best.ids)
+
         return run(args, references,
-                   lambda sources: [bundle.translate(source) for source in sources],
+                   lambda sources: [translate(source) for source in sources],
                    f"the {bundle.recipe} bundle {args.model}")
 
     return run_command(body, (EvaluationError, BundleError, RuntimeUnavailable))

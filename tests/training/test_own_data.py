@@ -16,6 +16,9 @@ from training import dates
 from training import run_dir as rd
 from training.choices import (
     BASE_PRESET_MIN_PAIRS,
+    BASE_PRESET_MIN_TARGET_TOKENS,
+    LARGE_PRESET_MIN_PAIRS,
+    LARGE_PRESET_MIN_TARGET_TOKENS,
     MAX_SUBWORD_VOCAB,
     TextStats,
     choose_preset,
@@ -24,7 +27,7 @@ from training.choices import (
     train_tokenizer,
 )
 from training.data import load_pairs
-from training.train import TrainOptions, _EpochPlan, _grouped
+from training.train import DEFAULT_BEAM_SIZE, TrainOptions, _EpochPlan, _grouped
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -132,10 +135,28 @@ def test_trained_tokenizers_share_one_vocabulary_and_keep_the_special_ids():
 
 
 def test_the_preset_rule():
-    assert choose_preset("auto", "default", 50_000)[0] == "small"
-    assert choose_preset("auto", "tsv", BASE_PRESET_MIN_PAIRS - 1)[0] == "small"
-    assert choose_preset("auto", "tfds", BASE_PRESET_MIN_PAIRS)[0] == "base"
-    assert choose_preset("tiny", "tsv", 10**6) == ("tiny", "asked for with --preset")
+    many = 10**9  # target tokens that never limit
+    assert choose_preset("auto", "default", 50_000, many)[0] == "small"
+    assert choose_preset("auto", "tsv", BASE_PRESET_MIN_PAIRS - 1, many)[0] == "small"
+    assert choose_preset("auto", "tfds", BASE_PRESET_MIN_PAIRS, many)[0] == "base"
+    # Enough pairs, too few target tokens (one digit each): the tokens hold it back.
+    assert choose_preset("auto", "tsv", BASE_PRESET_MIN_PAIRS,
+                         BASE_PRESET_MIN_TARGET_TOKENS - 1)[0] == "small"
+    assert choose_preset("auto", "tsv", LARGE_PRESET_MIN_PAIRS - 1, many)[0] == "base"
+    assert choose_preset("auto", "tsv", LARGE_PRESET_MIN_PAIRS,
+                         LARGE_PRESET_MIN_TARGET_TOKENS - 1)[0] == "base"
+    name, why = choose_preset("auto", "tsv", LARGE_PRESET_MIN_PAIRS,
+                              LARGE_PRESET_MIN_TARGET_TOKENS)
+    assert name == "large" and f"{LARGE_PRESET_MIN_PAIRS} training pairs" in why
+    assert choose_preset("tiny", "tsv", 10**6, many) == ("tiny", "asked for with --preset")
+
+
+def test_the_large_preset_builds_with_whole_heads():
+    from kit.models import preset
+
+    config = preset("large", source_vocab_size=100, target_vocab_size=100)
+    assert (config.model_dim, config.num_heads, config.head_dim) == (256, 4, 64)
+    assert config.model_dim > preset("base").model_dim
 
 
 def test_the_schedule_rule():
@@ -202,7 +223,7 @@ _KIT_REPORTING_TF = ("import sys\n"
     (["--patience", "0"], "--patience must be an integer from 1"),
     (["--max-epochs", "0"], "--max-epochs must be an integer from 1"),
     (["--epochs", "soon"], "--epochs must be an integer from 1 to 10000 (or auto), got 'soon'"),
-    (["--preset", "huge"], "--preset must be one of auto, tiny, small, base, got 'huge'"),
+    (["--preset", "huge"], "--preset must be one of auto, tiny, small, base, large, got 'huge'"),
 ])
 def test_bad_new_options_are_one_line_before_tensorflow(tmp_path, args, message):
     data = write_tsv(tmp_path / "d.tsv", phone_pairs(20))
@@ -258,6 +279,7 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     # Our line per epoch, and no Keras header ("Epoch 1/1") in a log.
     assert "epoch 1/3: " in out and "epoch 3/3: " in out and "Epoch " not in out, out
     assert "until val_loss has not improved for 3 epochs" in out
+    assert f"final evaluation: beam search of {DEFAULT_BEAM_SIZE} beams" in out
     assert "metrics: val_loss " in out
 
     info = json.loads((run / rd.RUN_JSON).read_text())

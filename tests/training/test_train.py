@@ -80,14 +80,18 @@ def test_default_data_gives_a_complete_run_directory(tmp_path):
     assert read.precision == "float32" and info["device"] == "CPU"
     for key in ("val_loss", "val_token_accuracy", "val_exact_match", "test_exact_match"):
         assert key in read.metrics
-    # The recorded exact match is that of the saved best model's greedy decoding.
+    # The recorded exact match is that of the final model's decoding, beam search of
+    # the default size.
     from kit.metrics import exact_match
     from training.data import load_pairs
-    from training.evaluate import greedy_translate
+    from training.evaluate import translate
+    from training.train import DEFAULT_BEAM_SIZE
 
+    assert info["decoding"]["beam_size"] == DEFAULT_BEAM_SIZE
     pairs = load_pairs("default", limit=160).validation[:40]
     best = keras.saving.load_model(out / rd.KERAS_MODEL_FILE, compile=False)
-    hypotheses = greedy_translate(best, read_tokenizer(out), [s for s, _ in pairs])
+    hypotheses = translate(best, read_tokenizer(out), [s for s, _ in pairs],
+                           beam_size=DEFAULT_BEAM_SIZE)
     assert read.metrics["val_decoded"] == 40
     assert read.metrics["val_exact_match"] == round(
         exact_match(hypotheses, [t for _, t in pairs]), 3)

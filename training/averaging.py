@@ -1,0 +1,63 @@
+"""Checkpoint averaging: the mean of the weights of a run's last epochs.
+
+Averaging the weights of the last few checkpoints (Vaswani et al. 2017 averaged the
+last 5 or 20) smooths the noise of the last updates: the mean usually sits nearer the
+middle of the valley the epochs walked around. `python -m kit train` keeps the
+weights of the epochs it may average in checkpoints/ (`epoch_NNN.weights.h5`) and
+prunes the others as epochs go, so that a resumed run averages the same epochs as one
+that was never interrupted.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+EPOCH_WEIGHTS = "epoch_{:03d}.weights.h5"  # in checkpoints/: one epoch's weights
+_EPOCH_WEIGHTS = re.compile(r"epoch_(\d+)\.weights\.h5")
+
+
+def averaged_epochs(history, k):
+    """The epochs (1-based, ascending) whose weights are averaged and so kept: the last
+    `k` of `history` (run.json's list of {"epoch": ...}); none for k = 0."""
+    return [entry["epoch"] for entry in history[-k:]] if k else []
+
+
+def kept_weight_files(directory):
+    """{epoch: path} of the per-epoch weight files in `directory`."""
+    found = {}
+    for path in Path(directory).glob("epoch_*.weights.h5"):
+        match = _EPOCH_WEIGHTS.fullmatch(path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return found
+
+
+def prune_weight_files(directory, keep):
+    """Removes the per-epoch weight files of the epochs not in `keep`, and what a save
+    killed mid-write left of one (`kit.files.replacing`'s hidden temporaries)."""
+    for epoch, path in kept_weight_files(directory).items():
+        if epoch not in keep:
+            path.unlink(missing_ok=True)
+    for path in Path(directory).glob(".epoch_*.weights.h5.*"):
+        path.unlink(missing_ok=True)
+
+
+def average_weights(model, paths):
+    """The element-wise mean of the weights in `paths` (files written by
+    `model.save_weights` from models of `model`'s architecture), as a list for
+    `model.set_weights`. Loads each file into `model` in turn: `model` ends holding the
+    last one. Weights that are not floating point (a counter, a seed) are taken from
+    the last file."""
+    total = None
+    for path in paths:
+        model.load_weights(str(path))
+        weights = model.get_weights()
+        if total is None:
+            total = [np.array(w, np.float64) if np.issubdtype(w.dtype, np.floating) else w
+                     for w in weights]
+            continue
+        for i, w in enumerate(weights):
+            total[i] = total[i] + w if np.issubdtype(w.dtype, np.floating) else w
+    return [(t / len(paths)).astype(w.dtype) if np.issubdtype(w.dtype, np.floating) else t
+            for t, w in zip(total, weights)]
