@@ -71,7 +71,7 @@ def test_the_averaged_epochs_are_the_last_k_and_the_others_are_pruned(tmp_path):
 def tiny_options(out, **overrides):
     values = dict(data="default", out=str(out), preset="tiny", epochs=2, batch_size=32,
                   max_source_length=40, max_target_length=12, limit=160, eval_samples=20,
-                  learning_rate=3e-3, beam_size=1)
+                  learning_rate=3e-3, beam_size=1, accept_trivial=True)
     return TrainOptions(**{**values, **overrides})
 
 
