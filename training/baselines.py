@@ -12,6 +12,9 @@ The validation loss alone does not say so; these baselines do:
   the training loss, so the numbers compare);
 - one constant output: the exact match of answering every source with the most
   frequent training target;
+- copying the source: on the decoded sample, an output worse (higher character
+  error rate) than the source itself is no translation (a model that loops, or one
+  trained on too few pairs to say anything but its language's most common words);
 - and, on a sample of validation sources decoded after each epoch, whether the outputs
   collapsed to one or a few answers whatever the source.
 
@@ -32,7 +35,7 @@ COLLAPSE_SHARE = 0.1
 MIN_DISTINCT_REFERENCES = 5
 RARE_COUNT = 10  # a target token seen fewer times than this in training is rare
 RARE_SHARE = 0.3  # targets made mostly of rare tokens: the target vocabulary is the cause
-FEW_PAIRS = 2000  # fewer training pairs than this: the data may be too small
+FEW_PAIRS = 5000  # fewer training pairs than this: the data may be too small
 
 
 @dataclass
@@ -116,12 +119,13 @@ class Verdict:
 
 
 def judge(baselines, val_loss, val_token_accuracy, outputs=None, references=None,
-          token_name=None):
+          token_name=None, sources=None):
     """The `Verdict` of an epoch with these validation figures.
 
     Args:
         outputs, references: the decoded sample (one output and its list of right
             answers per source), or None when nothing was decoded.
+        sources: the sample's sources, for the copy baseline (None: not compared).
         token_name: how to show the majority token ("</s>"), for the message.
     """
     reasons = []
@@ -147,6 +151,14 @@ def judge(baselines, val_loss, val_token_accuracy, outputs=None, references=None
             common = Counter(outputs).most_common(1)[0][0]
             reasons.append(f"{distinct} distinct output(s) for {len(outputs)} sources "
                            f"with {distinct_refs} distinct answers (mostly {common!r})")
+        if sources is not None:
+            from kit.metrics import error_rate
+
+            model_cer = error_rate(outputs, references, words=False)
+            copy_cer = error_rate(sources, references, words=False)
+            if model_cer >= copy_cer:
+                reasons.append(f"character error rate {model_cer:.1f}% on the sample "
+                               f"against {copy_cer:.1f}% for copying the source")
     verdict.reasons = reasons
     verdict.trivial = bool(reasons)
     return verdict

@@ -742,7 +742,8 @@ def _judge(run, logs):
         references = list(run.sample.values())
     majority = run.tokenizer.decode([run.baselines.majority_token]) or "</s>"
     return baselines.judge(run.baselines, logs["val_loss"], logs["val_token_accuracy"],
-                           outputs, references, token_name=repr(majority))
+                           outputs, references, token_name=repr(majority),
+                           sources=list(run.sample) if outputs else None)
 
 
 def _trivial_line(run, epoch, verdict):

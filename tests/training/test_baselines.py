@@ -79,5 +79,15 @@ def test_the_likely_cause_names_a_flag():
     assert "--target-tokenizer char" in likely_cause(opaque, "sentencepiece", 250)
     digits = measure(_digits(numbers[:250]), _digits(numbers[250:]), 16, EOS, 0.1,
                      [], [])
-    assert "too little data" in likely_cause(digits, "char", 250)
+    assert "too little data" in likely_cause(digits, "char", 4000)
     assert "--warmup-steps" in likely_cause(digits, "char", 50_000)
+
+
+def test_an_output_worse_than_copying_the_source_is_trivial():
+    refs = [[f"le chat {i}"] for i in range(20)]
+    sources = [f"the cat {i}" for i in range(20)]
+    base = measure([[5, 6]] * 10, [[5, 6]] * 20, 8, EOS, 0.0, ["x"] * 10, refs)
+    looping = [f"ssssssssssssssss {i}" for i in range(20)]
+    verdict = judge(base, 0.0, 1.0, looping, refs, sources=sources)
+    assert verdict.trivial and "for copying the source" in verdict.reasons[0]
+    assert not judge(base, 0.0, 1.0, [r[0] for r in refs], refs, sources=sources).trivial
