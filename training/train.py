@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
-from kit.subword import MODEL_FILE as SUBWORD_MODEL_FILE
 from training import distribute
 from training import run_dir as rd
 from training.choices import PRESETS, TOKENIZERS
@@ -60,8 +59,9 @@ class TrainOptions:
     epochs: int | str = "auto"  # a number, or auto: 8 for default data, else early stopping
     patience: int = 3  # auto epochs: stop after this many epochs without a better val_loss
     max_epochs: int = 100  # auto epochs: never more than this
-    tokenizer: str = "auto"  # auto | char | sentencepiece (auto: training/choices.py)
-    vocab_size: int = None  # None: every character, or a SentencePiece size from the data
+    source_tokenizer: str = "auto"  # auto | char | word | sentencepiece (training/choices.py)
+    target_tokenizer: str = "auto"  # the same, for the targets: each side has its own
+    vocab_size: int = None  # each side's; None: every symbol, or a SentencePiece size from the data
     batch_size: int = 64
     precision: str = "auto"  # auto: mixed_float16 with a GPU, float32 without
     seed: int = 0
@@ -90,7 +90,17 @@ class TrainOptions:
 
 # Identity fields added after runs were made: an older run's state.json lacks them, and
 # it was made with what these values mean.
-_IDENTITY_ADDED = {"tokenizer": "auto", "vocab_size": None}
+_IDENTITY_ADDED = {"vocab_size": None}
+
+
+def _identity_of(state):
+    """The identity a state.json records, in today's fields. A run made before each side
+    had its own tokenizer recorded one "tokenizer" for both (default "auto")."""
+    identity = {**_IDENTITY_ADDED, **state.get("identity", {})}
+    if "source_tokenizer" not in identity:
+        shared = identity.pop("tokenizer", "auto")
+        identity.update(source_tokenizer=shared, target_tokenizer=shared)
+    return identity
 
 
 def _log(message):
@@ -141,7 +151,8 @@ def check_options(options):
             and 0 <= options.label_smoothing < 1):
         raise TrainError(f"--label-smoothing must be in [0, 1), got {options.label_smoothing!r}")
     for flag, value, choices in (("--precision", options.precision, PRECISIONS),
-                                 ("--tokenizer", options.tokenizer, TOKENIZERS),
+                                 ("--source-tokenizer", options.source_tokenizer, TOKENIZERS),
+                                 ("--target-tokenizer", options.target_tokenizer, TOKENIZERS),
                                  ("--preset", options.preset, PRESETS)):
         if value not in choices:
             raise TrainError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
@@ -185,8 +196,7 @@ def resolve_precision(precision):
 # What a fresh start writes before its first epoch completes; a start that failed
 # (bad data found late, a NaN in epoch 1, Ctrl-C) leaves only these, and the next
 # command may remove them rather than refuse the directory.
-FRESH_START_FILES = (rd.TOKENIZER_FILE, rd.TOKENIZER_MODEL_FILE, rd.SAMPLES_DIR,
-                     rd.CHECKPOINT_DIR, rd.LOG_DIR)
+FRESH_START_FILES = (*rd.TOKENIZER_FILES, rd.SAMPLES_DIR, rd.CHECKPOINT_DIR, rd.LOG_DIR)
 
 
 def _check_out_dir(options, clear_failed_start=True):
@@ -209,8 +219,7 @@ def _check_out_dir(options, clear_failed_start=True):
     if not isinstance(state, dict):
         raise TrainError(f"{state_path} is damaged (not a JSON object); choose another --out")
     if clear_failed_start:  # the chief owns --out: a save killed mid-write left these
-        remove_partial_writes(out, (rd.RUN_JSON, rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE,
-                                    SUBWORD_MODEL_FILE))
+        remove_partial_writes(out, (rd.RUN_JSON, rd.KERAS_MODEL_FILE, *rd.TOKENIZER_FILES))
         remove_partial_writes(out / rd.CHECKPOINT_DIR, ("state.json", "last.keras"))
     if _is_failed_start(out, state):
         if not clear_failed_start:
@@ -222,7 +231,7 @@ def _check_out_dir(options, clear_failed_start=True):
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         return None
-    theirs, ours = {**_IDENTITY_ADDED, **state.get("identity", {})}, options.identity()
+    theirs, ours = _identity_of(state), options.identity()
     if theirs != ours:
         differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise TrainError(f"--out {out} holds a different run (differs in: "
@@ -284,10 +293,9 @@ def _nan_guard():
 def _start_or_resume(options, state, pairs, out):
     """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
     the config, keep the samples export needs. A resumed run: read them back.
-    Returns (tokenizer, config, state)."""
+    Returns (tokenizers, config, state): tokenizers a `kit.tokenizers.TokenizerPair`."""
     from kit.models import TransformerConfig, preset
-    from kit.tokenizer import load_tokenizer
-    from training.choices import ChoiceError, choose_preset, train_tokenizer
+    from training.choices import ChoiceError, choose_preset, train_tokenizers
     from training.data import check_spec
     from training.lengths import LengthError, Lengths
 
@@ -298,26 +306,31 @@ def _start_or_resume(options, state, pairs, out):
         # run.json stays as it is (a finished run stays exportable) until a new epoch
         # completes and replaces it; state.json says training is under way.
         state["complete"] = False
-        return load_tokenizer(out / rd.TOKENIZER_FILE), TransformerConfig.from_dict(
-            state["config"]), state
+        try:
+            tokenizers = rd.load_tokenizers(out)
+        except rd.RunDirError as error:
+            raise TrainError(str(error)) from None
+        return tokenizers, TransformerConfig.from_dict(state["config"]), state
     kind = check_spec(options.data)[0]
     try:
-        tokenizer, tokenizer_record = train_tokenizer(pairs.train, options.tokenizer,
-                                                      options.vocab_size)
+        tokenizers, tokenizer_record = train_tokenizers(
+            pairs.train, options.source_tokenizer, options.target_tokenizer,
+            options.vocab_size)
     except ChoiceError as error:
         raise TrainError(str(error)) from None
-    _log(tokenizer_record.pop("message"))
+    for side in ("source", "target"):
+        _log(tokenizer_record[side].pop("message"))
     preset_name, preset_reason = choose_preset(options.preset, kind, len(pairs.train))
     _log(f"preset {preset_name} ({preset_reason})")
     preset_config = preset(preset_name)
     try:
-        lengths = _choose_lengths(options, kind, pairs, tokenizer, preset_config)
+        lengths = _choose_lengths(options, kind, pairs, tokenizers, preset_config)
     except LengthError as error:
         raise TrainError(str(error)) from None
     _log(lengths.describe())
     try:
-        config = preset(preset_name, source_vocab_size=tokenizer.vocab_size,
-                        target_vocab_size=tokenizer.vocab_size,
+        config = preset(preset_name, source_vocab_size=tokenizers.source.vocab_size,
+                        target_vocab_size=tokenizers.target.vocab_size,
                         max_source_length=lengths.source, max_target_length=lengths.target)
     except ValueError as error:
         raise TrainError(str(error)) from None
@@ -330,15 +343,15 @@ def _start_or_resume(options, state, pairs, out):
     # it is a start the next command recognizes and clears (`_is_failed_start`), where
     # files without it would make the directory look like someone else's.
     write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
-    tokenizer.save(out / rd.TOKENIZER_FILE)
+    rd.save_tokenizers(out, tokenizers)
     rng = random.Random(options.seed)
     rd.write_pairs(out / rd.TRAIN_SAMPLE,
                    rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
     rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
-    return tokenizer, config, state
+    return tokenizers, config, state
 
 
-def _choose_lengths(options, kind, pairs, tokenizer, preset_config):
+def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
     """S and T: those given, else from the training split's token lengths. The built-in
     data keeps its preset's (the README's figures were measured with them)."""
     from training.lengths import choose_lengths
@@ -352,8 +365,8 @@ def _choose_lengths(options, kind, pairs, tokenizer, preset_config):
         if target is None:
             target = preset_config.max_target_length
             from_preset.append("T")
-    lengths = choose_lengths([len(tokenizer.encode(s)) for s, _ in pairs.train],
-                             [len(tokenizer.encode(t)) for _, t in pairs.train],
+    lengths = choose_lengths([len(tokenizers.source.encode(s)) for s, _ in pairs.train],
+                             [len(tokenizers.target.encode(t)) for _, t in pairs.train],
                              source=source, target=target)
     if len(from_preset) == 2:
         lengths.chosen = "the preset's"
@@ -374,7 +387,7 @@ def _grouped(pairs, samples):
     return grouped
 
 
-def _decoding_metrics(model, tokenizer, pairs, samples):
+def _decoding_metrics(model, tokenizers, pairs, samples):
     """Task metrics of greedy decoding with the KV cache on the first `samples`
     distinct sources of the validation and test splits ({"val_exact_match": ...,
     "test_bleu": ..., ...}). An output is exact when it equals any of its source's
@@ -386,7 +399,7 @@ def _decoding_metrics(model, tokenizer, pairs, samples):
         grouped = _grouped(split_pairs, samples)
         if not grouped:
             continue
-        hypotheses = greedy_translate(model, tokenizer, list(grouped))
+        hypotheses = greedy_translate(model, tokenizers, list(grouped))
         for name, value in task_metrics(pairs.metric, hypotheses,
                                         list(grouped.values())).items():
             metrics[f"{split_name}_{name}"] = round(value, 3)
@@ -421,7 +434,7 @@ def train(options):
 
 
 # What a worker other than the chief copies from the chief's --out to resume with.
-_RESUME_FILES = (rd.TOKENIZER_FILE, rd.TOKENIZER_MODEL_FILE, f"{rd.CHECKPOINT_DIR}/state.json",
+_RESUME_FILES = (*rd.TOKENIZER_FILES, f"{rd.CHECKPOINT_DIR}/state.json",
                  f"{rd.CHECKPOINT_DIR}/last.keras")
 
 
@@ -518,7 +531,7 @@ class _Run:
 
     out: Path
     state: dict
-    tokenizer: object
+    tokenizers: object  # kit.tokenizers.TokenizerPair
     config: object
     model: object
     train_split: object
@@ -542,13 +555,14 @@ def _prepare(options, state, pairs, out, distribution):
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(options.seed)
-    tokenizer, config, state = _start_or_resume(options, state, pairs, out)
+    tokenizers, config, state = _start_or_resume(options, state, pairs, out)
 
     lengths = (config.max_source_length, config.max_target_length)
-    train_split = encode_split(pairs.train, tokenizer, *lengths)
-    val_split = encode_split(pairs.validation, tokenizer, *lengths)
+    train_split = encode_split(pairs.train, tokenizers, *lengths)
+    val_split = encode_split(pairs.validation, tokenizers, *lengths)
     _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
-         f"{len(pairs.test)} test pairs; vocabulary {tokenizer.vocab_size}; "
+         f"{len(pairs.test)} test pairs; vocabularies {tokenizers.source.vocab_size} "
+         f"(source), {tokenizers.target.vocab_size} (target); "
          f"precision {precision} on {device}")
 
     last = out / rd.CHECKPOINT_DIR / "last.keras"
@@ -565,7 +579,7 @@ def _prepare(options, state, pairs, out, distribution):
     distribute.adapt_model(model, distribution, val_data.element_spec)
     _check_workers_agree(distribution, out, state)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
-    return _Run(out, state, tokenizer, config, model, train_split, val_data, static,
+    return _Run(out, state, tokenizers, config, model, train_split, val_data, static,
                 precision, device, [tensorboard], distribution)
 
 
@@ -574,8 +588,8 @@ def _check_workers_agree(distribution, out, state):
     cannot see the chief's --out would start afresh while the chief resumes."""
     if distribution.workers == 1:
         return
-    tokenizer = zlib.crc32((out / rd.TOKENIZER_FILE).read_bytes())
-    run = json.dumps([state["epochs_done"], state["config"], tokenizer], sort_keys=True)
+    tokenizers = [zlib.crc32(path.read_bytes()) for path in rd.tokenizer_json_files(out)]
+    run = json.dumps([state["epochs_done"], state["config"], tokenizers], sort_keys=True)
     if not distribute.workers_agree(distribution, run):
         raise TrainError(f"the workers disagree on the run (this one is after epoch "
                          f"{state['epochs_done']}): start every worker with the same "
@@ -740,7 +754,7 @@ def _finish(run, options, pairs, plan):
     started = time.monotonic()
     metrics = {"val_loss": best_logs["val_loss"],
                "val_token_accuracy": best_logs["val_token_accuracy"],
-               **_decoding_metrics(best, run.tokenizer, pairs, options.eval_samples)}
+               **_decoding_metrics(best, run.tokenizers, pairs, options.eval_samples)}
     info = _run_info(run, options, plan, metrics, complete=True,
                      evaluation_time_s=round(time.monotonic() - started, 2),
                      metric=pairs.metric, train_pairs=len(pairs.train))
