@@ -124,7 +124,7 @@ class TextStats:
     def describe(self):
         return (f"median {self.chars_per_text:g} characters and {self.words_per_text:g} "
                 f"words a text, {self.distinct_words} distinct words, rare words "
-                f"{100 * self.rare_word_share:.2g}% of occurrences"
+                f"{100 * self.rare_word_share:.3g}% of occurrences"
                 f"{'' if self.words_round_trip else ', not single-spaced'}")
 
     def to_dict(self):

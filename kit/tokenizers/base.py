@@ -97,13 +97,11 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike):
         """Reads a file written by `save`; raises TokenizerError if it cannot."""
-        from kit.tokenizers import load_tokenizer
-
-        tokenizer = load_tokenizer(path)
-        if not isinstance(tokenizer, cls):
-            raise TokenizerError(f"{path} holds a {tokenizer.TYPE} tokenizer, "
-                                 f"not a {cls.TYPE} one")
-        return tokenizer
+        config = read_json(path)
+        try:
+            return cls.from_dict(config)
+        except TokenizerError as error:
+            raise TokenizerError(f"{path}: {error}") from None
 
     def __repr__(self):
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"

@@ -40,6 +40,7 @@ from kit.tokenizers.base import (
     TokenizerError,
     check_header,
     check_text,
+    read_json,
 )
 
 MODEL_SUFFIX = ".model"
@@ -190,6 +191,11 @@ class SentencePieceTokenizer(Tokenizer):
         atomic_write(os.path.join(os.path.dirname(os.path.abspath(path)),
                                   model_file_name(path)), self._model_proto)
         write_json(path, self.to_dict(os.path.basename(os.fspath(path))))
+
+    @classmethod
+    def load(cls, path) -> SentencePieceTokenizer:
+        """Reads the JSON file `path` and the model it names, beside it."""
+        return cls.from_dict(read_json(path), path)
 
     @classmethod
     def from_dict(cls, config: dict, path, read_file=None) -> SentencePieceTokenizer:
