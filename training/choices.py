@@ -19,6 +19,11 @@ cannot switch the choice:
                                                         (symbols of a closed set)
     char           otherwise (digits, dates, single words, transliteration)
 
+The medians are over all texts; the word counts (distinct words, rare words, the
+round trip) over the texts at most 4 times the median length (and at least 40
+characters), so that a few junk lines, each with hundreds of words of its own, cannot
+open a closed set of symbols or make codes look like a vocabulary.
+
 A character model is the better choice for short strings over a small set of symbols:
 it needs no vocabulary to learn, never meets an unknown word, and copies digits and
 letters exactly. Subwords win on sentences over a real vocabulary (translation,
@@ -61,6 +66,9 @@ WORD_MIN_WORDS_PER_TEXT = 2.0  # word tokens: median words a text at least this 
 WORD_MAX_DISTINCT_WORDS = 500  # ... over at most this many distinct words ...
 WORD_RARE_COUNT = 5  # ... where the words seen fewer times than this ...
 WORD_MAX_RARE_SHARE = 0.001  # ... make under this share of the word occurrences
+# Word counts leave out texts longer than this many times the median (an outlier) ...
+OUTLIER_LENGTH_FACTOR = 4
+OUTLIER_MIN_LENGTH = 40  # ... and longer than this many characters
 MIN_SUBWORD_VOCAB = 256
 MAX_SUBWORD_VOCAB = 8000
 BASE_PRESET_MIN_PAIRS = 30_000
@@ -81,28 +89,27 @@ class TextStats:
     distinct_chars: int
     rare_word_share: float  # occurrences of words seen < WORD_RARE_COUNT times / all
     words_round_trip: bool  # every text == " ".join(text.split())
+    outliers: int = 0  # texts left out of the word counts: longer than `outlier_length`
 
     @classmethod
     def of(cls, texts):
         texts = list(texts)
-        words, chars = Counter(), set()
-        word_counts, char_counts = [], []
-        round_trip = True
+        chars = set()
         for text in texts:
-            split = text.split()
-            words.update(split)
             chars.update(text)
-            word_counts.append(len(split))
-            char_counts.append(len(text))
-            round_trip = round_trip and " ".join(split) == text
+        median_chars = statistics.median(len(text) for text in texts) if texts else 0
+        longest = max(OUTLIER_LENGTH_FACTOR * median_chars, OUTLIER_MIN_LENGTH)
+        typical = [text for text in texts if len(text) <= longest]
+        words = Counter(word for text in typical for word in text.split())
         occurrences = sum(words.values())
         rare = sum(n for n in words.values() if n < WORD_RARE_COUNT)
-        return cls(texts=len(texts),
-                   chars_per_text=statistics.median(char_counts) if texts else 0.0,
-                   words_per_text=statistics.median(word_counts) if texts else 0.0,
+        return cls(texts=len(texts), chars_per_text=median_chars,
+                   words_per_text=statistics.median(len(text.split()) for text in texts)
+                   if texts else 0,
                    distinct_words=len(words), distinct_chars=len(chars),
                    rare_word_share=rare / occurrences if occurrences else 0.0,
-                   words_round_trip=round_trip)
+                   words_round_trip=all(" ".join(text.split()) == text for text in typical),
+                   outliers=len(texts) - len(typical))
 
     def wants_subwords(self):
         return (self.words_per_text > SUBWORD_MIN_WORDS_PER_TEXT
@@ -125,14 +132,15 @@ class TextStats:
         return (f"median {self.chars_per_text:g} characters and {self.words_per_text:g} "
                 f"words a text, {self.distinct_words} distinct words, rare words "
                 f"{100 * self.rare_word_share:.3g}% of occurrences"
-                f"{'' if self.words_round_trip else ', not single-spaced'}")
+                f"{'' if self.words_round_trip else ', not single-spaced'}"
+                f"{f' ({self.outliers} outlier texts left out)' if self.outliers else ''}")
 
     def to_dict(self):
         return {"texts": self.texts, "median_chars_per_text": self.chars_per_text,
                 "median_words_per_text": self.words_per_text,
                 "distinct_words": self.distinct_words, "distinct_chars": self.distinct_chars,
                 "rare_word_share": round(self.rare_word_share, 6),
-                "words_round_trip": self.words_round_trip}
+                "words_round_trip": self.words_round_trip, "outliers": self.outliers}
 
 
 RULE = (f"sentencepiece for a median of more than {SUBWORD_MIN_WORDS_PER_TEXT:g} words and "

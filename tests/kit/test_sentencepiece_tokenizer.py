@@ -1,5 +1,6 @@
-"""kit/tokenizers/sentencepiece.py: a SentencePiece tokenizer with the kit's special ids, the same ids in
-training and on the device, and a model file bound to its JSON by checksum."""
+"""kit/tokenizers/sentencepiece.py: a SentencePiece tokenizer with the kit's special
+ids, the same ids in training and on the device, and a model file named after its JSON
+and bound to it by checksum."""
 
 import json
 import random

@@ -12,7 +12,6 @@ import keras
 import numpy as np
 import pytest
 
-from kit.tokenizer import load_tokenizer
 from tests.conftest import default_sigint
 from training import run_dir as rd
 from training.train import TrainError, TrainOptions, train
@@ -28,7 +27,7 @@ def tiny_options(out, **overrides):
 
 
 def read_tokenizer(out):
-    return load_tokenizer(out / rd.TOKENIZER_FILE)
+    return rd.load_tokenizers(out)
 
 
 def run_cli(*args, timeout=300):
@@ -40,8 +39,8 @@ def run_cli(*args, timeout=300):
 def test_default_data_gives_a_complete_run_directory(tmp_path):
     info = train(tiny_options(tmp_path / "run"))
     out = tmp_path / "run"
-    for name in (rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE, rd.RUN_JSON, rd.TRAIN_SAMPLE,
-                 rd.TEST_SAMPLE):
+    for name in (rd.KERAS_MODEL_FILE, "source_tokenizer.json", "target_tokenizer.json",
+                 rd.RUN_JSON, rd.TRAIN_SAMPLE, rd.TEST_SAMPLE):
         assert (out / name).is_file(), name
     assert any((out / rd.LOG_DIR).rglob("events.out.tfevents*"))
     read = rd.read_run(out)
