@@ -442,3 +442,23 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
     shutil.copyfile(tmp_path / "other.model", damaged / "target_tokenizer.model")
     with pytest.raises(BundleError, match="target_tokenizer.model is not the file"):
         Bundle.load(damaged)
+
+
+def test_tokenizer_flags_set_each_side_and_both():
+    from training.cli import build_parser, options_from_args
+    from training.train import _identity_of
+
+    def options(*args):
+        return options_from_args(build_parser().parse_args(["--out", "x", *args]))
+
+    assert (options().source_tokenizer, options().target_tokenizer) == ("auto", "auto")
+    both = options("--tokenizer", "char")
+    assert (both.source_tokenizer, both.target_tokenizer) == ("char", "char")
+    one = options("--tokenizer", "char", "--target-tokenizer", "word")
+    assert (one.source_tokenizer, one.target_tokenizer) == ("char", "word")
+    assert {"source_tokenizer", "target_tokenizer"} <= set(one.identity())
+    # A run made with one --tokenizer for both sides keeps its identity.
+    old = {key: value for key, value in both.identity().items()
+           if key not in ("source_tokenizer", "target_tokenizer")}
+    assert _identity_of({"identity": {**old, "tokenizer": "char"}}) == both.identity()
+    assert _identity_of({"identity": old}) == options().identity()
