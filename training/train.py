@@ -5,8 +5,8 @@ epoch), then checkpoints. An interrupted run, started again with the same argume
 continues from the last completed epoch and sees the same data order it would have
 seen without the interruption.
 
-What the user does not say is decided from the training split and printed: the
-tokenizer and the model size (training/choices.py), S and T (training/lengths.py), and
+What the user does not say is decided from the training split and printed: each
+side's tokenizer and the model size (training/choices.py), S and T (training/lengths.py), and
 how long to train (`--epochs auto`: until the validation loss has not improved for
 `--patience` epochs, at most `--max-epochs`; the built-in data keeps its measured 8).
 

@@ -156,7 +156,11 @@ def test_dynamic_int8_has_one_scale_per_weight_tensor(tiny_bundles):
                 assert tensor.Quantization().ScaleLength() == 1, tensor.Name()
     assert weights > 0
     assert "(float32,int8,float32) -> (float32)" in op_tensor_types(content)["FULLY_CONNECTED"]
-    assert set(op_tensor_types(content)["GATHER"]) == {"(int8,int32) -> (int8)"}
+    # The source embedding is int8; the target one of the fixture (15 ids x 32) is
+    # under the 1,024 elements the converter quantizes, and stays float32.
+    assert "(int8,int32) -> (int8)" in op_tensor_types(content)["GATHER"]
+    assert set(op_tensor_types(content)["GATHER"]) <= {"(int8,int32) -> (int8)",
+                                                        "(float32,int32) -> (float32)"}
     row = {row["recipe"]: row for row in report["recipes"]}["dynamic_int8"]
     assert row["size_ratio"] == row["file_bytes"] / (out / "float32" / TFLITE_FILE).stat().st_size
 
