@@ -130,7 +130,8 @@ class TextStats:
 
     def describe(self):
         return (f"median {self.chars_per_text:g} characters and {self.words_per_text:g} "
-                f"word{'' if self.words_per_text == 1 else 's'} a text, {self.distinct_words} distinct words, rare words "
+                f"word{'' if self.words_per_text == 1 else 's'} a text, "
+                f"{self.distinct_words} distinct words, rare words "
                 f"{100 * self.rare_word_share:.3g}% of occurrences"
                 f"{'' if self.words_round_trip else ', not single-spaced'}"
                 f"{f' ({self.outliers} outlier texts left out)' if self.outliers else ''}")
