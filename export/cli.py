@@ -35,7 +35,7 @@ def build_parser():
     parser = _Parser(
         prog="python -m kit export",
         description="Convert a finished training run into a verified LiteRT bundle "
-                    "(model.tflite with encode and decode_step signatures, tokenizer, "
+                    "(model.tflite with encode and decode_step signatures, tokenizers, "
                     "bundle.json, report.json).")
     parser.add_argument("run_dir", metavar="RUN_DIR",
                         help="a finished run directory (python -m kit train --out ...)")
@@ -137,7 +137,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     from export.verify import keras_reference
 
     progress(f"decoding {len(pairs)} held-out sources with the Keras model (the reference)")
-    reference = keras_reference(loaded.model, loaded.tokenizer, pairs, loaded.info.metric)
+    reference = keras_reference(loaded.model, loaded.tokenizers, pairs, loaded.info.metric)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
@@ -161,7 +161,10 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     return report
 
 
-BUNDLE_FILES = frozenset({"bundle.json", "model.tflite", "tokenizer.json", "tokenizer.model",
+# tokenizer.json and tokenizer.model: what a format 3 bundle held, replaced alike.
+BUNDLE_FILES = frozenset({"bundle.json", "model.tflite", "source_tokenizer.json",
+                          "source_tokenizer.model", "target_tokenizer.json",
+                          "target_tokenizer.model", "tokenizer.json", "tokenizer.model",
                           "report.json"})
 
 
@@ -212,19 +215,20 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     from kit.runtime import REPORT_JSON, TFLITE_FILE, Bundle, signature_specs
     from kit.runtime.bundle import bundle_spec, write_bundle_json
     from kit.runtime.interpreter import interpreter_class
-    from training.run_dir import TOKENIZER_FILE
+    from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
 
     directory.mkdir(parents=True, exist_ok=True)
     content = exported.content
     (directory / TFLITE_FILE).write_bytes(content)
-    # Every file the tokenizer uses (a SentencePiece model beside its JSON): bundle.json
-    # lists them and records their checksums.
-    for name in loaded.tokenizer.files(TOKENIZER_FILE):
-        shutil.copyfile(loaded.info.path / name, directory / name)
+    # Each side's tokenizer under its bundle name (a run made before each side had its
+    # own holds one tokenizer.json: it becomes both), with every file it uses (a
+    # SentencePiece model beside its JSON): bundle.json lists them and their checksums.
+    loaded.tokenizers.source.save(directory / SOURCE_TOKENIZER_FILE)
+    loaded.tokenizers.target.save(directory / TARGET_TOKENIZER_FILE)
     signatures = signature_specs(interpreter_class()(model_content=content))
     info = loaded.info
     write_bundle_json(directory, bundle_spec(
-        recipe, exported.config.to_dict(), loaded.tokenizer, signatures, exported.quantization,
+        recipe, exported.config.to_dict(), loaded.tokenizers, signatures, exported.quantization,
         source_run={"path": str(info.path), "data": info.data, "metric": info.metric,
                     "precision": info.precision, "epochs_done": info.epochs_done,
                     "metrics": info.metrics}))

@@ -137,13 +137,12 @@ def main(argv=None):
 def _pictures(run, text):
     """The cross-attention picture of `text` and the training curves, beside the run."""
     from kit.plots import attention_figure, training_curves_figure
-    from kit.tokenizer import load_tokenizer
     from training.attention import attention_picture
-    from training.run_dir import KERAS_MODEL_FILE, RUN_JSON, TOKENIZER_FILE, load_keras
+    from training.run_dir import KERAS_MODEL_FILE, RUN_JSON, load_keras, load_tokenizers
 
     run = Path(run)
     picture = attention_picture(load_keras(run / KERAS_MODEL_FILE),
-                                load_tokenizer(run / TOKENIZER_FILE), text, "cross",
+                                load_tokenizers(run), text, "cross",
                                 run_name=str(run))
     attention = run.parent / f"{run.name}-attention.png"
     attention_figure(picture.weights, picture.rows, picture.columns, picture.title,

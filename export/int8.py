@@ -18,7 +18,7 @@ from export.errors import ExportError
 from export.flatbuffer import float_ops, op_names
 from export.load import rebuild
 from kit.decoding import greedy_search
-from kit.tokenizer import PAD_ID, source_ids
+from kit.tokenizers import PAD_ID, source_ids
 
 
 def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
@@ -184,14 +184,14 @@ def export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_sa
     sources = [source for source, _ in pairs]
     picked = np.random.default_rng(0).permutation(len(sources))[:calibration_sources]
     S = loaded.config.max_source_length
-    ids = np.array([source_ids(loaded.tokenizer, sources[i], S) for i in picked],
+    ids = np.array([source_ids(loaded.tokenizers.source, sources[i], S) for i in picked],
                    np.int32).reshape(-1, S)
     if not len(ids):
         raise ExportError(f"{loaded.info.path / TRAIN_SAMPLE} holds no "
                           "pairs to calibrate the int8 recipe on")
     progress(f"recording calibration inputs from {len(ids)} training sources")
     encode_inputs, decode_inputs = representative_samples(
-        loaded.model, ids, loaded.tokenizer.bos_id, loaded.tokenizer.eos_id)
+        loaded.model, ids, loaded.tokenizers.target.bos_id, loaded.tokenizers.target.eos_id)
     stats = attention_score_stats(float32_content, encode_inputs, decode_inputs,
                                   loaded.config.attention_mask_value)
     mask_value = int8_mask_value(stats, loaded.config.attention_mask_value)

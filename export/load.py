@@ -12,7 +12,7 @@ class LoadedRun:
     info: object  # training.run_dir.RunInfo
     config: object  # kit.models.TransformerConfig
     model: object  # kit.models.Seq2SeqTransformer, float32 policy
-    tokenizer: object  # kit.tokenizer.CharTokenizer
+    tokenizers: object  # kit.tokenizers.TokenizerPair: the source's and the target's
 
 
 def load_run(info):
@@ -26,21 +26,21 @@ def load_run(info):
     Raises ExportError (via RunDirError's message) for a missing or unfinished run.
     """
     from kit.models import Seq2SeqTransformer, TransformerConfig
-    from kit.tokenizer import TokenizerError, load_tokenizer
-    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras
+    from training.run_dir import KERAS_MODEL_FILE, RunDirError, load_keras, load_tokenizers
 
     try:
         config = TransformerConfig.from_dict(info.config)
     except (TypeError, ValueError) as error:
         raise ExportError(f"{info.path / 'run.json'} has a bad model config: {error}") from None
     try:
-        tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
-    except TokenizerError as error:
+        tokenizers = load_tokenizers(info.path)
+    except RunDirError as error:
         raise ExportError(str(error)) from None
-    if tokenizer.vocab_size > min(config.source_vocab_size, config.target_vocab_size):
-        raise ExportError(f"{info.path}: the tokenizer has {tokenizer.vocab_size} tokens, "
-                          f"more than the model's vocabulary ({config.source_vocab_size}, "
-                          f"{config.target_vocab_size})")
+    for side, tokenizer, size in (("source", tokenizers.source, config.source_vocab_size),
+                                  ("target", tokenizers.target, config.target_vocab_size)):
+        if tokenizer.vocab_size > size:
+            raise ExportError(f"{info.path}: the {side} tokenizer has {tokenizer.vocab_size} "
+                              f"tokens, more than the model's {side} vocabulary ({size})")
     try:
         trained = load_keras(info.path / KERAS_MODEL_FILE)  # Ctrl-C held while it loads
     except RunDirError as error:
@@ -52,7 +52,7 @@ def load_run(info):
     except ValueError as error:
         raise ExportError(f"{info.path / KERAS_MODEL_FILE} does not match the config in run.json: "
                           f"{str(error).splitlines()[0]}") from None
-    return LoadedRun(info=info, config=config, model=model, tokenizer=tokenizer)
+    return LoadedRun(info=info, config=config, model=model, tokenizers=tokenizers)
 
 
 def rebuild(loaded, **overrides):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.tokenizer import source_ids
+from kit.tokenizers import source_ids
 from training.evaluate import task_metrics
 
 
@@ -42,11 +42,12 @@ class Reference:
     scores: dict  # the task metric(s) of the Keras outputs
 
 
-def keras_reference(model, tokenizer, pairs, metric, batch_size=100):
-    """Decodes `pairs`' sources with the Keras model (batched, cached, float32)."""
+def keras_reference(model, tokenizers, pairs, metric, batch_size=100):
+    """Decodes `pairs`' sources with the Keras model (batched, cached, float32), encoded
+    by `tokenizers.source` and decoded by `tokenizers.target` (a `TokenizerPair`)."""
     S = model.config.max_source_length
-    bos, eos = tokenizer.bos_id, tokenizer.eos_id
-    sources_ids = np.array([source_ids(tokenizer, s, S) for s, _ in pairs],
+    bos, eos = tokenizers.target.bos_id, tokenizers.target.eos_id
+    sources_ids = np.array([source_ids(tokenizers.source, s, S) for s, _ in pairs],
                            np.int32).reshape(-1, S)
     token_ids, logits = [], []
     for start in range(0, len(sources_ids), batch_size):
@@ -57,7 +58,7 @@ def keras_reference(model, tokenizer, pairs, metric, batch_size=100):
         logits += [steps[i, :len(path)] for i, path in enumerate(paths)]
     sources = [s for s, _ in pairs]
     targets = [t for _, t in pairs]
-    hypotheses = [tokenizer.decode(ids) for ids in token_ids]
+    hypotheses = [tokenizers.target.decode(ids) for ids in token_ids]
     return Reference(sources, targets, sources_ids, token_ids, logits, metric,
                      task_metrics(metric, hypotheses, targets))
 
@@ -85,9 +86,8 @@ def gpu_compatibility(content):
     return compatible, issues[:10]
 
 
-def verify_bundle(bundle, reference, tokenizer=None):
+def verify_bundle(bundle, reference):
     """Decodes every reference source with `bundle`; returns the measured figures."""
-    tokenizer = tokenizer or bundle.tokenizer
     bundle.greedy_ids(reference.source_ids[0])  # warm-up: first-call allocations
     same, hypotheses, per_token_ms, max_diff = 0, [], [], 0.0
     for ids, keras_ids, keras_logits in zip(reference.source_ids, reference.token_ids,
@@ -97,7 +97,7 @@ def verify_bundle(bundle, reference, tokenizer=None):
         elapsed = time.perf_counter() - start
         per_token_ms.append(1000.0 * elapsed / len(tokens))
         same += tokens == keras_ids
-        hypotheses.append(tokenizer.decode(tokens))
+        hypotheses.append(bundle.target_tokenizer.decode(tokens))
         fed = [bundle.bos_id] + keras_ids[:-1]
         logits = bundle.step_logits(ids, fed)
         max_diff = max(max_diff, float(np.max(np.abs(logits - keras_logits))))

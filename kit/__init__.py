@@ -1,7 +1,7 @@
 """kit: on-device encoder-decoder transformers with Keras 3.
 
 `import kit` is deliberately light: it imports neither Keras nor TensorFlow, so that
-the on-device runtime (`python -m kit decode`, `kit.tokenizer`) works where only numpy
+the on-device runtime (`python -m kit decode`, `kit.tokenizers`) works where only numpy
 and the LiteRT interpreter are installed. Keras is imported when `kit.layers` or
 `kit.models` is first used.
 """
@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("decoding", "files", "layers", "models", "runtime", "tokenizer")
+_LAZY_SUBMODULES = ("decoding", "files", "layers", "models", "runtime", "tokenizers")
 
 
 def __getattr__(name):

@@ -50,8 +50,11 @@ SOURCE_LENGTH = 44
 TARGET_LENGTH = 12
 
 
-def make_run_dir(path, policy="float32", epochs=6, train_size=3000, complete=True):
-    """Trains a tiny model on the dates data and writes a run directory to `path`.
+def make_run_dir(path, policy="float32", epochs=6, train_size=3000, complete=True,
+                 legacy=False):
+    """Trains a tiny model on the dates data and writes a run directory to `path`, with
+    a character tokenizer per side (the sources' vocabulary larger than the targets').
+    `legacy`: one tokenizer.json for both sides, as runs made before were.
 
     Returns the trained Keras model (in `policy`).
     """
@@ -59,15 +62,16 @@ def make_run_dir(path, policy="float32", epochs=6, train_size=3000, complete=Tru
 
     from kit.files import write_json
     from kit.models import Seq2SeqTransformer, preset
-    from kit.tokenizer import BOS_ID, EOS_ID, CharTokenizer
+    from kit.tokenizers import BOS_ID, EOS_ID, CharTokenizer, TokenizerPair
     from training import dates
     from training.run_dir import (
         KERAS_MODEL_FILE,
+        LEGACY_TOKENIZER_FILE,
         RUN_FORMAT_VERSION,
         RUN_JSON,
         TEST_SAMPLE,
-        TOKENIZER_FILE,
         TRAIN_SAMPLE,
+        save_tokenizers,
         write_pairs,
     )
 
@@ -76,19 +80,23 @@ def make_run_dir(path, policy="float32", epochs=6, train_size=3000, complete=Tru
         keras.utils.set_random_seed(0)
         splits = dates.default_splits(0, train_size=train_size, validation_size=10,
                                       test_size=64)
-        tokenizer = CharTokenizer.train(
-            [text for pair in splits["train"] for text in pair])
-        config = preset("tiny", source_vocab_size=tokenizer.vocab_size,
-                        target_vocab_size=tokenizer.vocab_size,
+        if legacy:
+            shared = CharTokenizer.train([text for pair in splits["train"] for text in pair])
+            tokenizers = TokenizerPair(shared, shared)
+        else:
+            tokenizers = TokenizerPair(CharTokenizer.train(s for s, _ in splits["train"]),
+                                       CharTokenizer.train(t for _, t in splits["train"]))
+        config = preset("tiny", source_vocab_size=tokenizers.source.vocab_size,
+                        target_vocab_size=tokenizers.target.vocab_size,
                         max_source_length=SOURCE_LENGTH, max_target_length=TARGET_LENGTH)
 
         def padded(ids, length):
             return ids[:length] + [0] * (length - len(ids[:length]))
 
-        source = np.array([padded(tokenizer.encode(s), SOURCE_LENGTH)
+        source = np.array([padded(tokenizers.source.encode(s), SOURCE_LENGTH)
                            for s, _ in splits["train"]], np.int32)
-        target = np.array([padded([BOS_ID] + tokenizer.encode(t) + [EOS_ID], TARGET_LENGTH)
-                           for _, t in splits["train"]], np.int32)
+        target = np.array([padded([BOS_ID] + tokenizers.target.encode(t) + [EOS_ID],
+                                  TARGET_LENGTH) for _, t in splits["train"]], np.int32)
         model = Seq2SeqTransformer(config)
         model.compile(optimizer=keras.optimizers.Adam(3e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
@@ -100,7 +108,10 @@ def make_run_dir(path, policy="float32", epochs=6, train_size=3000, complete=Tru
 
     path.mkdir(parents=True, exist_ok=True)
     model.save(path / KERAS_MODEL_FILE)
-    tokenizer.save(path / TOKENIZER_FILE)
+    if legacy:
+        tokenizers.source.save(path / LEGACY_TOKENIZER_FILE)
+    else:
+        save_tokenizers(path, tokenizers)
     write_pairs(path / TRAIN_SAMPLE, splits["train"][:300])
     write_pairs(path / TEST_SAMPLE, splits["test"])
     write_json(path / RUN_JSON, {

@@ -43,9 +43,10 @@ def token_label(tokenizer, token_id):
     return tokenizer.decode([token_id]) or "␣"
 
 
-def attention_picture(model, tokenizer, text, kind="cross", layer=None, run_name="run"):
+def attention_picture(model, tokenizers, text, kind="cross", layer=None, run_name="run"):
     """Decodes `text` and returns the `Picture` of `kind` at `layer` (1-based; default
-    the last)."""
+    the last). The source's labels come from `tokenizers.source`, the output's (and
+    what the decoder read) from `tokenizers.target` (a `TokenizerPair`)."""
     if kind not in KINDS:
         raise AttentionError(f"--kind must be one of {', '.join(KINDS)}. Received: {kind!r}")
     if not text.strip():
@@ -56,21 +57,22 @@ def attention_picture(model, tokenizer, text, kind="cross", layer=None, run_name
     if not 1 <= layer <= count:
         raise AttentionError(f"--layer must be from 1 to {count} for {kind} attention. "
                              f"Received: {layer}")
-    source = tokenizer.encode(text)[:config.max_source_length]
-    generated = model.greedy_decode(np.array([source], np.int32), tokenizer.bos_id,
-                                    tokenizer.eos_id)[0].tolist()
-    if tokenizer.eos_id in generated:
-        generated = generated[:generated.index(tokenizer.eos_id) + 1]
-    fed = [tokenizer.bos_id] + generated[:-1]  # what the decoder read at each position
+    target = tokenizers.target
+    source = tokenizers.source.encode(text)[:config.max_source_length]
+    generated = model.greedy_decode(np.array([source], np.int32), target.bos_id,
+                                    target.eos_id)[0].tolist()
+    if target.eos_id in generated:
+        generated = generated[:generated.index(target.eos_id) + 1]
+    fed = [target.bos_id] + generated[:-1]  # what the decoder read at each position
     weights = model.attention_weights(np.array([source], np.int32), np.array([fed], np.int32))
     chosen = np.asarray(weights[kind])[0, layer - 1]  # (H, rows, columns)
-    source_labels = [token_label(tokenizer, t) for t in source]
-    output_labels = [token_label(tokenizer, t) for t in generated]
-    fed_labels = [token_label(tokenizer, t) for t in fed]
+    source_labels = [token_label(tokenizers.source, t) for t in source]
+    output_labels = [token_label(target, t) for t in generated]
+    fed_labels = [token_label(target, t) for t in fed]
     rows, columns = {"cross": (output_labels, source_labels),
                      "decoder": (output_labels, fed_labels),
                      "encoder": (source_labels, source_labels)}[kind]
-    output = tokenizer.decode(generated)
+    output = target.decode(generated)
     title = f"{run_name}: {kind} attention, layer {layer} of {count}; {text!r} -> {output!r}"
     return Picture(chosen.astype(np.float32), rows, columns, title, output)
 
@@ -95,18 +97,17 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from kit.commands import run_command
-    from kit.tokenizer import TokenizerError, load_tokenizer
-    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras, read_run
+    from training import run_dir as rd
 
     def body():
         if not args.out.lower().endswith(".png"):
             raise AttentionError(f"--out must name a .png file. Received: {args.out}")
         if Path(args.out).is_dir():
             raise AttentionError(f"--out {args.out} is a directory")
-        info = read_run(args.run_dir)
-        tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
-        model = load_keras(info.path / KERAS_MODEL_FILE)
-        picture = attention_picture(model, tokenizer, args.text, args.kind, args.layer,
+        info = rd.read_run(args.run_dir)
+        tokenizers = rd.load_tokenizers(info.path)
+        model = rd.load_keras(info.path / rd.KERAS_MODEL_FILE)
+        picture = attention_picture(model, tokenizers, args.text, args.kind, args.layer,
                                     run_name=str(info.path))
         from kit.plots import attention_figure
 
@@ -116,4 +117,4 @@ def main(argv=None):
         print(f"{args.kind} attention of layer {args.layer or 'last'} written to {args.out}")
         return 0
 
-    return run_command(body, (AttentionError, RunDirError, TokenizerError))
+    return run_command(body, (AttentionError, rd.RunDirError))

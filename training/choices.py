@@ -1,34 +1,49 @@
-"""What `python -m kit train` decides from the data when the user does not say: the
-tokenizer (characters or subwords, and the vocabulary size) and the model size.
+"""What `python -m kit train` decides from the data when the user does not say: each
+side's tokenizer (characters, words or subwords, and its vocabulary) and the model size.
 
 Each rule looks at the training split only, is stated here in numbers, and comes with
 a sentence for the log that says what was decided and why. No TensorFlow.
 
-The tokenizer rule. A character model is the better choice for tasks whose texts are
-short strings over a small set of symbols: dates, spoken-form numbers, a word and its
-phones ("cat" -> "K AE1 T"), transliteration. It needs no vocabulary to learn, never
-meets an unknown word, and copies digits and letters exactly. Subwords win when the
-texts are sentences over a real vocabulary (translation, summaries): characters would
-make sequences four to five times longer, and the decoder would have to spell every
-word. So subwords (SentencePiece) are chosen when, on the sources or on the targets,
+The tokenizer rule, applied to the sources and to the targets separately: each side
+gets its own tokenizer and its own vocabulary (spoken words in, digits out is the usual
+case: subwords or words for the first, characters for the second). The statistics are
+medians over the side's texts, so a few outlier lines (3.5% of 5,000-character lines)
+cannot switch the choice:
 
-    texts hold more than 2 words and more than 20 characters on average AND that
-    side has at least 1,000 distinct words,             (sentences of real words)
-    OR texts average more than 100 characters.           (too long for characters)
+    sentencepiece  median words a text > 2 AND median characters > 20 AND at least
+                   1,000 distinct words                 (sentences of real words)
+                   OR median characters > 100           (too long for characters)
+    word           median words a text >= 2 AND at most 500 distinct words AND every
+                   text is its words joined by one space AND the words seen fewer
+                   than 5 times make under 0.1% of the word occurrences
+                                                        (symbols of a closed set)
+    char           otherwise (digits, dates, single words, transliteration)
 
-Each side is looked at alone. A pronunciation dictionary has 1 word per source (over
-many distinct words) and 6 or 7 per target (over 39 to 84 phones): neither side is
-sentences, where pooling both sides would call it so. The distinct-word bound
-separates symbol sets from vocabularies: phone sets have 39 to 84 symbols, the dates
-about 100 words, number words about 40, while a few thousand sentences hold thousands
-of distinct words. A text of 100 characters is about 20 words: a character decoder
-would run 100 steps where a subword one runs 25.
+The medians are over all texts; the word counts (distinct words, rare words, the
+round trip) over the texts at most 4 times the median length (and at least 40
+characters), so that a few junk lines, each with hundreds of words of its own, cannot
+open a closed set of symbols or make codes look like a vocabulary.
 
-The SentencePiece vocabulary size, when not given, is a quarter of the distinct words
-(a word seen a handful of times then shares pieces with others instead of taking an
-id of its own), at least 256, at most 8,000 (the TensorFlow tutorial's size for 50k
-sentence pairs), and always 64 more than the data's characters (every character must
-be a piece: character coverage 1.0). Sources and targets share one vocabulary.
+A character model is the better choice for short strings over a small set of symbols:
+it needs no vocabulary to learn, never meets an unknown word, and copies digits and
+letters exactly. Subwords win on sentences over a real vocabulary (translation,
+summaries): characters would make sequences four to five times longer, and the decoder
+would have to spell every word. Words win on sequences of symbols from a closed set (a
+pronunciation's phones "K AE1 T", 39 to 84 of them; tags): one step per symbol instead
+of spelling "AE1" in three, and no unknown symbol at test time, which the rare-word
+bound checks (a real vocabulary has a long tail of words seen once or twice: phones
+and tags do not). The distinct-word bounds separate symbol sets from vocabularies:
+the built-in dates have about 2,000 distinct words (day and year numbers), spoken
+numbers in six languages 16,000, while phone sets have under 100. A text of 100
+characters is about 20 words: a character decoder would run 100 steps where a subword
+one runs 25. Subwords also need more than 20 characters a text: short strings with
+many distinct "words" are codes, not sentences (the dates: 14 characters).
+
+A SentencePiece vocabulary size, when not given, is a quarter of that side's distinct
+words (a word seen a handful of times then shares pieces with others instead of taking
+an id of its own), at least 256, at most 8,000 (the TensorFlow tutorial's size for 50k
+sentence pairs), and always 64 more than the side's characters (every character must
+be a piece: character coverage 1.0). `--vocab-size` sets the size of both sides.
 
 The model size follows how much the data teaches: the training pairs (how many
 different inputs the model sees) AND the target tokens (what the loss is computed on;
@@ -53,17 +68,23 @@ sentence-sized data pays for it. The built-in data keeps `small`
 import math
 import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 
-TOKENIZERS = ("auto", "char", "sentencepiece")
+TOKENIZERS = ("auto", "char", "word", "sentencepiece")
 PRESETS = ("auto", "tiny", "small", "base", "large")
 
-SUBWORD_MIN_WORDS_PER_TEXT = 2.0  # more than this many words per text on average ...
-SUBWORD_MIN_DISTINCT_WORDS = 1000  # ... over at least this many distinct words
-# ... in texts longer than this: short strings with many distinct "words" are codes,
-# not sentences (the built-in dates: 14 characters, 2,000 distinct day and year numbers).
-SUBWORD_MIN_CHARS_FOR_WORDS = 20.0
-SUBWORD_MIN_CHARS_PER_TEXT = 100.0  # or texts longer than this on average
+SUBWORD_MIN_WORDS_PER_TEXT = 2.0  # median words a text above this ...
+SUBWORD_MIN_DISTINCT_WORDS = 1000  # ... over at least this many distinct words ...
+SUBWORD_MIN_CHARS_FOR_WORDS = 20.0  # ... in texts of more than this many characters
+SUBWORD_MIN_CHARS_PER_TEXT = 100.0  # or a median text longer than this
+WORD_MIN_WORDS_PER_TEXT = 2.0  # word tokens: median words a text at least this ...
+WORD_MAX_DISTINCT_WORDS = 500  # ... over at most this many distinct words ...
+WORD_RARE_COUNT = 5  # ... where the words seen fewer times than this ...
+WORD_MAX_RARE_SHARE = 0.001  # ... make under this share of the word occurrences
+# Word counts leave out texts longer than this many times the median (an outlier) ...
+OUTLIER_LENGTH_FACTOR = 4
+OUTLIER_MIN_LENGTH = 40  # ... and longer than this many characters
 MIN_SUBWORD_VOCAB = 256
 MAX_SUBWORD_VOCAB = 8000
 BASE_PRESET_MIN_PAIRS = 30_000  # base from this many training pairs ...
@@ -81,26 +102,33 @@ class TextStats:
     """What the tokenizer rule looks at, for one side (sources or targets)."""
 
     texts: int
-    chars_per_text: float  # mean
-    words_per_text: float  # mean, words split at whitespace
+    chars_per_text: float  # median
+    words_per_text: float  # median, words split at whitespace
     distinct_words: int
     distinct_chars: int
+    rare_word_share: float  # occurrences of words seen < WORD_RARE_COUNT times / all
+    words_round_trip: bool  # every text == " ".join(text.split())
+    outliers: int = 0  # texts left out of the word counts: longer than `outlier_length`
 
     @classmethod
     def of(cls, texts):
         texts = list(texts)
-        words, chars = set(), set()
-        word_counts, char_counts = [], []
+        chars = set()
         for text in texts:
-            split = text.split()
-            words.update(split)
             chars.update(text)
-            word_counts.append(len(split))
-            char_counts.append(len(text))
-        return cls(texts=len(texts),
-                   chars_per_text=statistics.fmean(char_counts) if texts else 0.0,
-                   words_per_text=statistics.fmean(word_counts) if texts else 0.0,
-                   distinct_words=len(words), distinct_chars=len(chars))
+        median_chars = statistics.median(len(text) for text in texts) if texts else 0
+        longest = max(OUTLIER_LENGTH_FACTOR * median_chars, OUTLIER_MIN_LENGTH)
+        typical = [text for text in texts if len(text) <= longest]
+        words = Counter(word for text in typical for word in text.split())
+        occurrences = sum(words.values())
+        rare = sum(n for n in words.values() if n < WORD_RARE_COUNT)
+        return cls(texts=len(texts), chars_per_text=median_chars,
+                   words_per_text=statistics.median(len(text.split()) for text in texts)
+                   if texts else 0,
+                   distinct_words=len(words), distinct_chars=len(chars),
+                   rare_word_share=rare / occurrences if occurrences else 0.0,
+                   words_round_trip=all(" ".join(text.split()) == text for text in typical),
+                   outliers=len(texts) - len(typical))
 
     def wants_subwords(self):
         return (self.words_per_text > SUBWORD_MIN_WORDS_PER_TEXT
@@ -108,73 +136,113 @@ class TextStats:
                 and self.distinct_words >= SUBWORD_MIN_DISTINCT_WORDS
                 or self.chars_per_text > SUBWORD_MIN_CHARS_PER_TEXT)
 
+    def wants_words(self):
+        return (self.words_per_text >= WORD_MIN_WORDS_PER_TEXT
+                and self.distinct_words <= WORD_MAX_DISTINCT_WORDS
+                and self.words_round_trip
+                and self.rare_word_share < WORD_MAX_RARE_SHARE)
+
+    def kind(self):
+        if self.wants_subwords():
+            return "sentencepiece"
+        return "word" if self.wants_words() else "char"
+
     def describe(self):
-        return (f"{self.chars_per_text:.1f} characters and {self.words_per_text:.1f} words "
-                f"a text, {self.distinct_words} distinct words")
+        return (f"median {self.chars_per_text:g} characters and {self.words_per_text:g} "
+                f"word{'' if self.words_per_text == 1 else 's'} a text, "
+                f"{self.distinct_words} distinct words, rare words "
+                f"{100 * self.rare_word_share:.3g}% of occurrences"
+                f"{'' if self.words_round_trip else ', not single-spaced'}"
+                f"{f' ({self.outliers} outlier texts left out)' if self.outliers else ''}")
 
     def to_dict(self):
-        return {"texts": self.texts, "chars_per_text": round(self.chars_per_text, 2),
-                "words_per_text": round(self.words_per_text, 2),
-                "distinct_words": self.distinct_words, "distinct_chars": self.distinct_chars}
+        return {"texts": self.texts, "median_chars_per_text": self.chars_per_text,
+                "median_words_per_text": self.words_per_text,
+                "distinct_words": self.distinct_words, "distinct_chars": self.distinct_chars,
+                "rare_word_share": round(self.rare_word_share, 6),
+                "words_round_trip": self.words_round_trip, "outliers": self.outliers}
+
+
+RULE = (f"sentencepiece for a median of more than {SUBWORD_MIN_WORDS_PER_TEXT:g} words and "
+        f"{SUBWORD_MIN_CHARS_FOR_WORDS:g} characters a text over {SUBWORD_MIN_DISTINCT_WORDS}+ "
+        f"distinct words, or more than {SUBWORD_MIN_CHARS_PER_TEXT:g} characters; word for "
+        f"{WORD_MIN_WORDS_PER_TEXT:g}+ words a text over at most {WORD_MAX_DISTINCT_WORDS} "
+        f"distinct words, single-spaced, words seen under {WORD_RARE_COUNT} times under "
+        f"{100 * WORD_MAX_RARE_SHARE:g}%; char otherwise")
 
 
 def subword_vocab_size(texts):
     """A quarter of the distinct words of `texts`, within [MIN_SUBWORD_VOCAB,
     MAX_SUBWORD_VOCAB], and at least 64 more than their distinct characters."""
-    both = TextStats.of(texts)
-    size = min(MAX_SUBWORD_VOCAB, max(both.distinct_words // 4, MIN_SUBWORD_VOCAB))
-    return max(size, both.distinct_chars + 64)
+    stats = TextStats.of(texts)
+    size = min(MAX_SUBWORD_VOCAB, max(stats.distinct_words // 4, MIN_SUBWORD_VOCAB))
+    return max(size, stats.distinct_chars + 64)
 
 
-def choose_tokenizer_kind(sources, targets, requested="auto"):
-    """("char" | "sentencepiece", why) for the `TextStats` of the two sides:
+def choose_tokenizer_kind(stats, requested="auto", flag="--tokenizer"):
+    """("char" | "word" | "sentencepiece", why) for one side's `TextStats`:
     `requested` unless it is "auto"."""
     if requested != "auto":
-        return requested, "asked for with --tokenizer"
-    kind = "sentencepiece" if sources.wants_subwords() or targets.wants_subwords() else "char"
-    return kind, (f"auto: sources {sources.describe()}; targets {targets.describe()}; "
-                  f"subwords when a side has more than {SUBWORD_MIN_WORDS_PER_TEXT:g} words "
-                  f"and {SUBWORD_MIN_CHARS_FOR_WORDS:g} characters a text over "
-                  f"{SUBWORD_MIN_DISTINCT_WORDS}+ distinct words, or more than "
-                  f"{SUBWORD_MIN_CHARS_PER_TEXT:g} characters a text")
+        return requested, f"asked for with {flag}"
+    return stats.kind(), f"auto: {stats.describe()}"
 
 
-def train_tokenizer(pairs, requested="auto", vocab_size=None):
-    """Trains the run's tokenizer on the (source, target) `pairs` of the training split:
-    one vocabulary shared by sources and targets.
+def train_side_tokenizer(texts, side, requested="auto", vocab_size=None):
+    """Chooses and trains the tokenizer of one side ("source" or "target") on `texts`,
+    that side's texts of the training split.
 
     Returns:
         (tokenizer, record): `record` is what run.json keeps of the decision, with a
-        "message" for the log.
+        one-line "message" for the log.
     Raises:
         ChoiceError when SentencePiece cannot train with the given --vocab-size.
     """
-    from kit.tokenizer import CharTokenizer
+    from kit.tokenizers import CharTokenizer, WordTokenizer
 
-    texts = [text for pair in pairs for text in pair]
-    sources = TextStats.of(source for source, _ in pairs)
-    targets = TextStats.of(target for _, target in pairs)
-    kind, why = choose_tokenizer_kind(sources, targets, requested)
-    if kind == "char":
-        tokenizer = CharTokenizer.train(texts, max_vocab=vocab_size)
-        size_note = f"--vocab-size {vocab_size}" if vocab_size else "every character seen"
-    else:
-        from kit.subword import SentencePieceTokenizer
+    texts = list(texts)
+    stats = TextStats.of(texts)
+    kind, why = choose_tokenizer_kind(stats, requested, f"--{side}-tokenizer")
+    if kind == "sentencepiece":
+        from kit.tokenizers.sentencepiece import SentencePieceTokenizer
 
         size = vocab_size or subword_vocab_size(texts)
         try:
             tokenizer = SentencePieceTokenizer.train(texts, vocab_size=size)
         except RuntimeError as error:
             raise ChoiceError(_sentencepiece_error(error, size)) from None
+        except ValueError as error:  # no text at all on this side
+            raise ChoiceError(f"{side}s: {error}") from None
         size_note = (f"--vocab-size {vocab_size}" if vocab_size else
                      f"asked for {size}: a quarter of the distinct words, within "
                      f"[{MIN_SUBWORD_VOCAB}, {MAX_SUBWORD_VOCAB}]")
-    message = (f"tokenizer {kind} ({why}); {tokenizer.vocab_size} tokens ({size_note}), "
-               "one vocabulary shared by sources and targets")
-    return tokenizer, {"type": kind, "requested": requested, "vocab_size": tokenizer.vocab_size,
+    else:
+        cls = CharTokenizer if kind == "char" else WordTokenizer
+        tokenizer = cls.train(texts, max_vocab=vocab_size)
+        size_note = (f"--vocab-size {vocab_size}" if vocab_size else
+                     f"every {'character' if kind == 'char' else 'word'} seen")
+    message = f"{side} tokenizer {kind}, {tokenizer.vocab_size} tokens ({size_note}; {why})"
+    return tokenizer, {"type": kind, "requested": requested,
+                       "vocab_size": tokenizer.vocab_size,
                        "requested_vocab_size": vocab_size, "reason": why,
-                       "sources": sources.to_dict(), "targets": targets.to_dict(),
-                       "message": message}
+                       "stats": stats.to_dict(), "message": message}
+
+
+def train_tokenizers(pairs, source="auto", target="auto", vocab_size=None):
+    """Trains the run's two tokenizers on the (source, target) `pairs` of the training
+    split, each chosen from its own side (see the module's docstring).
+
+    Returns:
+        (TokenizerPair, record): `record` holds each side's record ("source",
+        "target") and the rule; each side's "message" is a line for the log.
+    """
+    from kit.tokenizers import TokenizerPair
+
+    source_tokenizer, source_record = train_side_tokenizer(
+        (s for s, _ in pairs), "source", source, vocab_size)
+    target_tokenizer, target_record = train_side_tokenizer(
+        (t for _, t in pairs), "target", target, vocab_size)
+    return (TokenizerPair(source_tokenizer, target_tokenizer),
+            {"source": source_record, "target": target_record, "rule": RULE})
 
 
 def _sentencepiece_error(error, size):

@@ -54,16 +54,22 @@ def build_parser():
                              "stopping (default: %(default)s)")
     parser.add_argument("--max-epochs", type=int, default=DEFAULTS.max_epochs,
                         help="--epochs auto: the most epochs (default: %(default)s)")
-    parser.add_argument("--tokenizer", default=DEFAULTS.tokenizer,
-                        metavar="{" + ",".join(TOKENIZERS) + "}",
-                        help="char (one token per character) or sentencepiece (subwords), one "
-                             "vocabulary for sources and targets; auto: subwords for texts "
-                             "of more than 2 words and 20 characters over 1,000+ distinct "
-                             "words or of more than 100 characters, else characters "
+    choices = "{" + ",".join(TOKENIZERS) + "}"
+    parser.add_argument("--source-tokenizer", default=None, metavar=choices,
+                        help="the sources' tokenizer: char (one token per character), word "
+                             "(one per whitespace-separated symbol of a closed set, such as "
+                             "phones) or sentencepiece (subwords); auto: chosen from the "
+                             "sources' median words and characters a text and their "
+                             "distinct words (training/choices.py) (default: --tokenizer)")
+    parser.add_argument("--target-tokenizer", default=None, metavar=choices,
+                        help="the targets' tokenizer, chosen alike (default: --tokenizer)")
+    parser.add_argument("--tokenizer", default="auto", metavar=choices,
+                        help="both sides' tokenizer, each with its own vocabulary "
                              "(default: %(default)s)")
     parser.add_argument("--vocab-size", type=int, default=None,
-                        help="the most tokens, specials included (default: every character; "
-                             "sentencepiece: a quarter of the distinct words, 256 to 8000)")
+                        help="the most tokens of each side, specials included (default: "
+                             "every character or word; sentencepiece: a quarter of the "
+                             "side's distinct words, 256 to 8000)")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                         help="sentences per batch (default: %(default)s)")
     parser.add_argument("--precision", default=DEFAULTS.precision, choices=PRECISIONS,
@@ -116,7 +122,9 @@ def build_parser():
 def options_from_args(args):
     return TrainOptions(
         data=args.data, out=args.out, preset=args.preset, epochs=args.epochs,
-        patience=args.patience, max_epochs=args.max_epochs, tokenizer=args.tokenizer,
+        patience=args.patience, max_epochs=args.max_epochs,
+        source_tokenizer=args.source_tokenizer or args.tokenizer,
+        target_tokenizer=args.target_tokenizer or args.tokenizer,
         vocab_size=args.vocab_size, batch_size=args.batch_size, precision=args.precision,
         seed=args.seed,
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,

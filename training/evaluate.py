@@ -4,7 +4,7 @@ KV cache."""
 import numpy as np
 
 from kit.metrics import task_metrics as corpus_metrics
-from kit.tokenizer import source_ids
+from kit.tokenizers import source_ids
 
 # Which metrics a run reports, by the kind of its data: one right answer (the built-in
 # dates) or free text (tsv:, tfds:), where BLEU and chrF say more than exact match.
@@ -12,31 +12,33 @@ METRICS_BY_KIND = {"exact_match": ("exact_match", "cer", "wer"),
                    "bleu": ("exact_match", "cer", "wer", "bleu", "chrf")}
 
 
-def greedy_translate(model, tokenizer, sources, batch_size=256):
-    """Greedy-decode `sources` (list of str) with the model's cached decoding."""
+def greedy_translate(model, tokenizers, sources, batch_size=256):
+    """Greedy-decode `sources` (list of str) with the model's cached decoding: encoded
+    by `tokenizers.source`, decoded by `tokenizers.target` (a `TokenizerPair`)."""
     length = model.config.max_source_length
-    ids = np.array([source_ids(tokenizer, s, length) for s in sources],
+    ids = np.array([source_ids(tokenizers.source, s, length) for s in sources],
                    np.int32).reshape(-1, length)
     outputs = []
     for start in range(0, len(ids), batch_size):
-        generated = model.greedy_decode(ids[start:start + batch_size], tokenizer.bos_id,
-                                        tokenizer.eos_id)
-        outputs.extend(tokenizer.decode(row.tolist()) for row in generated)
+        generated = model.greedy_decode(ids[start:start + batch_size],
+                                        tokenizers.target.bos_id, tokenizers.target.eos_id)
+        outputs.extend(tokenizers.target.decode(row.tolist()) for row in generated)
     return outputs
 
 
-def translate(model, tokenizer, sources, beam_size=1, length_penalty=1.0, batch_size=64):
-    """Decode `sources` (list of str): greedily for a beam of 1 (the same outputs as a
-    beam search of 1, faster), else the best hypothesis of a beam search of
-    `beam_size`, `batch_size` sources at a time."""
+def translate(model, tokenizers, sources, beam_size=1, length_penalty=1.0, batch_size=64):
+    """Decode `sources` (list of str) with a `TokenizerPair`: greedily for a beam of 1
+    (the same outputs as a beam search of 1, faster), else the best hypothesis of a
+    beam search of `beam_size`, `batch_size` sources at a time."""
     if beam_size == 1:
-        return greedy_translate(model, tokenizer, sources)
+        return greedy_translate(model, tokenizers, sources)
     length = model.config.max_source_length
-    ids = np.array([source_ids(tokenizer, s, length) for s in sources],
+    ids = np.array([source_ids(tokenizers.source, s, length) for s in sources],
                    np.int32).reshape(-1, length)
-    beams = model.beam_decode(ids, tokenizer.bos_id, tokenizer.eos_id, beam_size=beam_size,
+    target = tokenizers.target
+    beams = model.beam_decode(ids, target.bos_id, target.eos_id, beam_size=beam_size,
                               length_penalty=length_penalty, batch_size=batch_size)
-    return [tokenizer.decode(hypotheses[0].ids) for hypotheses in beams]
+    return [target.decode(hypotheses[0].ids) for hypotheses in beams]
 
 
 def describe_decoding(beam_size, length_penalty=1.0):

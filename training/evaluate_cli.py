@@ -9,19 +9,18 @@ from kit.evaluation import EvaluationError, build_parser, check_args, run
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from kit.tokenizer import TokenizerError, load_tokenizer
-    from training.run_dir import KERAS_MODEL_FILE, TOKENIZER_FILE, RunDirError, load_keras, read_run
+    from training import run_dir as rd
 
     def body():
-        info = read_run(args.model)
+        info = rd.read_run(args.model)
         references = check_args(args)
-        tokenizer = load_tokenizer(info.path / TOKENIZER_FILE)
+        tokenizers = rd.load_tokenizers(info.path)
         from training.evaluate import translate
 
-        model = load_keras(info.path / KERAS_MODEL_FILE)
+        model = rd.load_keras(info.path / rd.KERAS_MODEL_FILE)
         return run(args, references,
-                   lambda sources: translate(model, tokenizer, sources, args.beam_size,
+                   lambda sources: translate(model, tokenizers, sources, args.beam_size,
                                              args.length_penalty),
                    f"the Keras model of {info.path}")
 
-    return run_command(body, (EvaluationError, RunDirError, TokenizerError))
+    return run_command(body, (EvaluationError, rd.RunDirError))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from kit.tokenizer import BOS_ID, EOS_ID
+from kit.tokenizers import BOS_ID, EOS_ID
 
 
 @dataclass
@@ -27,13 +27,14 @@ class EncodedSplit:
         return len(self.sources)
 
 
-def encode_split(pairs, tokenizer, max_source_length, max_target_length):
-    """Tokenize (source, target) pairs; count what had to be truncated."""
+def encode_split(pairs, tokenizers, max_source_length, max_target_length):
+    """Tokenize (source, target) pairs, each side with its tokenizer of the
+    `kit.tokenizers.TokenizerPair`; count what had to be truncated."""
     sources, targets = [], []
     source_truncated = target_truncated = 0
     for source, target in pairs:
-        source_ids = tokenizer.encode(source)
-        target_ids = tokenizer.encode(target)
+        source_ids = tokenizers.source.encode(source)
+        target_ids = tokenizers.target.encode(target)
         source_truncated += len(source_ids) > max_source_length
         target_truncated += len(target_ids) > max_target_length - 1  # BOS or EOS takes one slot
         sources.append(source_ids[:max_source_length])

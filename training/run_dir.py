@@ -2,8 +2,11 @@
 
     RUN_DIR/
       model.keras        the best model by validation loss (in the training precision)
-      tokenizer.json     kit.tokenizer, shared by training and the device
-      tokenizer.model    the SentencePiece model, for a sentencepiece tokenizer only
+      source_tokenizer.json   the sources' tokenizer (kit.tokenizers), shared by
+                              training and the device
+      target_tokenizer.json   the targets' tokenizer
+      source_tokenizer.model  a SentencePiece tokenizer's model, beside its JSON (the
+      target_tokenizer.model  same for the target side)
       run.json           config, data spec, what was chosen from the data (tokenizer,
                          preset, lengths), precision, device, epochs, metrics
       samples/train.tsv  training pairs: calibration data for int8 export
@@ -13,6 +16,9 @@
 
 `run.json` is written last and atomically, with `"complete": true` only once training
 has finished: a directory without it is a run in progress or an interrupted one.
+
+A run made before each side had its own tokenizer holds one `tokenizer.json` (and
+`tokenizer.model`) for both sides: `load_tokenizers` reads it as the tokenizer of each.
 """
 
 import contextlib
@@ -23,8 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.files import atomic_write
-from kit.subword import MODEL_FILE
-from kit.tokenizer import TOKENIZER_FILE
+from kit.tokenizers import (
+    SOURCE_TOKENIZER_FILE,
+    TARGET_TOKENIZER_FILE,
+    TokenizerError,
+    TokenizerPair,
+    load_tokenizer,
+)
 
 RUN_FORMAT_VERSION = 1
 RUN_JSON = "run.json"
@@ -34,7 +45,12 @@ TRAIN_SAMPLE = "samples/train.tsv"
 TEST_SAMPLE = "samples/test.tsv"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
-TOKENIZER_MODEL_FILE = MODEL_FILE  # beside tokenizer.json for a sentencepiece tokenizer
+LEGACY_TOKENIZER_FILE = "tokenizer.json"  # one for both sides, in runs made before
+# Every tokenizer file a run may hold: the JSON files and the SentencePiece models
+# named after them (kit/tokenizers/sentencepiece.py).
+TOKENIZER_FILES = tuple(f"{stem}.{suffix}" for stem in ("source_tokenizer",
+                                                        "target_tokenizer", "tokenizer")
+                        for suffix in ("json", "model"))
 
 
 class RunDirError(ValueError):
@@ -94,6 +110,36 @@ def load_keras(path, compile=False):
         raise RunDirError(f"cannot load {path}: {first}") from None
 
 
+def tokenizer_json_files(run_dir):
+    """(source JSON, target JSON) of the run's tokenizers: its own files, or the one
+    `tokenizer.json` of a run made before each side had its own; RunDirError if none."""
+    path = Path(run_dir)
+    source, target = path / SOURCE_TOKENIZER_FILE, path / TARGET_TOKENIZER_FILE
+    if source.is_file() or target.is_file():
+        return source, target
+    if (path / LEGACY_TOKENIZER_FILE).is_file():
+        return path / LEGACY_TOKENIZER_FILE, path / LEGACY_TOKENIZER_FILE
+    raise RunDirError(f"{path} is missing {SOURCE_TOKENIZER_FILE} and {TARGET_TOKENIZER_FILE}")
+
+
+def load_tokenizers(run_dir):
+    """The run's `TokenizerPair`; RunDirError with one line if a file is missing or
+    damaged."""
+    source, target = tokenizer_json_files(run_dir)
+    try:
+        source_tokenizer = load_tokenizer(source)
+        target_tokenizer = source_tokenizer if target == source else load_tokenizer(target)
+    except TokenizerError as error:
+        raise RunDirError(str(error)) from None
+    return TokenizerPair(source_tokenizer, target_tokenizer)
+
+
+def save_tokenizers(run_dir, tokenizers):
+    """Writes the `TokenizerPair` as the run's two tokenizer files (and their models)."""
+    tokenizers.source.save(Path(run_dir) / SOURCE_TOKENIZER_FILE)
+    tokenizers.target.save(Path(run_dir) / TARGET_TOKENIZER_FILE)
+
+
 def write_pairs(path, pairs):
     """One `source<TAB>target` line per pair (tabs and newlines inside text are spaces)."""
     def clean(text):
@@ -141,9 +187,10 @@ def read_run(run_dir):
         raise RunDirError(f"{path} holds an unfinished run ({raw.get('epochs_done', 0)} of "
                           f"{raw.get('epochs', '?')} epochs): run the train command again "
                           "to finish it")
-    for name in (KERAS_MODEL_FILE, TOKENIZER_FILE, TRAIN_SAMPLE, TEST_SAMPLE):
+    for name in (KERAS_MODEL_FILE, TRAIN_SAMPLE, TEST_SAMPLE):
         if not (path / name).is_file():
             raise RunDirError(f"{path} is missing {name}")
+    tokenizer_json_files(path)
     try:
         return RunInfo(path=path, config=raw["config"], data=raw["data"], metric=raw["metric"],
                        precision=raw["precision"], complete=True,

@@ -5,8 +5,8 @@ epoch), then checkpoints. An interrupted run, started again with the same argume
 continues from the last completed epoch and sees the same data order it would have
 seen without the interruption.
 
-What the user does not say is decided from the training split and printed: the
-tokenizer and the model size (training/choices.py), S and T (training/lengths.py), and
+What the user does not say is decided from the training split and printed: each
+side's tokenizer and the model size (training/choices.py), S and T (training/lengths.py), and
 how long to train (`--epochs auto`: until the validation loss has not improved for
 `--patience` epochs, at most `--max-epochs`; the built-in data keeps its measured 8).
 
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
-from kit.subword import MODEL_FILE as SUBWORD_MODEL_FILE
 from training import averaging, baselines, distribute
 from training import run_dir as rd
 from training.choices import DEFAULT_DATA_WARMUP_STEPS, PRESETS, TOKENIZERS
@@ -65,8 +64,9 @@ class TrainOptions:
     epochs: int | str = "auto"  # a number, or auto: 8 for default data, else early stopping
     patience: int = 3  # auto epochs: stop after this many epochs without a better val_loss
     max_epochs: int = 100  # auto epochs: never more than this
-    tokenizer: str = "auto"  # auto | char | sentencepiece (auto: training/choices.py)
-    vocab_size: int = None  # None: every character, or a SentencePiece size from the data
+    source_tokenizer: str = "auto"  # auto | char | word | sentencepiece (training/choices.py)
+    target_tokenizer: str = "auto"  # the same, for the targets: each side has its own
+    vocab_size: int = None  # each side's; None: every symbol, or a SentencePiece size from the data
     batch_size: int = 64
     precision: str = "auto"  # auto: mixed_float16 with a GPU, float32 without
     seed: int = 0
@@ -102,7 +102,17 @@ class TrainOptions:
 
 # Identity fields added after runs were made: an older run's state.json lacks them, and
 # it was made with what these values mean.
-_IDENTITY_ADDED = {"tokenizer": "auto", "vocab_size": None}
+_IDENTITY_ADDED = {"vocab_size": None}
+
+
+def _identity_of(state):
+    """The identity a state.json records, in today's fields. A run made before each side
+    had its own tokenizer recorded one "tokenizer" for both (default "auto")."""
+    identity = {**_IDENTITY_ADDED, **state.get("identity", {})}
+    if "source_tokenizer" not in identity:
+        shared = identity.pop("tokenizer", "auto")
+        identity.update(source_tokenizer=shared, target_tokenizer=shared)
+    return identity
 
 
 def _log(message):
@@ -155,7 +165,8 @@ def check_options(options):
             and 0 <= options.label_smoothing < 1):
         raise TrainError(f"--label-smoothing must be in [0, 1), got {options.label_smoothing!r}")
     for flag, value, choices in (("--precision", options.precision, PRECISIONS),
-                                 ("--tokenizer", options.tokenizer, TOKENIZERS),
+                                 ("--source-tokenizer", options.source_tokenizer, TOKENIZERS),
+                                 ("--target-tokenizer", options.target_tokenizer, TOKENIZERS),
                                  ("--preset", options.preset, PRESETS)):
         if value not in choices:
             raise TrainError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
@@ -199,8 +210,7 @@ def resolve_precision(precision):
 # What a fresh start writes before its first epoch completes; a start that failed
 # (bad data found late, a NaN in epoch 1, Ctrl-C) leaves only these, and the next
 # command may remove them rather than refuse the directory.
-FRESH_START_FILES = (rd.TOKENIZER_FILE, rd.TOKENIZER_MODEL_FILE, rd.SAMPLES_DIR,
-                     rd.CHECKPOINT_DIR, rd.LOG_DIR)
+FRESH_START_FILES = (*rd.TOKENIZER_FILES, rd.SAMPLES_DIR, rd.CHECKPOINT_DIR, rd.LOG_DIR)
 
 
 def _check_out_dir(options, clear_failed_start=True):
@@ -223,8 +233,7 @@ def _check_out_dir(options, clear_failed_start=True):
     if not isinstance(state, dict):
         raise TrainError(f"{state_path} is damaged (not a JSON object); choose another --out")
     if clear_failed_start:  # the chief owns --out: a save killed mid-write left these
-        remove_partial_writes(out, (rd.RUN_JSON, rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE,
-                                    SUBWORD_MODEL_FILE))
+        remove_partial_writes(out, (rd.RUN_JSON, rd.KERAS_MODEL_FILE, *rd.TOKENIZER_FILES))
         remove_partial_writes(out / rd.CHECKPOINT_DIR, ("state.json", "last.keras"))
     if _is_failed_start(out, state):
         if not clear_failed_start:
@@ -236,7 +245,7 @@ def _check_out_dir(options, clear_failed_start=True):
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         return None
-    theirs, ours = {**_IDENTITY_ADDED, **state.get("identity", {})}, options.identity()
+    theirs, ours = _identity_of(state), options.identity()
     if "schedule" not in state and theirs.get("warmup_steps") == DEFAULT_DATA_WARMUP_STEPS:
         theirs["warmup_steps"] = None  # the default before the warm-up followed the data
     if theirs != ours:
@@ -301,10 +310,14 @@ def _nan_guard():
 def _start_or_resume(options, state, pairs, out):
     """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
     the config, keep the samples export needs. A resumed run: read them back.
-    Returns (tokenizer, config, state)."""
+    Returns (tokenizers, config, state): tokenizers a `kit.tokenizers.TokenizerPair`."""
     from kit.models import TransformerConfig, preset
-    from kit.tokenizer import load_tokenizer
-    from training.choices import ChoiceError, choose_preset, choose_schedule, train_tokenizer
+    from training.choices import (
+        ChoiceError,
+        choose_preset,
+        choose_schedule,
+        train_tokenizers,
+    )
     from training.data import check_spec
     from training.lengths import LengthError, Lengths
 
@@ -315,22 +328,27 @@ def _start_or_resume(options, state, pairs, out):
         # run.json stays as it is (a finished run stays exportable) until a new epoch
         # completes and replaces it; state.json says training is under way.
         state["complete"] = False
-        return load_tokenizer(out / rd.TOKENIZER_FILE), TransformerConfig.from_dict(
-            state["config"]), state
+        try:
+            tokenizers = rd.load_tokenizers(out)
+        except rd.RunDirError as error:
+            raise TrainError(str(error)) from None
+        return tokenizers, TransformerConfig.from_dict(state["config"]), state
     kind = check_spec(options.data)[0]
     try:
-        tokenizer, tokenizer_record = train_tokenizer(pairs.train, options.tokenizer,
-                                                      options.vocab_size)
+        tokenizers, tokenizer_record = train_tokenizers(
+            pairs.train, options.source_tokenizer, options.target_tokenizer,
+            options.vocab_size)
     except ChoiceError as error:
         raise TrainError(str(error)) from None
-    _log(tokenizer_record.pop("message"))
+    for side in ("source", "target"):
+        _log(tokenizer_record[side].pop("message"))
     preset_name, preset_reason = choose_preset(
         options.preset, kind, len(pairs.train),
-        sum(len(tokenizer.encode(target)) for _, target in pairs.train))
+        sum(len(tokenizers.target.encode(target)) for _, target in pairs.train))
     _log(f"preset {preset_name} ({preset_reason})")
     preset_config = preset(preset_name)
     try:
-        lengths = _choose_lengths(options, kind, pairs, tokenizer, preset_config)
+        lengths = _choose_lengths(options, kind, pairs, tokenizers, preset_config)
     except LengthError as error:
         raise TrainError(str(error)) from None
     _log(lengths.describe())
@@ -338,8 +356,8 @@ def _start_or_resume(options, state, pairs, out):
         kind, len(pairs.train), options.batch_size, options.warmup_steps)
     _log(f"schedule {schedule_reason}")
     try:
-        config = preset(preset_name, source_vocab_size=tokenizer.vocab_size,
-                        target_vocab_size=tokenizer.vocab_size, norm_first=norm_first,
+        config = preset(preset_name, source_vocab_size=tokenizers.source.vocab_size,
+                        target_vocab_size=tokenizers.target.vocab_size, norm_first=norm_first,
                         max_source_length=lengths.source, max_target_length=lengths.target)
     except ValueError as error:
         raise TrainError(str(error)) from None
@@ -354,15 +372,15 @@ def _start_or_resume(options, state, pairs, out):
     # it is a start the next command recognizes and clears (`_is_failed_start`), where
     # files without it would make the directory look like someone else's.
     write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
-    tokenizer.save(out / rd.TOKENIZER_FILE)
+    rd.save_tokenizers(out, tokenizers)
     rng = random.Random(options.seed)
     rd.write_pairs(out / rd.TRAIN_SAMPLE,
                    rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
     rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
-    return tokenizer, config, state
+    return tokenizers, config, state
 
 
-def _choose_lengths(options, kind, pairs, tokenizer, preset_config):
+def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
     """S and T: those given, else from the training split's token lengths. The built-in
     data keeps its preset's (the README's figures were measured with them)."""
     from training.lengths import choose_lengths
@@ -376,8 +394,8 @@ def _choose_lengths(options, kind, pairs, tokenizer, preset_config):
         if target is None:
             target = preset_config.max_target_length
             from_preset.append("T")
-    lengths = choose_lengths([len(tokenizer.encode(s)) for s, _ in pairs.train],
-                             [len(tokenizer.encode(t)) for _, t in pairs.train],
+    lengths = choose_lengths([len(tokenizers.source.encode(s)) for s, _ in pairs.train],
+                             [len(tokenizers.target.encode(t)) for _, t in pairs.train],
                              source=source, target=target)
     if len(from_preset) == 2:
         lengths.chosen = "the preset's"
@@ -398,7 +416,7 @@ def _grouped(pairs, samples):
     return grouped
 
 
-def _decoding_metrics(model, tokenizer, pairs, samples, beam_size=1):
+def _decoding_metrics(model, tokenizers, pairs, samples, beam_size=1):
     """Task metrics of decoding with the KV cache (greedy, or beam search of
     `beam_size`) on the first `samples` distinct sources of the validation and test
     splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
@@ -410,7 +428,7 @@ def _decoding_metrics(model, tokenizer, pairs, samples, beam_size=1):
         grouped = _grouped(split_pairs, samples)
         if not grouped:
             continue
-        hypotheses = translate(model, tokenizer, list(grouped), beam_size)
+        hypotheses = translate(model, tokenizers, list(grouped), beam_size)
         for name, value in task_metrics(pairs.metric, hypotheses,
                                         list(grouped.values())).items():
             metrics[f"{split_name}_{name}"] = round(value, 3)
@@ -453,7 +471,7 @@ def _refuse_trivial(run):
     state = run.state
     verdict = state["history"][state["best_epoch"] - 1].get("baselines_verdict")
     if verdict and verdict["trivial"]:
-        kind = (state.get("tokenizer") or {}).get("type", "char")
+        kind = _target_tokenizer_kind(state)
         raise TrainError(
             f"the model learned nothing useful: its best epoch ({state['best_epoch']}) is "
             f"no better than a trivial baseline ({'; '.join(verdict['reasons'])}). Likely "
@@ -463,7 +481,7 @@ def _refuse_trivial(run):
 
 
 # What a worker other than the chief copies from the chief's --out to resume with.
-_RESUME_FILES = (rd.TOKENIZER_FILE, rd.TOKENIZER_MODEL_FILE, f"{rd.CHECKPOINT_DIR}/state.json",
+_RESUME_FILES = (*rd.TOKENIZER_FILES, f"{rd.CHECKPOINT_DIR}/state.json",
                  f"{rd.CHECKPOINT_DIR}/last.keras")
 
 
@@ -560,7 +578,7 @@ class _Run:
 
     out: Path
     state: dict
-    tokenizer: object
+    tokenizers: object  # kit.tokenizers.TokenizerPair
     config: object
     model: object
     train_split: object
@@ -586,13 +604,14 @@ def _prepare(options, state, pairs, out, distribution):
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(options.seed)
-    tokenizer, config, state = _start_or_resume(options, state, pairs, out)
+    tokenizers, config, state = _start_or_resume(options, state, pairs, out)
 
     lengths = (config.max_source_length, config.max_target_length)
-    train_split = encode_split(pairs.train, tokenizer, *lengths)
-    val_split = encode_split(pairs.validation, tokenizer, *lengths)
+    train_split = encode_split(pairs.train, tokenizers, *lengths)
+    val_split = encode_split(pairs.validation, tokenizers, *lengths)
     _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
-         f"{len(pairs.test)} test pairs; vocabulary {tokenizer.vocab_size}; "
+         f"{len(pairs.test)} test pairs; vocabularies {tokenizers.source.vocab_size} "
+         f"(source), {tokenizers.target.vocab_size} (target); "
          f"precision {precision} on {device}")
 
     last = out / rd.CHECKPOINT_DIR / "last.keras"
@@ -609,17 +628,18 @@ def _prepare(options, state, pairs, out, distribution):
     distribute.adapt_model(model, distribution, val_data.element_spec)
     _check_workers_agree(distribution, out, state)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
-    return _Run(out, state, tokenizer, config, model, train_split, val_data, static,
+    return _Run(out, state, tokenizers, config, model, train_split, val_data, static,
                 precision, device, [tensorboard], distribution,
-                _baselines(options, config, tokenizer, pairs, train_split, val_split),
+                _baselines(options, config, tokenizers, pairs, train_split, val_split),
                 _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
 
 
-def _baselines(options, config, tokenizer, pairs, train_split, val_split):
+def _baselines(options, config, tokenizers, pairs, train_split, val_split):
     """The trivial baselines every epoch is compared with (training/baselines.py)."""
     return baselines.measure(
-        train_split.targets, val_split.targets, config.target_vocab_size, tokenizer.eos_id,
-        options.label_smoothing, [target for _, target in pairs.train],
+        train_split.targets, val_split.targets, config.target_vocab_size,
+        tokenizers.target.eos_id, options.label_smoothing,
+        [target for _, target in pairs.train],
         list(_grouped(pairs.validation, len(pairs.validation)).values()))
 
 
@@ -628,8 +648,8 @@ def _check_workers_agree(distribution, out, state):
     cannot see the chief's --out would start afresh while the chief resumes."""
     if distribution.workers == 1:
         return
-    tokenizer = zlib.crc32((out / rd.TOKENIZER_FILE).read_bytes())
-    run = json.dumps([state["epochs_done"], state["config"], tokenizer], sort_keys=True)
+    tokenizers = [zlib.crc32(path.read_bytes()) for path in rd.tokenizer_json_files(out)]
+    run = json.dumps([state["epochs_done"], state["config"], tokenizers], sort_keys=True)
     if not distribute.workers_agree(distribution, run):
         raise TrainError(f"the workers disagree on the run (this one is after epoch "
                          f"{state['epochs_done']}): start every worker with the same "
@@ -738,12 +758,19 @@ def _judge(run, logs):
     if run.sample and run.distribution.workers == 1:
         from training.evaluate import greedy_translate
 
-        outputs = greedy_translate(run.model, run.tokenizer, list(run.sample))
+        outputs = greedy_translate(run.model, run.tokenizers, list(run.sample))
         references = list(run.sample.values())
-    majority = run.tokenizer.decode([run.baselines.majority_token]) or "</s>"
+    majority = run.tokenizers.target.decode([run.baselines.majority_token]) or "</s>"
     return baselines.judge(run.baselines, logs["val_loss"], logs["val_token_accuracy"],
                            outputs, references, token_name=repr(majority),
                            sources=list(run.sample) if outputs else None)
+
+
+def _target_tokenizer_kind(state):
+    """The target tokenizer's kind from the state's record (runs made before a
+    tokenizer per side recorded one shared "type")."""
+    record = state.get("tokenizer") or {}
+    return (record.get("target") or record).get("type", "char")
 
 
 def _trivial_line(run, epoch, verdict):
@@ -752,7 +779,7 @@ def _trivial_line(run, epoch, verdict):
     line = (f"epoch {epoch} is no better than a trivial baseline: "
             f"{'; '.join(verdict.reasons)}")
     if epoch > 1:
-        kind = (run.state.get("tokenizer") or {}).get("type", "char")
+        kind = _target_tokenizer_kind(run.state)
         line += (f". Likely cause: "
                  f"{baselines.likely_cause(run.baselines, kind, len(run.train_split))}")
     return line
@@ -844,7 +871,7 @@ def _finish(run, options, pairs, plan):
     metrics = {"val_loss": model_logs["val_loss"],
                "val_token_accuracy": model_logs.get("val_token_accuracy",
                                                     best_logs["val_token_accuracy"]),
-               **_decoding_metrics(final, run.tokenizer, pairs, options.eval_samples,
+               **_decoding_metrics(final, run.tokenizers, pairs, options.eval_samples,
                                    options.beam_size)}
     info = _run_info(run, options, plan, metrics, complete=True,
                      evaluation_time_s=round(time.monotonic() - started, 2),
@@ -888,7 +915,7 @@ def _average_checkpoints(run, options, pairs):
     model.set_weights(averaging.average_weights(
         model, [files[epoch] for epoch in epochs]))
     lengths = (run.config.max_source_length, run.config.max_target_length)
-    val_split = encode_split(pairs.validation, run.tokenizer, *lengths)
+    val_split = encode_split(pairs.validation, run.tokenizers, *lengths)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         logs = model.evaluate(make_dataset(val_split, options.batch_size, shuffle=False),

@@ -1,16 +1,18 @@
-"""A bundle directory, loaded for decoding: tokenizer + LiteRT file + the decode loops
+"""A bundle directory, loaded for decoding: tokenizers + LiteRT file + the decode loops
 (greedy, sampling and beam search from `kit.decoding`, over one of three ways to run a
 step: CompiledModel with in-place caches, the Interpreter by tensor index, or signature
 runners).
 
     BUNDLE_DIR/
-      model.tflite     signatures `encode` and `decode_step` (see bundle.json)
-      tokenizer.json   kit.tokenizer, the same file training used
-      tokenizer.model  a SentencePiece tokenizer's model, beside its tokenizer.json
-                       (bundle.json's "tokenizer" lists every tokenizer file)
-      bundle.json      what a device needs to write the loop: S, T, special ids,
-                       every signature's input and output names, shapes and dtypes
-      report.json      what export measured (not needed for decoding)
+      model.tflite            signatures `encode` and `decode_step` (see bundle.json)
+      source_tokenizer.json   kit.tokenizers: what turns the input text into ids
+      target_tokenizer.json   what turns the generated ids into text
+      source_tokenizer.model  a SentencePiece tokenizer's model, beside its JSON
+      target_tokenizer.model  (bundle.json's "tokenizer" lists each side's files)
+      bundle.json             what a device needs to write the loop: S, T, special
+                              ids, each side's tokenizer, every signature's input and
+                              output names, shapes and dtypes
+      report.json             what export measured (not needed for decoding)
 
 Imports neither TensorFlow nor Keras.
 """
@@ -40,14 +42,23 @@ from kit.runtime.interpreter import (
     interpreter_class,
     signature_specs,
 )
-from kit.tokenizer import TOKENIZER_FILE, TokenizerError, load_tokenizer, source_ids
+from kit.tokenizers import (
+    SOURCE_TOKENIZER_FILE,
+    TARGET_TOKENIZER_FILE,
+    TokenizerError,
+    TokenizerPair,
+    load_tokenizer,
+    source_ids,
+)
 
 # 2: bundle.json records the SHA-256 of the files it describes ("files"), and every
 # field is checked at load. A version 1 bundle has no checksums to check.
 # 3: one K and one V tensor per decoder layer, in both signatures (self_key_i,
 # self_value_i, cross_key_i, cross_value_i), each self-attention cache output produced
 # by its own in-place update, instead of one stacked (1, L, 2, T, H, Dh) cache.
-BUNDLE_FORMAT_VERSION = 3
+# 4: a tokenizer per side: "tokenizer" is {"source": {"type", "files"}, "target": {...}}
+# (no "tokenizer_file"), and vocab_size holds source_tokenizer and target_tokenizer.
+BUNDLE_FORMAT_VERSION = 4
 BUNDLE_JSON = "bundle.json"
 TFLITE_FILE = "model.tflite"
 REPORT_JSON = "report.json"
@@ -73,12 +84,13 @@ MAX_LAYERS = 1024
 # The keys of a bundle.json of this format, and which of them hold free-form notes for
 # people (what export measured or chose), which the runtime does not read.
 _SPEC_KEYS = frozenset({"format_version", "recipe", "quantization", "model_file",
-                        "tokenizer_file", "files", "source_length", "target_length",
-                        "special_ids", "vocab_size", "model", "signatures", "decoding",
-                        "source_run", "tokenizer"})  # tokenizer: {"type", "files"}
+                        "files", "source_length", "target_length", "special_ids",
+                        "vocab_size", "model", "signatures", "decoding", "source_run",
+                        "tokenizer"})  # tokenizer: {side: {"type", "files"}}
 _NOTES = ("quantization", "model", "decoding", "source_run")
 _SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
-_VOCAB_NAMES = ("source", "target", "tokenizer")
+_SIDES = ("source", "target")
+_VOCAB_NAMES = ("source", "target", "source_tokenizer", "target_tokenizer")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -95,10 +107,11 @@ class Bundle:
     '2026-11-29'
     """
 
-    def __init__(self, path, spec, tokenizer, interpreter, steps):
+    def __init__(self, path, spec, tokenizers, interpreter, steps):
         self.path = path
         self.spec = spec  # the parsed bundle.json
-        self.tokenizer = tokenizer
+        self.source_tokenizer = tokenizers.source  # text -> the ids `encode` reads
+        self.target_tokenizer = tokenizers.target  # generated ids -> text
         self.source_length = spec["source_length"]  # S
         self.target_length = spec["target_length"]  # T: cache slots, BOS included
         self.bos_id = spec["special_ids"]["bos"]
@@ -116,7 +129,7 @@ class Bundle:
     @classmethod
     def load(cls, path, num_threads=None, direct=True, mode=None):
         """Reads `path`/bundle.json, checks every field of it, checks that the model
-        and tokenizer files are the ones it records (SHA-256) before either is parsed,
+        and tokenizer files are the ones it records (SHA-256) before any is parsed,
         and that the model's signatures are the ones it describes.
 
         Args:
@@ -144,22 +157,8 @@ class Bundle:
         # flipped bit) never reaches the parser or the interpreter, which may crash on
         # a damaged file instead of refusing it.
         model_path = path / spec["model_file"]
-        tokenizer_path = path / spec["tokenizer_file"]
         model_content = _verified_bytes(path, spec["model_file"], spec["files"])
-        tokenizer_content = _verified_bytes(path, spec["tokenizer_file"], spec["files"])
-
-        def read_tokenizer_file(name):  # a SentencePiece model: checked, then parsed
-            if name not in tokenizer_files(spec):
-                raise BundleError(f"{tokenizer_path} needs {name}, which {path / BUNDLE_JSON} "
-                                  "does not list among the tokenizer's files")
-            return _verified_bytes(path, name, spec["files"])
-
-        try:
-            tokenizer = load_tokenizer(tokenizer_path, content=tokenizer_content,
-                                       read_file=read_tokenizer_file)
-        except TokenizerError as error:
-            raise BundleError(str(error)) from None
-        _check_tokenizer(spec, tokenizer, tokenizer_path, path / BUNDLE_JSON)
+        tokenizers = TokenizerPair(*(_load_side(path, spec, side) for side in _SIDES))
         try:
             # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" from C++ on load.
             with native_output_silenced():
@@ -194,7 +193,7 @@ class Bundle:
         if steps is None and mode == "direct":
             raise BundleError(f"{model_path}: decode_step is not in the primary subgraph, "
                               "so the tensor-index loop cannot run it")
-        return cls(path, spec, tokenizer, interpreter,
+        return cls(path, spec, tokenizers, interpreter,
                    steps or _RunnerSteps(interpreter, spec))
 
     @property
@@ -203,17 +202,18 @@ class Bundle:
 
     def source_ids(self, text):
         """`text` -> the S source ids the model reads (cut to S: see `source_report`)."""
-        return source_ids(self.tokenizer, text, self.source_length)
+        return source_ids(self.source_tokenizer, text, self.source_length)
 
     def source_report(self, text):
         """What the model will miss of `text`, for a warning before decoding it.
 
         Returns:
-            (unknown, length): how many characters of `text` the tokenizer never saw
-            (each read as one unknown token), and how many tokens `text` makes; those
-            past `source_length` are cut.
+            (unknown, length): how many unknown tokens the source tokenizer makes of
+            `text` (characters, or words, it never saw), and how many tokens `text`
+            makes; those past `source_length` are cut.
         """
-        return self.tokenizer.unknown_count(text), len(self.tokenizer.encode(text))
+        return (self.source_tokenizer.unknown_count(text),
+                len(self.source_tokenizer.encode(text)))
 
     def greedy_ids(self, source_ids, max_new_tokens=None):
         """Greedy decoding: BOS at position 0, then each step's argmax fed back at the
@@ -276,13 +276,14 @@ class Bundle:
                            bool(ids) and ids[-1] == self.eos_id)]
 
     def text_of(self, ids):
-        """The text of generated ids (an id past the tokenizer's vocabulary, which a
-        larger model vocabulary allows, shows as unknown)."""
-        known = self.tokenizer.vocab_size
-        return self.tokenizer.decode([i if i < known else self.tokenizer.unk_id for i in ids])
+        """The text of generated ids, by the target tokenizer (an id past its
+        vocabulary, which a larger model vocabulary allows, shows as unknown)."""
+        tokenizer = self.target_tokenizer
+        known = tokenizer.vocab_size
+        return tokenizer.decode([i if i < known else tokenizer.unk_id for i in ids])
 
     def translate(self, text):
-        """`text` -> the greedy output text (what `tokenizer.decode` makes of it).
+        """`text` -> the greedy output text (what the target tokenizer makes of it).
 
         Empty or whitespace-only text gives "" without running the model: there is
         nothing to translate, and the model would invent a plausible output.
@@ -363,22 +364,45 @@ def _verified_bytes(path, name, files):
     return content
 
 
-def _check_tokenizer(spec, tokenizer, tokenizer_path, file):
-    """The tokenizer agrees with bundle.json's kind, vocabulary sizes and special ids."""
-    kind = spec["tokenizer"]["type"]
-    if tokenizer.to_dict()["type"] != kind:
-        raise BundleError(f"{tokenizer_path} is a {tokenizer.to_dict()['type']} tokenizer, "
-                          f"but {file} says tokenizer.type is {kind!r}")
+def _load_side(path, spec, side):
+    """The `side` ("source" or "target") tokenizer of the bundle in `path`: its files
+    checked against bundle.json's checksums, then parsed, then checked against
+    bundle.json's type, vocabulary sizes and special ids."""
+    names = spec["tokenizer"][side]["files"]
+    tokenizer_path = path / names[0]
+    content = _verified_bytes(path, names[0], spec["files"])
+
+    def read_tokenizer_file(name):  # a SentencePiece model: checked, then parsed
+        if name not in names:
+            raise BundleError(f"{tokenizer_path} needs {name}, which {path / BUNDLE_JSON} "
+                              f"does not list among the {side} tokenizer's files")
+        return _verified_bytes(path, name, spec["files"])
+
+    try:
+        tokenizer = load_tokenizer(tokenizer_path, content=content,
+                                   read_file=read_tokenizer_file)
+    except TokenizerError as error:
+        raise BundleError(str(error)) from None
+    _check_tokenizer(spec, side, tokenizer, tokenizer_path, path / BUNDLE_JSON)
+    return tokenizer
+
+
+def _check_tokenizer(spec, side, tokenizer, tokenizer_path, file):
+    """The `side` tokenizer agrees with bundle.json's type, vocabulary sizes and
+    special ids."""
+    kind = spec["tokenizer"][side]["type"]
+    if tokenizer.TYPE != kind:
+        raise BundleError(f"{tokenizer_path} is a {tokenizer.TYPE} tokenizer, "
+                          f"but {file} says tokenizer.{side}.type is {kind!r}")
     sizes = spec["vocab_size"]
-    if tokenizer.vocab_size != sizes["tokenizer"]:
+    if tokenizer.vocab_size != sizes[f"{side}_tokenizer"]:
         raise BundleError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens, but {file} "
-                          f"says vocab_size.tokenizer is {sizes['tokenizer']}")
+                          f"says vocab_size.{side}_tokenizer is {sizes[f'{side}_tokenizer']}")
     # Export's rule (export/load.py): the model embeds every id the tokenizer makes.
     # A larger model vocabulary is allowed; `translate` shows its extra ids as unknown.
-    if tokenizer.vocab_size > min(sizes["source"], sizes["target"]):
+    if tokenizer.vocab_size > sizes[side]:
         raise BundleError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens, more than "
-                          f"the model's vocabulary ({sizes['source']}, {sizes['target']}; "
-                          f"{file})")
+                          f"the model's {side} vocabulary ({sizes[side]}; {file})")
     ids = {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id, "bos": tokenizer.bos_id,
            "eos": tokenizer.eos_id}
     for name, value in ids.items():
@@ -538,7 +562,7 @@ def compiled_model(content, num_threads=None):
         return None
 
 
-def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run):
+def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run):
     """The contents of bundle.json: all a device needs to write the decode loop.
 
     Args:
@@ -546,7 +570,8 @@ def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run)
         config: the model config the file was converted from, as a dict
             (`TransformerConfig.to_dict()`: the int8 file's attention mask bias differs
             from the run's).
-        tokenizer: the bundle's tokenizer.
+        tokenizers: the bundle's `kit.tokenizers.TokenizerPair`, saved in the bundle
+            directory as source_tokenizer.json and target_tokenizer.json.
         signatures: `signature_specs` of the file.
         quantization: what the recipe did (export's notes and chosen values).
         source_run: where the model came from (path, data, metrics; for people).
@@ -556,23 +581,29 @@ def bundle_spec(recipe, config, tokenizer, signatures, quantization, source_run)
         "recipe": recipe,
         "quantization": quantization,
         "model_file": TFLITE_FILE,
-        "tokenizer_file": TOKENIZER_FILE,
-        # What an app loads: "char" (tokenizer.json's vocabulary) or "sentencepiece"
-        # (tokenizer.model, for SentencePieceProcessor); every file the tokenizer uses.
-        "tokenizer": {"type": tokenizer.to_dict()["type"],
-                      "files": tokenizer.files(TOKENIZER_FILE)},
+        # What an app loads for each side: "char" or "word" (the JSON's vocabulary)
+        # or "sentencepiece" (the .model file, for SentencePieceProcessor); every file
+        # the tokenizer uses, its JSON first. The source side encodes the input text,
+        # the target side decodes the generated ids.
+        "tokenizer": {
+            side: {"type": tokenizer.TYPE, "files": tokenizer.files(name)}
+            for side, tokenizer, name in (("source", tokenizers.source, SOURCE_TOKENIZER_FILE),
+                                          ("target", tokenizers.target, TARGET_TOKENIZER_FILE))},
         "source_length": config["max_source_length"],
         "target_length": config["max_target_length"],
-        "special_ids": {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id,
-                        "bos": tokenizer.bos_id, "eos": tokenizer.eos_id},
+        # The kit's tokenizers all use these ids (kit/tokenizers/base.py).
+        "special_ids": {"pad": tokenizers.target.pad_id, "unk": tokenizers.target.unk_id,
+                        "bos": tokenizers.target.bos_id, "eos": tokenizers.target.eos_id},
         "vocab_size": {"source": config["source_vocab_size"],
                        "target": config["target_vocab_size"],
-                       "tokenizer": tokenizer.vocab_size},
+                       "source_tokenizer": tokenizers.source.vocab_size,
+                       "target_tokenizer": tokenizers.target.vocab_size},
         "model": {**config, "head_dim": config["model_dim"] // config["num_heads"]},
         "signatures": signatures,
         "decoding": {
-            "source_ids": "tokenizer ids of the text (no BOS/EOS), cut to source_length "
-                          "and right-padded with the pad id",
+            "source_ids": "the source tokenizer's ids of the text (no BOS/EOS), cut to "
+                          "source_length and right-padded with the pad id",
+            "output": "the target tokenizer's decode of the generated ids",
             "loop": "run encode once and pass all its outputs (source_mask, cross_key_i, "
                     "cross_value_i) to every decode_step; self_key_i = self_value_i = "
                     "zeros; token = bos; for position in 0 .. target_length - 2: run "
@@ -671,21 +702,24 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
             fail(f"{name} must be an object. Received: {_shown(spec[name])}")
     if not isinstance(spec["recipe"], str) or not spec["recipe"]:
         fail(f"recipe must be a non-empty string. Received: {_shown(spec['recipe'])}")
-    for key in ("model_file", "tokenizer_file"):
-        if not _plain_file_name(spec[key]):
-            fail(f"{key} must be a file name in the bundle directory. "
-                 f"Received: {_shown(spec[key])}")
-    if spec["model_file"] == spec["tokenizer_file"]:
-        fail(f"model_file and tokenizer_file are the same file {spec['model_file']!r}")
-    kind = _object(spec, "tokenizer", ("type", "files"), fail)
-    if not isinstance(kind["type"], str) or not kind["type"]:
-        fail(f"tokenizer.type must be a non-empty string. Received: {_shown(kind['type'])}")
-    names = kind["files"]
-    if not isinstance(names, list) or not names or names[0] != spec["tokenizer_file"] \
-            or not all(_plain_file_name(name) for name in names) \
-            or len(set(names)) != len(names) or spec["model_file"] in names:
-        fail(f"tokenizer.files must list distinct file names in the bundle directory, "
-             f"tokenizer_file first, model_file not among them. Received: {_shown(names)}")
+    if not _plain_file_name(spec["model_file"]):
+        fail(f"model_file must be a file name in the bundle directory. "
+             f"Received: {_shown(spec['model_file'])}")
+    sides = _object(spec, "tokenizer", _SIDES, fail)
+    seen = {spec["model_file"]}
+    for side in _SIDES:
+        kind = _object(sides, side, ("type", "files"), fail, f"tokenizer.{side}")
+        if not isinstance(kind["type"], str) or not kind["type"]:
+            fail(f"tokenizer.{side}.type must be a non-empty string. "
+                 f"Received: {_shown(kind['type'])}")
+        names = kind["files"]
+        if not isinstance(names, list) or not names \
+                or not all(_plain_file_name(name) for name in names) \
+                or len(set(names)) != len(names) or seen & set(names):
+            fail(f"tokenizer.{side}.files must list distinct file names in the bundle "
+                 f"directory, its JSON first, none of them model_file or the other "
+                 f"side's. Received: {_shown(names)}")
+        seen.update(names)
     files = _object(spec, "files", (spec["model_file"], *tokenizer_files(spec)), fail)
     for name, digest in files.items():
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
@@ -772,8 +806,8 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
 
 
 def tokenizer_files(spec):
-    """Every tokenizer file a bundle.json names, its tokenizer_file first."""
-    return spec["tokenizer"]["files"]
+    """Every tokenizer file a bundle.json names: the source's, then the target's."""
+    return [name for side in _SIDES for name in spec["tokenizer"][side]["files"]]
 
 
 def _integer(value):

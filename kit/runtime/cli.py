@@ -145,9 +145,10 @@ def _decode(bundle, label, text, args):
     unknown, length = bundle.source_report(text)
     problems = []
     if unknown:
-        seen = bundle.tokenizer.unknown_characters(text)
+        seen = bundle.source_tokenizer.unknown_characters(text)
         shown = ", ".join(map(repr, seen[:3])) + (", ..." if len(seen) > 3 else "")
-        problems.append(f"{unknown} character{'s' if unknown > 1 else ''} the model never "
+        unit = "word" if bundle.source_tokenizer.TYPE == "word" else "character"
+        problems.append(f"{unknown} {unit}{'s' if unknown > 1 else ''} the model never "
                         f"saw ({shown})")
     if length > bundle.source_length:
         problems.append(f"{length} tokens long, the model reads {bundle.source_length}: "

@@ -74,20 +74,21 @@ def device_sources(run_dir, count=SOURCES):
     return held_out + unusual_sources(count - len(held_out)), len(held_out)
 
 
-def keras_greedy_ids(model, tokenizer, sources, batch_size=100):
-    """The Keras model's greedy ids (EOS included when reached), row by row."""
+def keras_greedy_ids(model, tokenizers, sources, batch_size=100):
+    """The Keras model's greedy ids (EOS included when reached), row by row: sources
+    encoded by `tokenizers.source` (a `kit.tokenizers.TokenizerPair`)."""
     import numpy as np
 
     from kit.decoding import until_eos
-    from kit.tokenizer import source_ids
+    from kit.tokenizers import BOS_ID, EOS_ID, source_ids
 
     S = model.config.max_source_length
-    ids = np.array([source_ids(tokenizer, s, S) for s in sources], np.int32).reshape(-1, S)
+    ids = np.array([source_ids(tokenizers.source, s, S) for s in sources],
+                   np.int32).reshape(-1, S)
     rows = []
     for start in range(0, len(ids), batch_size):
-        decoded = model.greedy_decode(ids[start:start + batch_size], tokenizer.bos_id,
-                                      tokenizer.eos_id)
-        rows += [[int(t) for t in until_eos(row, tokenizer.eos_id)] for row in decoded]
+        decoded = model.greedy_decode(ids[start:start + batch_size], BOS_ID, EOS_ID)
+        rows += [[int(t) for t in until_eos(row, EOS_ID)] for row in decoded]
     return rows
 
 
@@ -110,14 +111,13 @@ def write_expected(out, run_dir, bundles_dir, model):
 
     from kit.files import write_json
     from kit.runtime.interpreter import interpreter_class
-    from kit.tokenizer import load_tokenizer
-    from training.run_dir import TOKENIZER_FILE
+    from training.run_dir import load_tokenizers
 
     module = interpreter_class().__module__.split(".")[0]
     if module != "ai_edge_litert":
         raise SystemExit(f"expected outputs are made with ai_edge_litert, not {module}")
     sources, held_out = device_sources(run_dir)
-    tokenizer = load_tokenizer(Path(run_dir) / TOKENIZER_FILE)
+    tokenizers = load_tokenizers(run_dir)
     expected = {
         "format_version": 1,
         "made_with": {"interpreter": module,
@@ -125,7 +125,7 @@ def write_expected(out, run_dir, bundles_dir, model):
                          ("ai-edge-litert", "tensorflow-cpu", "keras", "numpy")}},
         "sources": sources,
         "held_out": held_out,  # sources[:held_out] are the run's held-out samples
-        "keras": {"ids": keras_greedy_ids(model, tokenizer, sources)},
+        "keras": {"ids": keras_greedy_ids(model, tokenizers, sources)},
         "recipes": {recipe: runtime_outputs(Path(bundles_dir) / recipe, sources)
                     for recipe in RECIPES},
     }

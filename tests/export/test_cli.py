@@ -41,7 +41,8 @@ def test_all_writes_one_bundle_per_recipe_and_a_comparison(tiny_bundles):
     assert [row["recipe"] for row in report["recipes"]] == list(RECIPES)
     for recipe in RECIPES:
         files = sorted(path.name for path in (out / recipe).iterdir())
-        assert files == sorted([TFLITE_FILE, "tokenizer.json", BUNDLE_JSON, REPORT_JSON])
+        assert files == sorted([TFLITE_FILE, "source_tokenizer.json", "target_tokenizer.json",
+                                BUNDLE_JSON, REPORT_JSON])
         row = json.loads((out / recipe / REPORT_JSON).read_text())
         for key in ("file_bytes", "size_ratio", "token_exact", "max_logit_diff", "scores",
                     "keras_scores", "ms_per_token", "gpu_compatible", "sentences",

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from kit.runtime import BUNDLE_JSON, Bundle, BundleError
 from kit.runtime import cli as decode_cli
-from kit.tokenizer import EOS_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT, CharTokenizer, load_tokenizer
+from kit.tokenizers import EOS_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT, CharTokenizer, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -67,7 +67,7 @@ def test_bundle_json_describes_the_file(tiny_bundles, tiny_run, recipe):
 def test_float32_bundle_decodes_token_exact_with_keras(tiny_bundles, tiny_run, keras_model):
     out, _ = tiny_bundles
     bundle = Bundle.load(out / "float32")
-    model, tokenizer = keras_model.model, keras_model.tokenizer
+    model, tokenizer = keras_model.model, keras_model.tokenizers.target
     pairs = read_pairs(tiny_run / TEST_SAMPLE)[:32]
     sources = np.array([bundle.source_ids(s) for s, _ in pairs], np.int32)
     rows = model.greedy_decode(sources, tokenizer.bos_id, tokenizer.eos_id).tolist()
@@ -182,7 +182,8 @@ def test_bundle_errors_are_one_line(tiny_bundles, tmp_path):
     broken.mkdir()
     spec = json.loads((out / "float32" / BUNDLE_JSON).read_text())
     (broken / BUNDLE_JSON).write_text(json.dumps(spec))
-    (broken / "tokenizer.json").write_bytes((out / "float32" / "tokenizer.json").read_bytes())
+    for name in ("source_tokenizer.json", "target_tokenizer.json"):
+        (broken / name).write_bytes((out / "float32" / name).read_bytes())
     with pytest.raises(BundleError, match="missing model.tflite"):
         Bundle.load(broken)
     (broken / TFLITE_FILE).write_bytes((out / "float32" / TFLITE_FILE).read_bytes())

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kit.runtime import BUNDLE_FORMAT_VERSION, BUNDLE_JSON, TFLITE_FILE, Bundle, BundleError
-from kit.tokenizer import TOKENIZER_FILE, CharTokenizer
+from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, CharTokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -81,22 +81,48 @@ def test_bundle_json_records_the_sha256_of_its_files(tiny_bundles):
     out, _ = tiny_bundles
     for recipe in ("float32", "int8"):
         spec = json.loads((out / recipe / BUNDLE_JSON).read_text())
-        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 3
+        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 4
         assert spec["files"] == {
             name: hashlib.sha256((out / recipe / name).read_bytes()).hexdigest()
-            for name in (TFLITE_FILE, TOKENIZER_FILE)}
+            for name in (TFLITE_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)}
+        assert spec["tokenizer"] == {"source": {"type": "char", "files": [SOURCE_TOKENIZER_FILE]},
+                                     "target": {"type": "char", "files": [TARGET_TOKENIZER_FILE]}}
 
 
-def test_another_runs_tokenizer_is_refused(bundle_copy):
+@pytest.mark.parametrize("name", [SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE])
+def test_another_runs_tokenizer_is_refused(bundle_copy, name):
     """Same size, other ids: it used to decode to a plausible wrong date, exit 0."""
-    tokenizer = CharTokenizer.load(bundle_copy / TOKENIZER_FILE)
+    tokenizer = CharTokenizer.load(bundle_copy / name)
     characters = list(tokenizer.vocabulary[4:])
     CharTokenizer(tokenizer.vocabulary[:4] + tuple(reversed(characters))).save(
-        bundle_copy / TOKENIZER_FILE)
-    with pytest.raises(BundleError, match="tokenizer.json is not the file") as raised:
+        bundle_copy / name)
+    with pytest.raises(BundleError, match=f"{name} is not the file") as raised:
         Bundle.load(bundle_copy)
     assert "SHA-256" in assert_one_line(raised.value)
-    assert_one_error(decode(bundle_copy, "1 May 1990"), str(bundle_copy / TOKENIZER_FILE))
+    assert_one_error(decode(bundle_copy, "1 May 1990"), str(bundle_copy / name))
+
+
+def test_the_two_sides_tokenizers_swapped_are_refused(bundle_copy):
+    """Each file is a valid tokenizer, bundle.json lists both: only the sides differ."""
+    def swap(spec):
+        spec["tokenizer"]["source"], spec["tokenizer"]["target"] = (
+            spec["tokenizer"]["target"], spec["tokenizer"]["source"])
+    edit_spec(bundle_copy, swap)
+    with pytest.raises(BundleError, match="tokens, but") as raised:
+        Bundle.load(bundle_copy)
+    assert_one_line(raised.value)
+
+
+def test_a_format_3_bundle_is_refused_in_one_line(bundle_copy):
+    """What export wrote before each side had its own tokenizer: one tokenizer.json."""
+    def as_format_3(spec):
+        spec["format_version"] = 3
+        spec["tokenizer_file"] = "tokenizer.json"
+        spec["tokenizer"] = {"type": "char", "files": ["tokenizer.json"]}
+    edit_spec(bundle_copy, as_format_3)
+    line = assert_one_error(decode(bundle_copy, "1 May 1990"))
+    assert line == (f"error: {bundle_copy / BUNDLE_JSON}: the bundle has format version 3, "
+                    "and this runtime reads version 4 only: export it again with this kit")
 
 
 def test_another_recipes_model_is_refused(bundle_copy, tiny_bundles):
@@ -128,13 +154,13 @@ def test_a_flipped_bit_never_reaches_the_interpreter(bundle_copy, monkeypatch, w
     assert_one_error(decode(bundle_copy, "1 May 1990"), "model.tflite")
 
 
-@pytest.mark.parametrize("version", [1, 2, 4, "3", None])
+@pytest.mark.parametrize("version", [1, 2, 3, 5, "4", None])
 def test_other_format_versions_are_refused_naming_both(bundle_copy, version):
     edit_spec(bundle_copy, lambda spec: spec.update(format_version=version))
     with pytest.raises(BundleError) as raised:
         Bundle.load(bundle_copy)
     message = assert_one_line(raised.value)
-    shown = {1: "1", 2: "2", 4: "4", "3": "'3'", None: "null"}[version]
+    shown = {1: "1", 2: "2", 3: "3", 5: "5", "4": "'4'", None: "null"}[version]
     assert f"the bundle has format version {shown}" in message, message
     assert f"this runtime reads version {BUNDLE_FORMAT_VERSION}" in message, message
 
@@ -179,7 +205,10 @@ ROW_4 = {
     "special ids clash": (_set("special_ids", "eos", value=2), "four different ids"),
     "bool as a number": (_set("target_length", value=True), "Received: true"),
     "vocab not V": (_set("vocab_size", "target", value=65), "V=65"),
-    "tokenizer size": (_set("vocab_size", "tokenizer", value=70), "has 64 tokens"),
+    "tokenizer size": (_set("vocab_size", "target_tokenizer", value=70), "tokens, but"),
+    "tokenizer side missing": (_delete("tokenizer", "target"), "tokenizer lacks target"),
+    "tokenizer files shared": (_set("tokenizer", "target", "files",
+                                    value=[SOURCE_TOKENIZER_FILE]), "tokenizer.target.files"),
     "cache shape": (_set("signatures", "decode_step", "inputs", "self_key_0", "shape",
                          value=[1, 1, 2, 16]), "self_key_0 has shape"),
     "negative dim": (_set("signatures", "encode", "inputs", "source_ids", "shape",
@@ -220,7 +249,7 @@ def test_damaged_bundle_json_is_one_line(bundle_copy, content, fragment):
     assert_one_line(raised.value)
 
 
-@pytest.mark.parametrize("name", [BUNDLE_JSON, TFLITE_FILE, TOKENIZER_FILE])
+@pytest.mark.parametrize("name", [BUNDLE_JSON, TFLITE_FILE, SOURCE_TOKENIZER_FILE])
 @pytest.mark.parametrize("kind", ["fifo", "endless device", "directory"])
 def test_a_file_that_is_not_a_regular_file_is_refused_not_read(bundle_copy, name, kind):
     """Reading a FIFO blocks for ever, reading /dev/zero never ends."""
@@ -245,7 +274,7 @@ def test_a_longer_target_with_a_wrong_eos_is_refused_not_a_hang(bundle_copy):
     """The reproduction: target_length past the model's cache slots and an EOS the
     model never produces made the loop run past the cache."""
     edit_spec(bundle_copy, lambda spec: spec.update(target_length=10**6))
-    edit_spec(bundle_copy, _set("special_ids", "eos", value=60))
+    edit_spec(bundle_copy, _set("special_ids", "eos", value=10))
     assert_one_error(decode(bundle_copy, "1 May 1990"), "T=1000000")
 
 

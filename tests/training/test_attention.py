@@ -3,24 +3,23 @@
 import numpy as np
 import pytest
 
-from kit.tokenizer import load_tokenizer
 from training.attention import AttentionError, attention_picture, main
-from training.run_dir import load_keras
+from training.run_dir import load_keras, load_tokenizers
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def run(tiny_run):
-    return load_keras(tiny_run / "model.keras"), load_tokenizer(tiny_run / "tokenizer.json")
+    return load_keras(tiny_run / "model.keras"), load_tokenizers(tiny_run)
 
 
 @pytest.mark.parametrize("kind", ["cross", "decoder", "encoder"])
 def test_the_weights_drawn_are_the_models(run, kind):
-    model, tokenizer = run
+    model, tokenizers = run
     text = "Sun 29 Nov 2026"
-    picture = attention_picture(model, tokenizer, text, kind)
-    source = tokenizer.encode(text)
+    picture = attention_picture(model, tokenizers, text, kind)
+    source = tokenizers.source.encode(text)
     n = len(picture.rows) if kind != "encoder" else len(source)
     assert picture.weights.shape == (model.config.num_heads, len(picture.rows),
                                      len(picture.columns))
@@ -29,9 +28,12 @@ def test_the_weights_drawn_are_the_models(run, kind):
         assert np.triu(picture.weights, k=1).max() == 0.0  # masked: no later token
         assert picture.columns[0] == "<s>"  # the decoder reads BOS first
     if kind != "decoder":
-        assert picture.columns == [tokenizer.decode([t]) for t in source]
-    # The same numbers straight from the model, for the decoded output.
-    fed = [tokenizer.bos_id] + [tokenizer.encode(c)[0] for c in picture.output]
+        # The source's labels are the source tokenizer's.
+        assert picture.columns == [tokenizers.source.decode([t]) for t in source]
+    # The same numbers straight from the model, for the decoded output (the target
+    # tokenizer's ids: its vocabulary is not the source's).
+    fed = [tokenizers.target.bos_id] + [tokenizers.target.encode(c)[0] for c in picture.output]
+    assert tokenizers.source.vocabulary != tokenizers.target.vocabulary
     weights = np.asarray(model.attention_weights(np.array([source]),
                                                  np.array([fed[:n]]))[kind])[0, -1]
     np.testing.assert_allclose(picture.weights, weights, atol=1e-6)

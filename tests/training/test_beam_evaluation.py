@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.tokenizer import load_tokenizer
+from kit.tokenizers import source_ids
 from training import run_dir as rd
 from training.evaluate import greedy_translate, translate
 
@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def model_and_sources(tiny_run):
     model = rd.load_keras(tiny_run / rd.KERAS_MODEL_FILE)
-    tokenizer = load_tokenizer(tiny_run / rd.TOKENIZER_FILE)
+    tokenizers = rd.load_tokenizers(tiny_run)
     sources = [s for s, _ in rd.read_pairs(tiny_run / rd.TEST_SAMPLE)[:20]] + ["x", "12 zz 19"]
-    return model, tokenizer, sources
+    return model, tokenizers, sources
 
 
 @pytest.fixture(scope="module")
@@ -36,35 +36,35 @@ def float32_bundle(tiny_run, tmp_path_factory):
     return out
 
 
-def _source_rows(model, tokenizer, sources):
-    from kit.tokenizer import source_ids
-
-    return np.array([source_ids(tokenizer, s, model.config.max_source_length)
+def _source_rows(model, tokenizers, sources):
+    return np.array([source_ids(tokenizers.source, s, model.config.max_source_length)
                      for s in sources], np.int32)
 
 
 def test_a_beam_of_one_is_greedy(model_and_sources):
-    model, tokenizer, sources = model_and_sources
-    greedy = greedy_translate(model, tokenizer, sources)
-    rows = _source_rows(model, tokenizer, sources)
-    beams = model.beam_decode(rows, tokenizer.bos_id, tokenizer.eos_id, beam_size=1)
-    assert [tokenizer.decode(b[0].ids) for b in beams] == greedy
-    assert translate(model, tokenizer, sources, beam_size=1) == greedy
+    model, tokenizers, sources = model_and_sources
+    target = tokenizers.target
+    greedy = greedy_translate(model, tokenizers, sources)
+    rows = _source_rows(model, tokenizers, sources)
+    beams = model.beam_decode(rows, target.bos_id, target.eos_id, beam_size=1)
+    assert [target.decode(b[0].ids) for b in beams] == greedy
+    assert translate(model, tokenizers, sources, beam_size=1) == greedy
 
 
 def test_batched_beams_equal_one_source_at_a_time(model_and_sources):
-    model, tokenizer, sources = model_and_sources
-    rows = _source_rows(model, tokenizer, sources)
-    alone = model.beam_decode(rows, tokenizer.bos_id, tokenizer.eos_id, beam_size=3,
+    model, tokenizers, sources = model_and_sources
+    target = tokenizers.target
+    rows = _source_rows(model, tokenizers, sources)
+    alone = model.beam_decode(rows, target.bos_id, target.eos_id, beam_size=3,
                               batch_size=1)
-    batched = model.beam_decode(rows, tokenizer.bos_id, tokenizer.eos_id, beam_size=3,
+    batched = model.beam_decode(rows, target.bos_id, target.eos_id, beam_size=3,
                                 batch_size=8)
     assert len(batched) == len(sources)
     for one, many in zip(alone, batched):
         assert [h.ids for h in one] == [h.ids for h in many]
         np.testing.assert_allclose([h.score for h in one], [h.score for h in many], atol=1e-4)
-    outputs = translate(model, tokenizer, sources, beam_size=3)
-    assert outputs == [tokenizer.decode(b[0].ids) for b in batched]
+    outputs = translate(model, tokenizers, sources, beam_size=3)
+    assert outputs == [target.decode(b[0].ids) for b in batched]
 
 
 def _evaluate(main, model_dir, data, *args):
@@ -82,7 +82,7 @@ def test_evaluate_with_beams_on_the_run_and_on_the_bundle(tiny_run, float32_bund
     from kit.runtime.evaluate import main as on_device
     from training.evaluate_cli import main as on_keras
 
-    model, tokenizer, sources = model_and_sources
+    model, tokenizers, sources = model_and_sources
     pairs = rd.read_pairs(tiny_run / rd.TEST_SAMPLE)[:20]
     data = tmp_path / "mine.tsv"
     data.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
@@ -97,7 +97,7 @@ def test_evaluate_with_beams_on_the_run_and_on_the_bundle(tiny_run, float32_bund
         predicted[name] = [line.split("\t")[1] for line in output.read_text().splitlines()]
     # The bundle's beams (LiteRT, one source at a time) are Keras's (batched).
     assert predicted["device"] == predicted["keras"]
-    assert predicted["keras"] == translate(model, tokenizer, [s for s, _ in pairs], beam_size=3)
+    assert predicted["keras"] == translate(model, tokenizers, [s for s, _ in pairs], beam_size=3)
     code, _, err = _evaluate(on_device, float32_bundle, data)
     assert code == 0 and "with greedy decoding" in err
 

@@ -109,7 +109,7 @@ def test_run_files_get_the_umask_permissions(finished_run):
     0600 of tempfile.mkstemp: another user exports the run."""
     paths = [finished_run, *finished_run.rglob("*")]
     names = {path.relative_to(finished_run).as_posix() for path in paths}
-    assert {rd.RUN_JSON, rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE, rd.TRAIN_SAMPLE,
+    assert {rd.RUN_JSON, rd.KERAS_MODEL_FILE, "source_tokenizer.json", rd.TRAIN_SAMPLE,
             rd.TEST_SAMPLE, "checkpoints/state.json", "checkpoints/last.keras"} <= names
     for path in paths:
         mode = stat.S_IMODE(path.stat().st_mode)

@@ -20,11 +20,12 @@ from training.choices import (
     LARGE_PRESET_MIN_PAIRS,
     LARGE_PRESET_MIN_TARGET_TOKENS,
     MAX_SUBWORD_VOCAB,
+    SUBWORD_MIN_CHARS_PER_TEXT,
     TextStats,
     choose_preset,
     choose_tokenizer_kind,
     subword_vocab_size,
-    train_tokenizer,
+    train_tokenizers,
 )
 from training.data import load_pairs
 from training.train import DEFAULT_BEAM_SIZE, TrainOptions, _EpochPlan, _grouped
@@ -67,6 +68,45 @@ def sentence_pairs(count, seed=0):
     return pairs
 
 
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+         "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+         "seventeen", "eighteen", "nineteen"]
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def _below_1000(n):
+    words = [_ONES[n // 100], "hundred"] if n >= 100 else []
+    n %= 100
+    if n >= 20:
+        words.append(_TENS[n // 10] + (f"-{_ONES[n % 10]}" if n % 10 else ""))
+    elif n or not words:
+        words.append(_ONES[n])
+    return words
+
+
+def spoken(n):
+    """English words for 0 <= n < 1,000,000: "forty-two thousand one hundred seven"."""
+    words = (_below_1000(n // 1000) + ["thousand"]) if n >= 1000 else []
+    return " ".join(words + (_below_1000(n % 1000) if n % 1000 or not words else []))
+
+
+def spoken_numbers(count, languages=6, seed=0):
+    """Spoken numbers in `languages` made-up languages to digits, the shape of the
+    failure that made each side choose alone: half the languages write a number below
+    a thousand as one compound word (German "zweihundertvierunddreissig"), which gives
+    the sources thousands of distinct words; the targets are digit strings."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(count):
+        n, language = rng.randrange(1_000_000), rng.randrange(languages)
+        words = spoken(n).split()
+        if language % 2:  # compounds below a thousand, then a spelling of its own
+            words = spoken(n).replace(" hundred ", "hundred").replace("-", "und").split()
+        pairs.append((" ".join(f"{w}{'aeiou'[language % 5] * (language // 2)}"
+                               for w in words), str(n)))
+    return pairs
+
+
 def write_tsv(path, pairs):
     path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
     return path
@@ -88,25 +128,67 @@ def _texts(pairs):
     return [text for pair in pairs for text in pair]
 
 
-@pytest.mark.parametrize("name, pairs, kind", [
-    ("word -> phones", phone_pairs(3000), "char"),
-    # The built-in data: short codes with 2,000 distinct "words" (day and year numbers).
-    ("dates", dates.default_splits(0, train_size=3000, validation_size=1, test_size=1)["train"],
-     "char"),
-    ("spoken numbers", [(f"{w} thousand two hundred thirty four", f"{n}234")
-                        for n, w in enumerate(["one", "two", "three", "four"] * 300)], "char"),
-    ("transliteration", [(f"moskva{i}", f"москва{i}") for i in range(3000)], "char"),
-    ("sentences", sentence_pairs(800), "sentencepiece"),
-    ("long character strings", [("ACGT" * 40, "TTGCA" * 30)] * 100, "sentencepiece"),
+# The built-in data: short codes with 2,000 distinct "words" (day and year numbers).
+DATES = dates.default_splits(0, train_size=3000, validation_size=1, test_size=1)["train"]
+
+
+@pytest.mark.parametrize("name, pairs, source, target", [
+    ("word -> phones", phone_pairs(3000), "char", "word"),
+    ("dates", DATES, "char", "char"),
+    # 101 number words: with 5,000 numbers each is seen often, a closed set of words;
+    # with 400 some ("forty-two") are seen under 5 times: rare words, so characters.
+    ("spoken numbers, one language", [(spoken(n), str(n)) for n in range(1, 300_000, 61)],
+     "word", "char"),
+    ("spoken numbers, 400", [(spoken(n), str(n)) for n in range(1, 3000, 7)], "char", "char"),
+    ("spoken numbers, six languages", spoken_numbers(3000), "sentencepiece", "char"),
+    ("digits -> spoken", [(str(n), spoken(n)) for n in range(1, 300_000, 61)], "char", "word"),
+    ("transliteration", [(f"moskva{i}", f"москва{i}") for i in range(3000)], "char", "char"),
+    ("sentences", sentence_pairs(800), "sentencepiece", "sentencepiece"),
+    ("sentences -> tags", [(s, " ".join("NOUN" if len(w) > 4 else "VERB" for w in s.split()))
+                           for s, _ in sentence_pairs(800)], "sentencepiece", "word"),
+    ("long character strings", [("ACGT" * 40, "TTGCA" * 30)] * 100,
+     "sentencepiece", "sentencepiece"),
 ])
-def test_the_tokenizer_rule_on_shapes_of_data(name, pairs, kind):
+def test_each_side_is_chosen_from_its_own_texts(name, pairs, source, target):
     sources = TextStats.of(s for s, _ in pairs)
     targets = TextStats.of(t for _, t in pairs)
-    chosen, why = choose_tokenizer_kind(sources, targets)
-    assert chosen == kind, (name, sources, targets)
-    assert why.startswith("auto: sources ")
-    assert choose_tokenizer_kind(sources, targets, "char") == (
-        "char", "asked for with --tokenizer")
+    assert (sources.kind(), targets.kind()) == (source, target), (name, sources, targets)
+    kind, why = choose_tokenizer_kind(sources)
+    assert kind == source and why.startswith("auto: median ")
+    assert choose_tokenizer_kind(sources, "char", "--source-tokenizer") == (
+        "char", "asked for with --source-tokenizer")
+
+
+def test_symbols_with_a_long_tail_of_rare_ones_stay_characters():
+    """Words seen once or twice are those a test set holds and a word vocabulary
+    lacks (unknown tokens); spelled as characters they are not. A few of them among
+    20,000 occurrences do not make a phone set open."""
+    phones = phone_pairs(3000)
+    few = phones + [(f"q{i}", "Q X1 Z") for i in range(3)]
+    assert TextStats.of(t for _, t in few).kind() == "word"
+    tail = phones + [(f"q{i}", f"Q{i // 2} X{i // 2}") for i in range(60)]
+    assert TextStats.of(t for _, t in tail).rare_word_share > 0.001
+    assert TextStats.of(t for _, t in tail).kind() == "char"
+    # Doubled spaces do not survive a word tokenizer's round trip.
+    assert TextStats.of(t.replace(" ", "  ") for _, t in phone_pairs(300)).kind() == "char"
+
+
+@pytest.mark.parametrize("name, pairs", [("dates", DATES), ("phones", phone_pairs(3000)),
+                                         ("numbers", spoken_numbers(3000))])
+def test_outlier_lines_do_not_switch_a_tokenizer(name, pairs):
+    """3.5% of 5,000-character lines on both sides: the mean length passes 100
+    characters (the old rule switched the dates to SentencePiece), the median does
+    not move."""
+    rng = random.Random(1)
+    junk = ["".join(rng.choice("abcdefghij 0123456789") for _ in range(5000))
+            for _ in range(int(len(pairs) * 0.035))]
+    noisy = pairs + [(line, line) for line in junk]
+    for side in (0, 1):
+        clean = TextStats.of(pair[side] for pair in pairs)
+        dirty = TextStats.of(pair[side] for pair in noisy)
+        assert dirty.kind() == clean.kind(), (name, side, clean, dirty)
+        mean = sum(len(pair[side]) for pair in noisy) / len(noisy)
+        assert mean > SUBWORD_MIN_CHARS_PER_TEXT
 
 
 def test_subword_vocabulary_size_follows_the_data():
@@ -118,20 +200,31 @@ def test_subword_vocabulary_size_follows_the_data():
     assert subword_vocab_size(["".join(map(chr, range(0x4E00, 0x4E00 + 9000)))]) == 9064
 
 
-def test_trained_tokenizers_share_one_vocabulary_and_keep_the_special_ids():
-    from kit.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+def test_each_side_has_its_own_vocabulary_and_the_special_ids():
+    from kit.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-    pairs = sentence_pairs(300)
-    tokenizer, record = train_tokenizer(pairs, "sentencepiece")
-    assert record["type"] == "sentencepiece" and "shared by sources and targets" in \
-        record["message"]
-    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id) == (
-        PAD_ID, UNK_ID, BOS_ID, EOS_ID)
-    for source, target in pairs[:20]:
-        assert tokenizer.decode(tokenizer.encode(source)) == source
-        assert tokenizer.decode(tokenizer.encode(target)) == target
-    char, record = train_tokenizer(pairs, "char", vocab_size=10)
-    assert char.vocab_size == 10 and record["requested_vocab_size"] == 10
+    pairs = spoken_numbers(2000)
+    tokenizers, record = train_tokenizers(pairs)
+    source, target = tokenizers
+    assert (record["source"]["type"], record["target"]["type"]) == ("sentencepiece", "char")
+    assert record["source"]["message"].startswith("source tokenizer sentencepiece, ")
+    assert record["target"]["message"].startswith("target tokenizer char, 14 tokens")
+    # Digits are characters: no opaque piece holds a whole number.
+    assert target.vocab_size == 4 + 10 and source.vocab_size > 256
+    for tokenizer in tokenizers:
+        assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id) == (
+            PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+    for s, t in pairs[:20]:
+        assert source.decode(source.encode(s)) == s
+        assert target.encode(t) == [target.vocabulary.index(c) for c in t]
+    # The source's size comes from the source's distinct words only.
+    assert record["source"]["requested_vocab_size"] is None
+    assert "a quarter of the distinct words" in record["source"]["message"]
+    both, record = train_tokenizers(pairs, "char", "char", vocab_size=10)
+    assert both.source.vocab_size == both.target.vocab_size == 10
+    assert record["source"]["reason"] == "asked for with --source-tokenizer"
+    words, _ = train_tokenizers(phone_pairs(300), target="auto")
+    assert type(words.target).__name__ == "WordTokenizer"
 
 
 def test_the_preset_rule():
@@ -173,12 +266,13 @@ def test_the_schedule_rule():
 
 def test_the_built_in_data_keeps_the_presets_lengths():
     from kit.models import preset
-    from kit.tokenizer import CharTokenizer
+    from kit.tokenizers import CharTokenizer, TokenizerPair
     from training.data import load_pairs
     from training.train import _choose_lengths
 
     pairs = load_pairs("default", limit=500)
-    tokenizer = CharTokenizer.train(_texts(pairs.train))
+    tokenizer = TokenizerPair(CharTokenizer.train(s for s, _ in pairs.train),
+                              CharTokenizer.train(t for _, t in pairs.train))
     lengths = _choose_lengths(TrainOptions(), "default", pairs, tokenizer, preset("small"))
     assert (lengths.source, lengths.target, lengths.chosen) == (48, 16, "the preset's")
     lengths = _choose_lengths(TrainOptions(max_target_length=12), "default", pairs, tokenizer,
@@ -218,7 +312,10 @@ _KIT_REPORTING_TF = ("import sys\n"
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--tokenizer", "bpe"], "--tokenizer must be one of auto, char, sentencepiece, got 'bpe'"),
+    (["--tokenizer", "bpe"], "--source-tokenizer must be one of auto, char, word, "
+                             "sentencepiece, got 'bpe'"),
+    (["--target-tokenizer", "chars"], "--target-tokenizer must be one of auto, char, word, "
+                                      "sentencepiece, got 'chars'"),
     (["--vocab-size", "3"], "--vocab-size must be an integer from 8"),
     (["--patience", "0"], "--patience must be an integer from 1"),
     (["--max-epochs", "0"], "--max-epochs must be an integer from 1"),
@@ -272,7 +369,9 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     result = run_cli(*args, "--max-epochs", "3", "--accept-trivial")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "tokenizer char (auto: sources " in out
+    # Each side alone: letters in, phones (a closed set of symbols) out.
+    assert "source tokenizer char, 26 tokens (every character seen; auto: median " in out
+    assert "target tokenizer word, 26 tokens (every word seen; auto: median " in out
     assert "preset small (auto: " in out
     lengths = json.loads((run / rd.RUN_JSON).read_text())["lengths"]
     assert f"lengths S={lengths['source']}, T={lengths['target']} (data): " in out, out
@@ -283,14 +382,17 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     assert "metrics: val_loss " in out
 
     info = json.loads((run / rd.RUN_JSON).read_text())
-    # T covers the targets (at most one in a thousand may be cut), far beyond the
-    # small preset's 16, and S the words.
+    # T covers the targets in phones (at most one in a thousand may be cut), and S the
+    # words' letters.
     splits = load_pairs(f"tsv:{data}")
-    longest = sorted(len(t) for _, t in splits.train)
-    assert info["lengths"]["target"] - 1 >= longest[-2] > 16
+    longest = sorted(len(t.split()) for _, t in splits.train)
+    assert info["lengths"]["target"] - 1 >= longest[-2] >= 9
     assert info["lengths"]["target_cut"] <= 1 and info["lengths"]["source_cut"] == 0
     assert info["config"]["max_target_length"] == info["lengths"]["target"]
-    assert info["tokenizer"]["type"] == "char" and info["preset"]["name"] == "small"
+    assert info["tokenizer"]["source"]["type"] == "char" and info["preset"]["name"] == "small"
+    assert info["tokenizer"]["target"]["type"] == "word"
+    assert info["config"]["target_vocab_size"] == info["tokenizer"]["target"]["vocab_size"]
+    assert info["config"]["source_vocab_size"] == info["tokenizer"]["source"]["vocab_size"]
     assert info["epochs"] == "auto" and info["stopping"]["patience"] == 3
     for split in ("val", "test"):
         for name in ("exact_match", "cer", "wer", "bleu", "chrf", "decoded"):
@@ -310,6 +412,14 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     exported = run_cli("export", str(run), "--recipe", "float32", "--out", str(bundle),
                        "--samples", "16")
     assert exported.returncode == 0, exported.stderr[-2000:]
+    # Letters encoded by one tokenizer, phones decoded by the other: token-exact.
+    assert json.loads((bundle / "report.json").read_text())["token_exact"] == 100.0
+    spec = json.loads((bundle / "bundle.json").read_text())
+    assert spec["tokenizer"] == {"source": {"type": "char", "files": ["source_tokenizer.json"]},
+                                 "target": {"type": "word", "files": ["target_tokenizer.json"]}}
+    decoded = run_cli("decode", str(bundle), splits.test[0][0])
+    assert decoded.returncode == 0 and decoded.stdout.strip(), decoded.stderr
+    assert set(decoded.stdout.split()) <= set(PHONES.values()) | {"AH0"}
     on_bundle = run_cli("evaluate", str(bundle), "--data", f"tsv:{data}", "--limit", "40")
     on_run = run_cli("evaluate", str(run), "--data", f"tsv:{data}", "--limit", "40")
     assert on_bundle.returncode == 0 and on_run.returncode == 0, on_bundle.stderr + on_run.stderr
@@ -323,32 +433,40 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
 
     from export.cli import export_run
     from kit.runtime import Bundle, BundleError
-    from kit.subword import MODEL_FILE, SentencePieceTokenizer
-    from kit.tokenizer import load_tokenizer
+    from kit.tokenizers.sentencepiece import SentencePieceTokenizer
     from training.evaluate import greedy_translate
     from training.train import train
 
     data = write_tsv(tmp_path / "sentences.tsv", sentence_pairs(500))
     run, bundle = tmp_path / "run", tmp_path / "bundle"
-    info = train(TrainOptions(data=f"tsv:{data}", out=str(run), tokenizer="sentencepiece",
+    info = train(TrainOptions(data=f"tsv:{data}", out=str(run),
+                              source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
                               preset="tiny", epochs=3, accept_trivial=True,
                               batch_size=32, learning_rate=3e-3, eval_samples=20))
-    assert info["tokenizer"]["type"] == "sentencepiece"
-    assert (run / MODEL_FILE).is_file()
+    assert info["tokenizer"]["source"]["type"] == info["tokenizer"]["target"]["type"] == \
+        "sentencepiece"
+    assert (run / "source_tokenizer.model").is_file()
+    assert (run / "target_tokenizer.model").is_file()
     report = export_run(run, "float32", bundle, samples=8, progress=lambda message: None)
     assert report["recipes"][0]["token_exact"] == 100.0
 
     spec = json.loads((bundle / "bundle.json").read_text())
-    assert spec["tokenizer"] == {"type": "sentencepiece",
-                                 "files": ["tokenizer.json", MODEL_FILE]}
-    assert set(spec["files"]) == {"model.tflite", "tokenizer.json", MODEL_FILE}
+    assert spec["tokenizer"] == {
+        side: {"type": "sentencepiece",
+               "files": [f"{side}_tokenizer.json", f"{side}_tokenizer.model"]}
+        for side in ("source", "target")}
+    assert set(spec["files"]) == {"model.tflite", "source_tokenizer.json",
+                                  "source_tokenizer.model", "target_tokenizer.json",
+                                  "target_tokenizer.model"}
     loaded = Bundle.load(bundle)
-    assert isinstance(loaded.tokenizer, SentencePieceTokenizer)
+    assert isinstance(loaded.source_tokenizer, SentencePieceTokenizer)
+    assert loaded.source_tokenizer != loaded.target_tokenizer  # each side its own
 
     # The same ids on both sides, for seen text and for characters never seen.
-    trained = load_tokenizer(run / rd.TOKENIZER_FILE)
+    trained = rd.load_tokenizers(run)
     texts = [s for s, _ in sentence_pairs(10, seed=5)] + ["unseen: é ü ß 語 ka", "ÿ"]
-    assert [loaded.tokenizer.encode(t) for t in texts] == [trained.encode(t) for t in texts]
+    assert [loaded.source_tokenizer.encode(t) for t in texts] == [
+        trained.source.encode(t) for t in texts]
     model = keras.saving.load_model(run / rd.KERAS_MODEL_FILE, compile=False)
     assert [loaded.translate(t) for t in texts] == greedy_translate(model, trained, texts)
 
@@ -357,6 +475,26 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
     shutil.copytree(bundle, damaged)
     other = SentencePieceTokenizer.train(_texts(sentence_pairs(100, seed=9)), vocab_size=100)
     other.save(tmp_path / "other.json")
-    shutil.copyfile(tmp_path / MODEL_FILE, damaged / MODEL_FILE)
-    with pytest.raises(BundleError, match="tokenizer.model is not the file"):
+    shutil.copyfile(tmp_path / "other.model", damaged / "target_tokenizer.model")
+    with pytest.raises(BundleError, match="target_tokenizer.model is not the file"):
         Bundle.load(damaged)
+
+
+def test_tokenizer_flags_set_each_side_and_both():
+    from training.cli import build_parser, options_from_args
+    from training.train import _identity_of
+
+    def options(*args):
+        return options_from_args(build_parser().parse_args(["--out", "x", *args]))
+
+    assert (options().source_tokenizer, options().target_tokenizer) == ("auto", "auto")
+    both = options("--tokenizer", "char")
+    assert (both.source_tokenizer, both.target_tokenizer) == ("char", "char")
+    one = options("--tokenizer", "char", "--target-tokenizer", "word")
+    assert (one.source_tokenizer, one.target_tokenizer) == ("char", "word")
+    assert {"source_tokenizer", "target_tokenizer"} <= set(one.identity())
+    # A run made with one --tokenizer for both sides keeps its identity.
+    old = {key: value for key, value in both.identity().items()
+           if key not in ("source_tokenizer", "target_tokenizer")}
+    assert _identity_of({"identity": {**old, "tokenizer": "char"}}) == both.identity()
+    assert _identity_of({"identity": old}) == options().identity()

@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from kit.tokenizer import BOS_ID, EOS_ID, CharTokenizer
+from kit.tokenizers import BOS_ID, EOS_ID, CharTokenizer, TokenizerPair
 from training.dates import default_splits
 from training.pipeline import bucket_boundaries, encode_split, make_dataset
 
 PAIRS = default_splits(0, train_size=600, validation_size=10, test_size=10)["train"]
-TOKENIZER = CharTokenizer.train([t for p in PAIRS for t in p])
+TOKENIZER = TokenizerPair(CharTokenizer.train(s for s, _ in PAIRS),
+                          CharTokenizer.train(t for _, t in PAIRS))
 
 
 def batches(dataset):
@@ -23,16 +24,16 @@ def test_targets_are_shifted_into_decoder_inputs_and_labels():
             n = int(real[row].sum())
             assert labels[row, n - 1] == EOS_ID
             np.testing.assert_array_equal(decoder_in[row, 1:n], labels[row, :n - 1])
-            ids = TOKENIZER.encode(TOKENIZER.decode(labels[row, :n].tolist()))
+            ids = TOKENIZER.target.encode(TOKENIZER.target.decode(labels[row, :n].tolist()))
             np.testing.assert_array_equal(labels[row, :n - 1], ids)
 
 
 def test_every_pair_appears_once_per_epoch():
     split = encode_split(PAIRS, TOKENIZER, 48, 16)
-    seen = sorted(TOKENIZER.decode(s[s != 0].tolist())
+    seen = sorted(TOKENIZER.source.decode(s[s != 0].tolist())
                   for (source, _), _, _ in batches(make_dataset(split, 32, shuffle=True, seed=3))
                   for s in source)
-    assert seen == sorted(TOKENIZER.decode(TOKENIZER.encode(s)) for s, _ in PAIRS)
+    assert seen == sorted(TOKENIZER.source.decode(TOKENIZER.source.encode(s)) for s, _ in PAIRS)
 
 
 def test_shuffling_is_deterministic_by_seed():

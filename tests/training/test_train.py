@@ -1,5 +1,6 @@
 """Training end to end on small data: every data spec, resuming, bad input."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,7 +13,6 @@ import keras
 import numpy as np
 import pytest
 
-from kit.tokenizer import load_tokenizer
 from tests.conftest import default_sigint
 from training import run_dir as rd
 from training.train import TrainError, TrainOptions, train
@@ -28,7 +28,7 @@ def tiny_options(out, **overrides):
 
 
 def read_tokenizer(out):
-    return load_tokenizer(out / rd.TOKENIZER_FILE)
+    return rd.load_tokenizers(out)
 
 
 def run_cli(*args, timeout=300):
@@ -71,8 +71,8 @@ def test_a_run_that_learns_beats_the_baselines(tmp_path):
 def test_default_data_gives_a_complete_run_directory(tmp_path):
     info = train(tiny_options(tmp_path / "run"))
     out = tmp_path / "run"
-    for name in (rd.KERAS_MODEL_FILE, rd.TOKENIZER_FILE, rd.RUN_JSON, rd.TRAIN_SAMPLE,
-                 rd.TEST_SAMPLE):
+    for name in (rd.KERAS_MODEL_FILE, "source_tokenizer.json", "target_tokenizer.json",
+                 rd.RUN_JSON, rd.TRAIN_SAMPLE, rd.TEST_SAMPLE):
         assert (out / name).is_file(), name
     assert any((out / rd.LOG_DIR).rglob("events.out.tfevents*"))
     read = rd.read_run(out)
@@ -151,6 +151,46 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
     train(tiny_options(tmp_path / "run", epochs=1))
     with pytest.raises(TrainError, match="different run.*seed"):
         train(tiny_options(tmp_path / "run", epochs=1, seed=7))
+
+
+def test_a_run_made_with_one_shared_tokenizer_resumes_evaluates_and_exports(tmp_path):
+    """A run of the previous version: one tokenizer.json for both sides, and a
+    state.json whose identity has one "tokenizer". Words and their reversals have the
+    same characters as often, so each side's vocabulary is the shared one."""
+    from kit.runtime import Bundle
+    from kit.tokenizers import CharTokenizer
+
+    data = tmp_path / "reverse.tsv"
+    words = [f"{a}{b}{c}" for a in "abcdef" for b in "ghijkl" for c in "mnopqr"]
+    data.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+    out = tmp_path / "run"
+    options = tiny_options(out, data=f"tsv:{data}", epochs=1, limit=None,
+                           source_tokenizer="char", target_tokenizer="char",
+                           max_source_length=None, max_target_length=None)
+    train(options)
+    tokenizers = rd.load_tokenizers(out)
+    assert tokenizers.source == tokenizers.target
+    (out / "source_tokenizer.json").rename(out / rd.LEGACY_TOKENIZER_FILE)
+    (out / "target_tokenizer.json").unlink()
+    state_path = out / rd.CHECKPOINT_DIR / "state.json"
+    state = json.loads(state_path.read_text())
+    identity = state["identity"]
+    del identity["source_tokenizer"], identity["target_tokenizer"]
+    state["identity"] = {**identity, "tokenizer": "char"}
+    state_path.write_text(json.dumps(state))
+
+    shared = rd.load_tokenizers(out)
+    assert shared.source is shared.target and isinstance(shared.source, CharTokenizer)
+    info = train(dataclasses.replace(options, epochs=2))  # resumes: same identity
+    assert info["epochs_done"] == 2 and not (out / "source_tokenizer.json").exists()
+    evaluated = run_cli("evaluate", str(out), "--data", f"tsv:{data}", "--limit", "20")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    exported = run_cli("export", str(out), "--recipe", "float32", "--out",
+                       str(tmp_path / "bundle"), "--samples", "8")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    bundle = Bundle.load(tmp_path / "bundle")  # format 4: the shared one on each side
+    assert bundle.source_tokenizer == bundle.target_tokenizer == shared.source
+    assert json.loads((tmp_path / "bundle" / "report.json").read_text())["token_exact"] == 100
 
 
 def test_a_foreign_directory_is_refused(tmp_path):

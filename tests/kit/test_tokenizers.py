@@ -1,4 +1,5 @@
-"""Tests for kit/tokenizer.py: the tokenizer that training and the phone share."""
+"""kit/tokenizers: the interface every tokenizer implements, `load_tokenizer`, and the
+character tokenizer (kit/tokenizers/char.py) that training and the phone share."""
 
 import json
 import os
@@ -8,18 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from kit import tokenizer as tokenizer_module
-from kit.tokenizer import (
+from kit.tokenizers import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
-    TOKENIZER_FILE,
+    SOURCE_TOKENIZER_FILE,
     UNK_ID,
     UNK_TEXT,
     CharTokenizer,
+    Tokenizer,
     TokenizerError,
+    WordTokenizer,
     load_tokenizer,
+    source_ids,
 )
+
+TOKENIZER_FILE = SOURCE_TOKENIZER_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,7 +155,7 @@ def test_vocabulary_is_deterministic_whatever_the_input_order():
     # Same result in a fresh interpreter with a different hash seed: sets and dicts
     # of characters must not leak their iteration order into the ids.
     code = (
-        "import json, sys; from kit.tokenizer import CharTokenizer; "
+        "import json, sys; from kit.tokenizers import CharTokenizer; "
         "texts = json.loads(sys.stdin.read()); "
         "print(json.dumps(CharTokenizer.train(texts).vocabulary))"
     )
@@ -237,7 +242,7 @@ def test_failed_save_keeps_the_old_file(tok, tmp_path, monkeypatch):
     def disk_full(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tokenizer_module.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         tok.save(path)
     assert CharTokenizer.load(path) == old
@@ -308,27 +313,49 @@ def _modules_after(code):
     return result.stdout.strip()
 
 
-def test_importing_kit_tokenizer_imports_neither_tensorflow_nor_keras():
-    loaded = _modules_after("import kit.tokenizer")
+def test_importing_kit_tokenizers_imports_neither_tensorflow_nor_keras():
+    loaded = _modules_after("import kit.tokenizers")
     assert "tensorflow" not in loaded and "keras" not in loaded
 
 
-def test_the_file_alone_needs_only_the_standard_library():
-    # The runtime may ship kit/tokenizer.py on its own: loaded by path, outside the
-    # kit package, it must still work and pull in no numpy, TensorFlow or Keras.
-    path = str(REPO_ROOT / "kit" / "tokenizer.py")
+def test_char_and_word_tokenizers_need_only_the_standard_library(tmp_path):
+    # What a device without numpy runs: train, save, load and decode both.
+    path = tmp_path / "t.json"
     code = (
-        "import importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('tok', {path!r})\n"
-        "tok = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(tok)\n"
-        "t = tok.CharTokenizer.train(['abc'])\n"
-        "assert t.decode(t.encode('abcz')) == 'abc' + tok.UNK_TEXT\n"
+        "from kit.tokenizers import CharTokenizer, WordTokenizer, load_tokenizer, UNK_TEXT\n"
+        "t = CharTokenizer.train(['abc'])\n"
+        "assert t.decode(t.encode('abcz')) == 'abc' + UNK_TEXT\n"
+        "w = WordTokenizer.train(['K AE1 T'])\n"
+        f"w.save({str(path)!r})\n"
+        f"assert load_tokenizer({str(path)!r}).decode(w.encode('T K X')) == 'T K ' + UNK_TEXT\n"
     )
     assert _modules_after(code) == ""
 
 
 def test_source_ids_cut_and_pad_to_the_source_length():
-    tok = tokenizer_module.CharTokenizer.train(["2020-01-02"])
-    assert tokenizer_module.source_ids(tok, "2020-01-02", 4) == tok.encode("2020")
-    assert tokenizer_module.source_ids(tok, "20", 4) == tok.encode("20") + [0, 0]
+    tok = CharTokenizer.train(["2020-01-02"])
+    assert source_ids(tok, "2020-01-02", 4) == tok.encode("2020")
+    assert source_ids(tok, "20", 4) == tok.encode("20") + [0, 0]
+    words = WordTokenizer.train(["K AE1 T"])
+    assert source_ids(words, "K AE1 T", 2) == words.encode("K AE1")
+    assert source_ids(words, "T", 3) == words.encode("T") + [0, 0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: CharTokenizer.train(["Sun 29 Nov 2026", "2026-11-29"]),
+    lambda: WordTokenizer.train(["K AE1 T", "D AO1 G", "K AO1 T"]),
+], ids=["char", "word"])
+def test_the_interface_every_tokenizer_implements(make, tmp_path):
+    """What training, export and the device ask of any tokenizer."""
+    tok = make()
+    assert isinstance(tok, Tokenizer)
+    assert (tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id) == (0, 1, 2, 3)
+    assert tok.files("target_tokenizer.json") == ["target_tokenizer.json"]
+    tok.save(tmp_path / "target_tokenizer.json")
+    loaded = load_tokenizer(tmp_path / "target_tokenizer.json")
+    assert type(loaded) is type(tok) and loaded == tok
+    assert loaded.to_dict() == tok.to_dict() and tok.to_dict()["type"] == tok.TYPE
+    assert tok.decode([]) == "" and tok.unknown_count("") == 0
+    assert tok.vocab_size == len(tok.to_dict()["vocabulary"])
+    with pytest.raises(TypeError, match="encode expects a str"):
+        tok.encode(b"bytes")

@@ -1,5 +1,6 @@
-"""kit/subword.py: a SentencePiece tokenizer with the kit's special ids, the same ids in
-training and on the device, and a model file bound to its JSON by checksum."""
+"""kit/tokenizers/sentencepiece.py: a SentencePiece tokenizer with the kit's special
+ids, the same ids in training and on the device, and a model file named after its JSON
+and bound to it by checksum."""
 
 import json
 import random
@@ -8,8 +9,10 @@ import sys
 
 import pytest
 
-from kit.subword import MODEL_FILE, SentencePieceTokenizer
-from kit.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UNK_TEXT, TokenizerError
+from kit.tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UNK_TEXT, TokenizerError
+from kit.tokenizers.sentencepiece import SentencePieceTokenizer
+
+MODEL_FILE = "tokenizer.model"  # the model of tokenizer.json: named after its JSON
 
 WORDS = ["cat", "dog", "house", "mouse", "bird", "tree", "river", "stone", "light", "night"]
 TEXTS = [" ".join(random.Random(i).choice(WORDS) for _ in range(5)) for i in range(400)]
@@ -72,7 +75,7 @@ def test_same_ids_in_a_process_without_tensorflow(tokenizer, tmp_path):
     texts = TEXTS[:20] + ["unseen: é ü ß 語", ""]
     code = (
         "import json, sys\n"
-        "from kit.subword import SentencePieceTokenizer\n"
+        "from kit.tokenizers.sentencepiece import SentencePieceTokenizer\n"
         f"path = {str(tmp_path / 'tokenizer.json')!r}\n"
         "tok = SentencePieceTokenizer.from_dict(json.load(open(path)), path)\n"
         "texts = json.loads(sys.stdin.read())\n"
@@ -86,13 +89,14 @@ def test_same_ids_in_a_process_without_tensorflow(tokenizer, tmp_path):
 
 
 def test_load_tokenizer_reads_either_kind_and_every_file(tokenizer, tmp_path):
-    from kit.tokenizer import CharTokenizer, load_tokenizer
+    from kit.tokenizers import CharTokenizer, load_tokenizer
 
     path = tmp_path / "tokenizer.json"
     tokenizer.save(path)
     loaded = load_tokenizer(path)
-    assert loaded == tokenizer and loaded.files() == ["tokenizer.json", MODEL_FILE]
-    assert CharTokenizer.train(["abc"]).files() == ["tokenizer.json"]
+    assert loaded == tokenizer and loaded.files("tokenizer.json") == ["tokenizer.json",
+                                                                        MODEL_FILE]
+    assert CharTokenizer.train(["abc"]).files("tokenizer.json") == ["tokenizer.json"]
     # A bundle hands over the model's bytes itself, after checking them.
     asked = []
 
@@ -106,3 +110,26 @@ def test_load_tokenizer_reads_either_kind_and_every_file(tokenizer, tmp_path):
     assert asked == [MODEL_FILE]
     with pytest.raises(TokenizerError, match="cannot read .*tokenizer.model"):
         load_tokenizer(path)
+
+
+def test_two_models_share_a_directory_each_named_after_its_json(tokenizer, tmp_path):
+    """A run or a bundle holds a source and a target tokenizer side by side."""
+    from kit.tokenizers import load_tokenizer
+
+    other = SentencePieceTokenizer.train(TEXTS[:200], vocab_size=30)
+    tokenizer.save(tmp_path / "source_tokenizer.json")
+    other.save(tmp_path / "target_tokenizer.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "source_tokenizer.json", "source_tokenizer.model", "target_tokenizer.json",
+        "target_tokenizer.model"]
+    assert tokenizer.files("source_tokenizer.json") == ["source_tokenizer.json",
+                                                         "source_tokenizer.model"]
+    assert json.loads((tmp_path / "target_tokenizer.json").read_text())["model_file"] == \
+        "target_tokenizer.model"
+    assert load_tokenizer(tmp_path / "source_tokenizer.json") == tokenizer
+    assert load_tokenizer(tmp_path / "target_tokenizer.json") == other
+    # The JSON records the model's SHA-256: the other side's model is refused.
+    (tmp_path / "source_tokenizer.model").write_bytes(
+        (tmp_path / "target_tokenizer.model").read_bytes())
+    with pytest.raises(TokenizerError, match="source_tokenizer.model is not the model"):
+        load_tokenizer(tmp_path / "source_tokenizer.json")

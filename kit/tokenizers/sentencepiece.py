@@ -7,17 +7,19 @@ softmax chooses among pieces rather than letters. Training and the device run th
 `sentencepiece` package (wheels for x86_64 and aarch64; the same C++ library builds for
 Android and iOS), so both give the same ids for the same text.
 
-Two files, beside each other:
+Two files, beside each other, the model named after the JSON file (so that a source
+and a target tokenizer can share a directory):
 
-    tokenizer.json     {"type": "sentencepiece", "format_version": 1,
-                        "model_file": "tokenizer.model", "model_sha256": "..."}
-    tokenizer.model    the SentencePiece model (a serialized protobuf), what an app
-                       hands to SentencePieceProcessor
+    source_tokenizer.json   {"type": "sentencepiece", "format_version": 1,
+                             "model_file": "source_tokenizer.model",
+                             "model_sha256": "...", "vocab_size": N}
+    source_tokenizer.model  the SentencePiece model (a serialized protobuf), what an
+                            app hands to SentencePieceProcessor
 
-The JSON records the model's SHA-256, so a bundle that checks tokenizer.json's checksum
-also vouches for the model it names. The special ids are the kit's: pad 0, unk 1,
-bos 2, eos 3. Text is not normalized (rule "identity"), as with the character
-tokenizer: decode(encode(text)) gives text back for every character the model knows.
+The JSON records the model's SHA-256, so a bundle that checks the JSON's checksum also
+vouches for the model it names. The special ids are the kit's: pad 0, unk 1, bos 2,
+eos 3. Text is not normalized (rule "identity"), as with the character tokenizer:
+decode(encode(text)) gives text back for every character the model knows.
 """
 
 from __future__ import annotations
@@ -26,20 +28,30 @@ import hashlib
 import os
 
 from kit.files import atomic_write, write_json
-from kit.tokenizer import (
+from kit.tokenizers.base import (
     BOS_ID,
     EOS_ID,
+    FORMAT_VERSION,
     PAD_ID,
     SPECIAL_TOKENS,
-    TOKENIZER_FILE,
     UNK_ID,
     UNK_TEXT,
+    Tokenizer,
     TokenizerError,
+    check_header,
+    check_text,
+    read_json,
 )
 
-FORMAT_VERSION = 1
-MODEL_FILE = "tokenizer.model"
+MODEL_SUFFIX = ".model"
 MODEL_TYPES = ("unigram", "bpe")
+
+
+def model_file_name(json_name):
+    """The model file beside the JSON file `json_name`: "x.json" -> "x.model"."""
+    stem = os.path.basename(os.fspath(json_name))
+    stem = stem[:-len(".json")] if stem.endswith(".json") else stem
+    return stem + MODEL_SUFFIX
 
 
 def _processor(model_proto):
@@ -54,7 +66,7 @@ def _processor(model_proto):
     return processor
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(Tokenizer):
     """Subword ids from a SentencePiece model, with the kit's special ids.
 
     Args:
@@ -67,6 +79,8 @@ class SentencePieceTokenizer:
     >>> tok.decode(tok.encode("the cat"))
     'the cat'
     """
+
+    TYPE = "sentencepiece"
 
     def __init__(self, model_proto: bytes):
         if not isinstance(model_proto, bytes) or not model_proto:
@@ -128,23 +142,14 @@ class SentencePieceTokenizer:
     def vocab_size(self) -> int:
         return self._sp.get_piece_size()
 
-    pad_id, unk_id, bos_id, eos_id = (property(lambda self, i=i: i)
-                                      for i in (PAD_ID, UNK_ID, BOS_ID, EOS_ID))
-
     def encode(self, text: str) -> list[int]:
         """Subword ids of `text`; no BOS or EOS."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode expects a str. Received: {text!r}")
+        check_text(text, "encode")
         return list(self._sp.encode(text))
-
-    def unknown_count(self, text: str) -> int:
-        """How many unknown pieces `text` makes (characters the model never saw)."""
-        return sum(1 for i in self.encode(text) if i == UNK_ID)
 
     def unknown_characters(self, text: str) -> list[str]:
         """The distinct characters of `text` that the model cannot spell."""
-        if not isinstance(text, str):
-            raise TypeError(f"unknown_characters expects a str. Received: {text!r}")
+        check_text(text, "unknown_characters")
         return [c for c in dict.fromkeys(text)
                 if not c.isspace() and UNK_ID in self._sp.encode(c)]
 
@@ -169,21 +174,28 @@ class SentencePieceTokenizer:
         pieces.append(self._sp.decode(kept))
         return "".join(pieces)
 
-    def files(self, json_name=TOKENIZER_FILE):
-        """The file names this tokenizer occupies beside its JSON file `json_name`."""
-        return [json_name, MODEL_FILE]
+    def files(self, json_name):
+        """The JSON file `json_name` and the model file named after it."""
+        return [json_name, model_file_name(json_name)]
 
-    def to_dict(self) -> dict:
-        return {"type": "sentencepiece", "format_version": FORMAT_VERSION,
-                "model_file": MODEL_FILE,
+    def to_dict(self, json_name="tokenizer.json") -> dict:
+        """The JSON saved as `json_name`, which names its model file after itself."""
+        return {"type": self.TYPE, "format_version": FORMAT_VERSION,
+                "model_file": model_file_name(json_name),
                 "model_sha256": hashlib.sha256(self._model_proto).hexdigest(),
                 "vocab_size": self.vocab_size}
 
     def save(self, path) -> None:
-        """Writes the model file, then the JSON that names it (both atomically)."""
-        atomic_write(os.path.join(os.path.dirname(os.path.abspath(path)), MODEL_FILE),
-                     self._model_proto)
-        write_json(path, self.to_dict())
+        """Writes the model file (named after `path`), then the JSON that names it,
+        both atomically."""
+        atomic_write(os.path.join(os.path.dirname(os.path.abspath(path)),
+                                  model_file_name(path)), self._model_proto)
+        write_json(path, self.to_dict(os.path.basename(os.fspath(path))))
+
+    @classmethod
+    def load(cls, path) -> SentencePieceTokenizer:
+        """Reads the JSON file `path` and the model it names, beside it."""
+        return cls.from_dict(read_json(path), path)
 
     @classmethod
     def from_dict(cls, config: dict, path, read_file=None) -> SentencePieceTokenizer:
@@ -195,12 +207,10 @@ class SentencePieceTokenizer:
                 bundle passes one that checks the file against bundle.json first);
                 None reads it from disk.
         """
-        if not isinstance(config, dict):
-            raise TokenizerError(f"{path}: a tokenizer description must be a JSON object")
-        if config.get("format_version") != FORMAT_VERSION:
-            raise TokenizerError(f"{path}: unsupported sentencepiece tokenizer format_version "
-                                 f"{config.get('format_version')!r} (this code reads "
-                                 f"version {FORMAT_VERSION})")
+        try:
+            check_header(config, cls.TYPE)
+        except TokenizerError as error:
+            raise TokenizerError(f"{path}: {error}") from None
         name, digest = config.get("model_file"), config.get("model_sha256")
         if not isinstance(name, str) or os.path.basename(name) != name or not name \
                 or name in (".", ".."):
@@ -227,6 +237,3 @@ class SentencePieceTokenizer:
 
     def __hash__(self):
         return hash(self._model_proto)
-
-    def __repr__(self):
-        return f"SentencePieceTokenizer(vocab_size={self.vocab_size})"
