@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.tokenizer import BOS_ID, EOS_ID, CharTokenizer
+from kit.tokenizers import BOS_ID, EOS_ID, CharTokenizer
 
 TASKS = ("numbers", "g2p", "hyphenation")
 TRAIN_PAIRS = 40_000

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks import sweep_jax
-from kit.tokenizer import BOS_ID, EOS_ID
+from kit.tokenizers import BOS_ID, EOS_ID
 
 
 def test_encode_task_gives_each_side_its_vocabulary_and_shifts_the_target():
