@@ -145,7 +145,10 @@ def test_the_runner_reads_the_real_output_of_train_export_and_evaluate(tmp_path)
     # A slice small enough for a test; the benchmark passes no option to train at all.
     task = dataclasses.replace(TASKS["inflection_en"], sizes={"small": (60, 10)})
     results = run_tasks([task], tmp_path, "small",
-                        train_arguments=["--preset", "tiny", "--epochs", "1"])
+                        # One epoch of 131 pairs learns nothing: the parsing is what
+                        # this test checks, not the model.
+                        train_arguments=["--preset", "tiny", "--epochs", "1",
+                                         "--accept-trivial"])
     entry = results["tasks"][0]
     assert "error" not in entry, entry.get("error")
     for model in ("bundle", "run"):
