@@ -9,6 +9,7 @@ from __future__ import annotations  # the runtime may run on an older Python
 import json
 import operator
 import os
+from collections import Counter
 from collections.abc import Iterable
 
 FORMAT_VERSION = 1
@@ -105,6 +106,112 @@ class Tokenizer:
 
     def __repr__(self):
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+class VocabularyTokenizer(Tokenizer):
+    """A tokenizer whose tokens are the units a text splits into (`units`), one id
+    each, from a vocabulary saved in its JSON file: the four `SPECIAL_TOKENS`, then
+    the units, each once. The character and word tokenizers are this, with their own
+    units; subclasses set `UNIT_RULE` and `UNITS` (for messages), `SEPARATOR` (what
+    `decode` puts between units), and implement `units` and `is_unit`.
+    """
+
+    UNIT_RULE = None  # what a vocabulary entry must be, e.g. "one character"
+    UNITS = None  # their plural name, e.g. "characters"
+    SEPARATOR = ""
+
+    def __init__(self, vocabulary):
+        vocabulary = list(vocabulary)
+        if tuple(vocabulary[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"vocabulary must start with {list(SPECIAL_TOKENS)}. "
+                             f"Received: {vocabulary[: len(SPECIAL_TOKENS)]}")
+        units = vocabulary[len(SPECIAL_TOKENS):]
+        for unit in units:
+            if not self.is_unit(unit):
+                raise ValueError(f"after the specials, every vocabulary entry must be "
+                                 f"{self.UNIT_RULE}. Received: {unit!r}")
+        duplicates = sorted(u for u, n in Counter(units).items() if n > 1)
+        if duplicates:
+            raise ValueError(f"vocabulary lists {self.UNITS} more than once. "
+                             f"Received: {duplicates}")
+        self._vocabulary = tuple(vocabulary)
+        self._ids = {u: i for i, u in enumerate(units, start=len(SPECIAL_TOKENS))}
+
+    @staticmethod
+    def units(text: str) -> list[str]:
+        """The units of `text`, in order."""
+        raise NotImplementedError
+
+    @staticmethod
+    def is_unit(token) -> bool:
+        """Whether `token` can be a vocabulary entry."""
+        raise NotImplementedError
+
+    @classmethod
+    def train(cls, texts: Iterable[str], min_count: int = 1, max_vocab: int | None = None):
+        """Builds the vocabulary from the units of `texts`, by descending count then by
+        text, so the same texts give the same ids on every machine and in every run.
+
+        Args:
+            texts: an iterable of strings.
+            min_count: units seen fewer times are left out (they become UNK).
+            max_vocab: if given, the largest vocabulary size, specials included; the
+                most frequent units are kept.
+        """
+        counts = Counter()
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"texts must be strings. Received: {text!r}")
+            counts.update(cls.units(text))
+        return cls(SPECIAL_TOKENS + tuple(kept_by_count(counts, min_count, max_vocab)))
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """All tokens as a tuple; the index of a token is its id."""
+        return self._vocabulary
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocabulary)
+
+    def encode(self, text: str) -> list[int]:
+        """One id per unit of `text`; adds no BOS or EOS."""
+        check_text(text, "encode")
+        ids = self._ids
+        return [ids.get(u, UNK_ID) for u in self.units(text)]
+
+    def unknown_count(self, text: str) -> int:
+        check_text(text, "unknown_count")
+        ids = self._ids
+        return sum(1 for u in self.units(text) if u not in ids)
+
+    def unknown_characters(self, text: str) -> list[str]:
+        check_text(text, "unknown_characters")
+        ids = self._ids
+        return [u for u in dict.fromkeys(self.units(text)) if u not in ids]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The units of `ids` joined by `SEPARATOR` (see `Tokenizer.decode`). Accepts
+        any integers, numpy's included."""
+        return self.SEPARATOR.join(decoded_tokens(self._vocabulary, ids))
+
+    def to_dict(self) -> dict:
+        return {"type": self.TYPE, "format_version": FORMAT_VERSION,
+                "vocabulary": list(self._vocabulary)}
+
+    @classmethod
+    def from_dict(cls, config: dict):
+        """Inverse of `to_dict`; raises TokenizerError on anything else."""
+        check_header(config, cls.TYPE)
+        return from_vocabulary(cls, config)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._vocabulary == other._vocabulary
+
+    def __hash__(self):
+        return hash(self._vocabulary)
 
 
 def kept_by_count(counts, min_count, max_vocab):
