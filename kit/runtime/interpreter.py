@@ -27,6 +27,33 @@ def interpreter_class():
     return Interpreter
 
 
+def interpreter_options(recipe):
+    """Keyword arguments for `interpreter_class()` that a bundle of `recipe` needs here.
+
+    tflite-runtime 2.14 (its last release) with its default XNNPACK delegate computes
+    float16 bundles wrongly: the decoder's output barely depends on the token (the
+    embedding's GATHER, which XNNPACK leaves to the built-in kernels, seems to read a
+    dequantized table that XNNPACK never wrote), and 0 of the 200 inputs of
+    tests/device decoded as with ai-edge-litert, against 200 of 200 with the built-in
+    kernels alone (and with experimental_preserve_all_tensors, which also turns XNNPACK
+    off). ai-edge-litert 2.3 is not affected, and the other recipes agree as well with
+    XNNPACK as without it. So float16 bundles run on tflite-runtime without the default
+    delegates; every other case keeps LiteRT's defaults.
+    """
+    if recipe != "float16":
+        return {}
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: F401
+        return {}
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import OpResolverType
+    except ImportError:
+        return {}
+    return {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+
+
 def max_threads():
     """The most interpreter threads worth asking for: this machine's CPUs. More only
     makes the threads take turns (100,000 of them brought a 2-core machine to a load
