@@ -21,12 +21,24 @@ python -m kit COMMAND --help shows a command's options; --verbose shows the libr
 start-up notices, which are hidden otherwise."""
 
 
+# The requirements file that brings each command's packages: the device's smaller
+# environments (requirements-runtime.txt, requirements-tflite-runtime.txt) run decode
+# and evaluate BUNDLE only.
+_FULL = "requirements.txt (TensorFlow and Keras)"
+_DEVICE = ("requirements-runtime.txt (or requirements-tflite-runtime.txt where "
+           "ai-edge-litert has no wheel)")
+_NEEDS = {"train": _FULL, "export": _FULL, "demo": _FULL, "attention": _FULL,
+          "evaluate RUN": _FULL, "decode": _DEVICE, "evaluate BUNDLE": _DEVICE}
+_OURS = ("kit", "training", "export", "benchmarks", "tests")
+
+
 def _is_bundle(args):
-    """Whether the first argument that is not an option names a bundle directory."""
+    """Whether an argument that is not an option names a bundle directory (options may
+    come first: `evaluate --data X BUNDLE`; an option's value is never a bundle)."""
     from pathlib import Path
 
-    first = next((arg for arg in args if not arg.startswith("-")), None)
-    return first is not None and (Path(first) / "bundle.json").is_file()
+    return any((Path(arg) / "bundle.json").is_file() for arg in args
+               if not arg.startswith("-"))
 
 
 def _command(name, args):
@@ -57,6 +69,30 @@ def main(argv=None):
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # a command that has no handler of its own at that moment
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as error:  # numpy only, so imported here: --help stays light
+        from kit.decoding import NonFiniteLogits
+
+        if not isinstance(error, NonFiniteLogits):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").partition(".")[0]
+        if not missing or missing in _OURS:
+            raise  # the kit's own module: a bug, with its traceback
+        key = argv[0] if argv[0] != "evaluate" else \
+            f"evaluate {'BUNDLE' if _is_bundle(argv[1:]) else 'RUN'}"
+        print(f"error: python -m kit {key} needs the package {missing!r}, which is not "
+              f"installed here: pip install -r {_NEEDS.get(key, _FULL)}", file=sys.stderr)
+        return 1
+
+
+def _main(argv):
     found = _command(argv[0], argv[1:])
     if found is None:
         print(f"error: unknown command {argv[0]!r}; expected demo, train, export, decode, "

@@ -33,6 +33,23 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class NonFiniteLogits(ValueError):
+    """A step returned NaN or infinite logits: the model is broken (a damaged file, a
+    diverged training), and no token chosen from them would mean anything."""
+
+
+def _finite(logits, position, rows=None):
+    """`logits`, or NonFiniteLogits when any of `rows` (all by default) is not finite.
+    One pass over (B, V) floats per step: microseconds next to the step itself."""
+    checked = logits if rows is None else logits[rows]
+    if not np.isfinite(checked).all():
+        raise NonFiniteLogits(
+            f"the model's logits at step {position + 1} are not finite (NaN or infinity): "
+            "the model is broken (a damaged file, or a training that diverged), so "
+            "nothing it decodes can be trusted")
+    return logits
+
+
 def greedy_search(step, batch_size, bos_id, eos_id, max_new_tokens, return_logits=False):
     """Greedy decoding: BOS at position 0, then each row's argmax fed back at the next
     position, until every row has produced EOS or `max_new_tokens` tokens were made.
@@ -69,7 +86,8 @@ def _search(step, batch_size, bos_id, eos_id, max_new_tokens, choose, return_log
     tokens = np.full(batch_size, bos_id, np.int32)
     all_logits = None
     for position in range(max_new_tokens):
-        logits = np.asarray(step(tokens, position), np.float32)  # (B, V)
+        logits = _finite(np.asarray(step(tokens, position), np.float32), position,
+                         ~finished)  # (B, V)
         if return_logits:
             if all_logits is None:
                 all_logits = np.zeros((batch_size, max_new_tokens, logits.shape[-1]),
@@ -249,7 +267,8 @@ def batched_beam_search(step, reorder, batch_size, bos_id, eos_id, max_new_token
     searching = list(searches)
     tokens = np.full(batch_size, bos_id, np.int32)
     for position in range(max_new_tokens):
-        log_probs = log_softmax(np.asarray(step(tokens, position), np.float32))  # (R, V)
+        log_probs = log_softmax(_finite(np.asarray(step(tokens, position), np.float32),
+                                        position))  # (R, V)
         parents, start, still = [], 0, []
         for search in searching:
             rows = len(search.live_ids)

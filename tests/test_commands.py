@@ -177,3 +177,50 @@ def test_decode_strategies_and_json_without_tensorflow(demo):
         bad = kit("decode", str(bundle), "x", *args, device=True)
         assert bad.returncode == code, (args, bad.stderr)
         assert len(error_lines(bad)) == 1 and b"Traceback" not in bad.stderr
+
+
+def test_ctrl_c_anywhere_is_one_line_and_130(monkeypatch, capsys):
+    """Ctrl-C where a command has no handler of its own (the demo drawing its pictures
+    gave a 68-line traceback) ends with one line and the shell's 130."""
+    import kit.__main__ as entry
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry, "_command", lambda name, args: (interrupted, False))
+    assert entry.main(["demo", "--help"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize("command, needs", [
+    (["train"], "requirements.txt"), (["decode", "B"], "requirements-runtime.txt")])
+def test_a_missing_package_names_the_requirements_file(monkeypatch, capsys, command, needs):
+    import kit.__main__ as entry
+
+    def missing(argv):
+        raise ModuleNotFoundError("No module named 'sacrebleu'", name="sacrebleu")
+
+    monkeypatch.setattr(entry, "_command", lambda name, args: (missing, False))
+    assert entry.main([*command, "--help"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: python -m kit {command[0]} needs the package 'sacrebleu'")
+    assert f"pip install -r {needs}" in err and len(err.splitlines()) == 1
+
+
+def test_a_missing_module_of_the_kit_is_a_bug_with_its_traceback(monkeypatch):
+    import kit.__main__ as entry
+
+    def missing(argv):
+        raise ModuleNotFoundError("No module named 'kit.gone'", name="kit.gone")
+
+    monkeypatch.setattr(entry, "_command", lambda name, args: (missing, False))
+    with pytest.raises(ModuleNotFoundError):
+        entry.main(["train", "--help"])
+
+
+def test_evaluate_options_may_come_before_the_bundle(demo):
+    """`evaluate --data X BUNDLE` was sent to the run-directory path (TensorFlow)."""
+    run, bundle, _ = demo
+    tsv = run / "samples" / "test.tsv"
+    result = kit("evaluate", "--data", f"tsv:{tsv}", str(bundle), device=True)
+    assert result.returncode == 0, result.stderr.decode()[-500:]

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from kit.decoding import TopK, TopP
+from kit.decoding import NonFiniteLogits, TopK, TopP
 from kit.runtime.bundle import Bundle, BundleError
 from kit.runtime.interpreter import RuntimeUnavailable, max_threads
 
@@ -131,6 +131,8 @@ def _inputs(texts):
     # and one bad byte must cost its own line only.
     for number, raw in enumerate(sys.stdin.buffer, 1):
         raw = raw.rstrip(b"\r\n")
+        if number == 1 and raw.startswith(_BOM):  # an editor's mark, not text (as evaluate)
+            raw = raw[len(_BOM):]
         try:
             yield f"line {number}", raw.decode("utf-8"), None
         except UnicodeDecodeError as error:
@@ -138,10 +140,20 @@ def _inputs(texts):
                                            f"at offset {error.start})")
 
 
+_BOM = "\ufeff".encode("utf-8")
+
+
+def _json(value):
+    """One JSON line: UTF-8 as is, but U+2028 and U+2029 escaped (JavaScript and many
+    line readers take them for line breaks) and never NaN (not JSON)."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 def _decode(bundle, label, text, args):
     """The output line for one input, and whether it was decoded (not refused)."""
     if not text.strip():
-        return (json.dumps({"input": text, "text": "", "ids": []}) if args.json else ""), True
+        return (_json({"input": text, "text": "", "ids": []}) if args.json else ""), True
     unknown, length = bundle.source_report(text)
     problems = []
     if unknown:
@@ -158,10 +170,10 @@ def _decode(bundle, label, text, args):
         return "", False
     if problems:
         _say(f"warning: {_where(label)}: {'; '.join(problems)}; decoded anyway")
-    return _choose(bundle, text, args), True
+    return _choose(bundle, label, text, args), True
 
 
-def _choose(bundle, text, args):
+def _choose(bundle, label, text, args):
     """The output line for `text` under the decoding options."""
     sampler = None
     if args.sampling == "top_k":
@@ -174,6 +186,9 @@ def _choose(bundle, text, args):
                                    max_new_tokens=_max_new_tokens(bundle, args))
     seconds = time.perf_counter() - started
     best = hypotheses[0]
+    if not best.finished:
+        _say(f"warning: {_where(label)}: no end of output after {len(best.ids)} tokens; "
+             "the output may be cut (--max-new-tokens, or the bundle's target length)")
     if not args.json:
         return bundle.text_of(best.ids)
 
@@ -186,7 +201,7 @@ def _choose(bundle, text, args):
               "ms_per_token": round(1000.0 * seconds / max(len(best.ids), 1), 4)}
     if args.beam_size > 1:
         result["beams"] = [described(h) for h in hypotheses]
-    return json.dumps(result, ensure_ascii=False)
+    return _json(result)
 
 
 def _max_new_tokens(bundle, args):
@@ -259,6 +274,8 @@ def _run(args):
     if args.beam_size > 1 and args.sampling != "greedy":
         _say("error: --beam-size and --sampling are two ways to choose: use one")
         return 2
+    for ignored in _ignored_options(args):
+        _say(f"warning: {ignored}")
     try:
         _max_new_tokens(bundle, args)
     except _Refused as error:
@@ -282,4 +299,29 @@ def _run(args):
     except OSError as error:  # reading standard input (a directory, a closed descriptor)
         _say(f"error: cannot read standard input: {error.strerror or error}")
         return 1
+    except NonFiniteLogits as error:  # every later input would be garbage too
+        _say(f"error: {error}; stopped")
+        return 1
     return 1 if refused else 0  # each refusal already has its error line
+
+
+# The decoding options that only one way of choosing reads, and which way reads them.
+_READ_BY = {"top_k": "--sampling top_k", "top_p": "--sampling top_p",
+            "temperature": "--sampling top_k or top_p", "seed": "--sampling top_k or top_p",
+            "length_penalty": "beam search (--beam-size 2 or more)"}
+
+
+def _ignored_options(args):
+    """A warning per option the user set that the chosen way of decoding does not read
+    (a --top-p without --sampling top_p would otherwise be silently ignored)."""
+    if args.beam_size > 1:
+        way, reads = f"--beam-size {args.beam_size}", {"length_penalty"}
+    else:
+        way = f"--sampling {args.sampling}"
+        reads = {"greedy": set(), "top_k": {"top_k", "temperature", "seed"},
+                 "top_p": {"top_p", "temperature", "seed"}}[args.sampling]
+    defaults = build_parser().parse_args([args.bundle])
+    for name, read_by in _READ_BY.items():
+        if getattr(args, name) != getattr(defaults, name) and name not in reads:
+            yield (f"--{name.replace('_', '-')} is ignored with {way}: only {read_by} "
+                   "reads it")

@@ -22,7 +22,7 @@ import pytest
 
 from kit.runtime import Bundle
 from kit.runtime.interpreter import interpreter_class
-from tests.device.make_bundles import BUNDLES, RECIPES
+from tests.device.make_bundles import BUNDLES, RECIPES, RUN
 
 REPO = Path(__file__).resolve().parents[2]
 INTERPRETERS = ("ai_edge_litert", "tflite_runtime")
@@ -181,3 +181,35 @@ def test_the_decode_command(device_dir, expected):
                 input="".join(f"{t}\n" for t in texts))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == expected["recipes"]["float32"]["texts"][:5]
+
+
+def test_the_evaluate_command(device_dir, tmp_path):
+    """`python -m kit evaluate BUNDLE`, with the options first as a user may type them,
+    scores in the device's environment too (it needs sacrebleu and rapidfuzz there)."""
+    data = device_dir / RUN / "samples" / "test.tsv"
+    done = _run(["-m", "kit", "evaluate", "--data", f"tsv:{data}",
+                 str(device_dir / BUNDLES / "float32")])
+    assert done.returncode == 0, done.stderr
+    assert "exact" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--data", "default", "--out", "run"],
+    ["export", "{run}", "--recipe", "float32", "--out", "bundle"],
+    ["demo", "--quick"],
+    ["evaluate", "{run}", "--data", "tsv:{run}/samples/test.tsv"],
+    ["attention", "{run}", "1 May 2020", "--out", "a.png"]])
+def test_commands_of_the_full_kit_say_what_to_install(command, device_dir, tmp_path):
+    """Where TensorFlow is not installed, one line naming requirements.txt, nothing
+    written."""
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed here")
+    command = [arg.format(run=device_dir / RUN) for arg in command]
+    done = subprocess.run([sys.executable, "-m", "kit", *command], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install -r requirements.txt" in errors[0]
+    assert not list(tmp_path.iterdir())

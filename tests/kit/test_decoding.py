@@ -220,3 +220,39 @@ def test_beam_arguments_are_checked(kwargs):
     args.update(kwargs)
     with pytest.raises(ValueError, match="Received"):
         beam_search(model.step, model.reorder, BOS, EOS, **args)
+
+
+def nan_step(at):
+    """A step whose logits turn NaN from position `at` on (a broken model)."""
+    def step(tokens, position):
+        logits = np.zeros((len(tokens), VOCAB), np.float32)
+        logits[:, 4] = 1.0
+        if position >= at:
+            logits[:, 5] = np.nan
+        return logits
+    return step
+
+
+@pytest.mark.parametrize("search", [
+    lambda step: greedy_search(step, 2, BOS, EOS, max_new_tokens=6),
+    lambda step: sample_search(step, 2, BOS, EOS, 6, TopK(2, seed=0)),
+    lambda step: beam_search(step, lambda parents: None, BOS, EOS, 6, beam_size=2)])
+def test_non_finite_logits_stop_every_search(search):
+    """NaN logits used to decode to an arbitrary token (argmax of NaN) and exit 0."""
+    from kit.decoding import NonFiniteLogits
+
+    with pytest.raises(NonFiniteLogits, match="step 3 are not finite"):
+        search(nan_step(2))
+    search(nan_step(99))  # finite throughout: decodes as before
+
+
+def test_finished_rows_are_not_checked():
+    """A row that already ended is padding: whatever its logits, it is not a failure."""
+    def step(tokens, position):
+        logits = np.zeros((2, VOCAB), np.float32)
+        logits[0, EOS] = 1.0  # row 0 ends at once ...
+        logits[1, 4] = 1.0
+        if position:
+            logits[0] = np.nan  # ... and its later logits are never read
+        return logits
+    assert greedy_search(step, 2, BOS, EOS, 3).tolist() == [[EOS, 0, 0], [4, 4, 4]]
