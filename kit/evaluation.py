@@ -21,6 +21,9 @@ from kit.tsv import TsvError, read_tsv
 
 MAX_BEAM_SIZE = 64  # the bounds of `decode`
 MAX_LENGTH_PENALTY = 10.0
+# What marks a run directory (training/run_dir.py) and a bundle directory
+# (kit/runtime/bundle.py): `--output` writes no file inside either.
+MODEL_DIRECTORY_FILES = ("run.json", "bundle.json")
 
 
 class EvaluationError(ValueError):
@@ -124,7 +127,50 @@ def check_args(args):
                               f"{MAX_LENGTH_PENALTY:g}, got {args.length_penalty}")
     if args.output and os.path.isdir(args.output):
         raise EvaluationError(f"--output {args.output} is a directory, expected a file name")
+    if args.output:
+        check_output(args.output, args.data, args.model)
     return read_references(args.data)
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them missing or unreadable: not the same file
+        return False
+
+
+def _files_under(directory):
+    for root, _, names in os.walk(directory):
+        for name in names:
+            yield os.path.join(root, name)
+
+
+def check_output(output, data_spec, model):
+    """Refuses an `--output` that would replace an input of the command or a file of a
+    run or bundle directory (which export and evaluate read later), before any model is
+    loaded. Links are resolved and, where the file exists, compared by inode."""
+    refused = f"--output {output}"
+    real = os.path.realpath(output)
+    data = os.path.expanduser(data_spec[4:]) if str(data_spec).startswith("tsv:") else None
+    if data and (real == os.path.realpath(data) or _same_file(output, data)):
+        raise EvaluationError(f"{refused} is the --data file; choose a new file for the "
+                              "predictions")
+    model_dir = os.path.realpath(model)
+    if (real == model_dir or real.startswith(model_dir.rstrip(os.sep) + os.sep)
+            or (os.path.exists(output)
+                and any(_same_file(output, name) for name in _files_under(model_dir)))):
+        raise EvaluationError(f"{refused} is inside {model}, the model being evaluated; "
+                              "choose a new file outside it")
+    directory = os.path.dirname(real)
+    while True:
+        if any(os.path.isfile(os.path.join(directory, name))
+               for name in MODEL_DIRECTORY_FILES):
+            raise EvaluationError(f"{refused} is inside the run or bundle directory "
+                                  f"{directory}; choose a new file outside it")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return
+        directory = parent
 
 
 def decoding_text(args):

@@ -148,7 +148,12 @@ def write_pairs(path, pairs):
 
 
 def read_pairs(path):
-    """The pairs of a samples file; RunDirError naming the line if one is malformed."""
+    """The pairs of a samples file; RunDirError naming the line if one is malformed.
+
+    `write_pairs` writes exactly one tab a line: a line with more (the four columns of
+    `evaluate --output` written over the file) is not a pair, and verifying on its
+    columns as targets would score a good model 0.
+    """
     pairs = []
     try:
         with open(path, encoding="utf-8") as handle:
@@ -156,10 +161,11 @@ def read_pairs(path):
                 line = line.rstrip("\n")
                 if not line:
                     continue
-                source, tab, target = line.partition("\t")
-                if not tab:
-                    raise RunDirError(f"{path}, line {number}: expected source<TAB>target")
-                pairs.append((source, target))
+                fields = line.split("\t")
+                if len(fields) != 2:
+                    raise RunDirError(f"{path}, line {number}: expected source<TAB>target, "
+                                      f"found {len(fields)} tab-separated fields")
+                pairs.append((fields[0], fields[1]))
     except (OSError, UnicodeDecodeError) as error:
         raise RunDirError(f"cannot read {path}: {error}") from None
     return pairs

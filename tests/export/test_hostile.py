@@ -138,6 +138,21 @@ def test_a_samples_line_without_a_tab_is_one_line_before_any_tensorflow(run, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
 
 
+def test_a_samples_file_of_four_columns_is_one_line_before_any_tensorflow(run, tmp_path):
+    # What `evaluate --output RUN/samples/test.tsv` wrote before it was refused (source,
+    # output, reference, exact): export took the rest of each line as the target,
+    # "verified" on it and reported 0% exact match for a model that scores 81%.
+    test_sample = run / "samples" / "test.tsv"
+    pairs = [line.split("\t") for line in test_sample.read_text(encoding="utf-8").splitlines()]
+    test_sample.write_text("".join(f"{s}\t{t}\t{t}\t1\n" for s, t in pairs), encoding="utf-8")
+    result = run_kit("export", str(run), "--recipe", "float32", "--out",
+                     str(tmp_path / "bundle"))
+    line = one_error_line(result)
+    assert "test.tsv, line 1: expected source<TAB>target, found 4 tab-separated fields" in line
+    assert "tensorflow imported: False" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
 def test_bundle_files_get_the_umask_permissions(bundle):
     """Under umask 022 every file is 0644 and every directory 0755, not the owner-only
     0600 / 0700 of tempfile's mkstemp / mkdtemp: another user reads the bundle."""
