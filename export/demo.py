@@ -7,10 +7,11 @@ cross-attention of one example and the training curves. Running it again reuses 
 is done. `--quick` does it all with a tiny model and a slice of the data.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from kit.commands import OneLineParser
 
 EXAMPLES = (
     "Sun 29 Nov 2026",
@@ -23,7 +24,7 @@ EXAMPLES = (
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Train on the built-in data (dates -> ISO 8601), export a verified "
                     "LiteRT bundle, and decode examples with the on-device runtime.")
     parser.add_argument("--run", default="runs/demo", help="run directory (default: %(default)s)")

@@ -6,7 +6,16 @@ on stderr and exit 1; Ctrl-C is exit 130; anything else is a bug and keeps its
 traceback. Standard library only: the device's commands use it too.
 """
 
+import argparse
 import sys
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (`--limit abc`, `--kind bogus`): the
+    kit's rule for user errors; exit 2, as argparse's own."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def os_error_text(error):

@@ -9,12 +9,12 @@ same source are alternative right answers: the source is decoded once, and its o
 is exact when it equals any of them.
 """
 
-import argparse
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 
+from kit.commands import OneLineParser
 from kit.files import atomic_write
 from kit.metrics import format_metrics, task_metrics
 from kit.tsv import TsvError, read_tsv
@@ -92,7 +92,7 @@ def write_predictions(path, sources, outputs, references):
 
 
 def build_parser(prog="python -m kit evaluate"):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Decode every source of a TSV file with a run's Keras model or a "
                     "bundle (no TensorFlow needed for a bundle) and print exact match, "

@@ -10,11 +10,12 @@ as labels:
     encoder  the encoder's self-attention: each source token over the whole source
 """
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from kit.commands import OneLineParser
 
 KINDS = ("cross", "decoder", "encoder")
 
@@ -43,20 +44,28 @@ def token_label(tokenizer, token_id):
     return tokenizer.decode([token_id]) or "␣"
 
 
-def attention_picture(model, tokenizers, text, kind="cross", layer=None, run_name="run"):
-    """Decodes `text` and returns the `Picture` of `kind` at `layer` (1-based; default
-    the last). The source's labels come from `tokenizers.source`, the output's (and
-    what the decoder read) from `tokenizers.target` (a `TokenizerPair`)."""
+def check_request(text, kind, layer, encoder_layers, decoder_layers):
+    """The 1-based layer to draw (the last by default), or AttentionError: checked
+    against the run's numbers before its model is loaded."""
     if kind not in KINDS:
         raise AttentionError(f"--kind must be one of {', '.join(KINDS)}. Received: {kind!r}")
     if not text.strip():
         raise AttentionError("TEXT is empty: there is nothing to attend to")
-    config = model.config
-    count = config.num_encoder_layers if kind == "encoder" else config.num_decoder_layers
+    count = encoder_layers if kind == "encoder" else decoder_layers
     layer = count if layer is None else layer
     if not 1 <= layer <= count:
         raise AttentionError(f"--layer must be from 1 to {count} for {kind} attention. "
                              f"Received: {layer}")
+    return layer
+
+
+def attention_picture(model, tokenizers, text, kind="cross", layer=None, run_name="run"):
+    """Decodes `text` and returns the `Picture` of `kind` at `layer` (1-based; default
+    the last). The source's labels come from `tokenizers.source`, the output's (and
+    what the decoder read) from `tokenizers.target` (a `TokenizerPair`)."""
+    config = model.config
+    layer = check_request(text, kind, layer, config.num_encoder_layers,
+                          config.num_decoder_layers)
     target = tokenizers.target
     source = tokenizers.source.encode(text)[:config.max_source_length]
     generated = model.greedy_decode(np.array([source], np.int32), target.bos_id,
@@ -73,12 +82,13 @@ def attention_picture(model, tokenizers, text, kind="cross", layer=None, run_nam
                      "decoder": (output_labels, fed_labels),
                      "encoder": (source_labels, source_labels)}[kind]
     output = target.decode(generated)
+    count = config.num_encoder_layers if kind == "encoder" else config.num_decoder_layers
     title = f"{run_name}: {kind} attention, layer {layer} of {count}; {text!r} -> {output!r}"
     return Picture(chosen.astype(np.float32), rows, columns, title, output)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m kit attention",
         description="Decode TEXT with a run's model and draw which tokens attended to "
                     "which, one panel per head plus their mean.")
@@ -105,6 +115,9 @@ def main(argv=None):
         if Path(args.out).is_dir():
             raise AttentionError(f"--out {args.out} is a directory")
         info = rd.read_run(args.run_dir)
+        check_request(args.text, args.kind, args.layer,
+                      info.config.get("num_encoder_layers", 1),
+                      info.config.get("num_decoder_layers", 1))
         tokenizers = rd.load_tokenizers(info.path)
         model = rd.load_keras(info.path / rd.KERAS_MODEL_FILE)
         picture = attention_picture(model, tokenizers, args.text, args.kind, args.layer,

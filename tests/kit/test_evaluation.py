@@ -105,3 +105,15 @@ def test_output_into_a_full_device_is_one_error_line(place):
                  "--output", "/dev/full")
     assert one_error_line(result) == "error: No space left on device: /dev/full"
     assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("args", [["--limit", "abc"], ["--beam-size", "x"], []])
+def test_evaluate_usage_errors_are_one_line(capsys, args):
+    """argparse's usage errors were two lines (usage, then the error)."""
+    from kit.evaluation import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["RUN", *args] if args else [])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err

@@ -63,3 +63,27 @@ def test_bad_input(tiny_run, tmp_path, capsys, args, message):
 def test_unknown_kind_is_refused(run):
     with pytest.raises(AttentionError, match="--kind"):
         attention_picture(*run, "x", "sideways")
+
+
+@pytest.mark.parametrize("args", [["", ], ["x", "--layer", "3"],
+                                  ["x", "--kind", "decoder", "--layer", "0"]])
+def test_the_request_is_checked_before_the_model_is_loaded(tiny_run, capsys, monkeypatch,
+                                                           args):
+    """--layer and TEXT are checked against run.json: a wrong one costs no model load."""
+    import training.run_dir as rd
+
+    def no_loading(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(rd, "load_keras", no_loading)
+    assert main([str(tiny_run), *args]) == 1
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--kind", "bogus"], ["--layer", "abc"]])
+def test_usage_errors_are_one_line(tiny_run, capsys, args):
+    with pytest.raises(SystemExit) as stop:
+        main([str(tiny_run), "x", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
