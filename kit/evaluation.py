@@ -151,6 +151,13 @@ def check_output(output, data_spec, model):
     loaded. Links are resolved and, where the file exists, compared by inode."""
     refused = f"--output {output}"
     real = os.path.realpath(output)
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent):
+        raise EvaluationError(f"{refused}: the directory {os.path.dirname(output) or '.'} "
+                              "does not exist")
+    if not os.path.exists(real) and not os.access(parent, os.W_OK):
+        raise EvaluationError(f"{refused}: cannot create a file in "
+                              f"{os.path.dirname(output) or '.'} (no permission)")
     data = os.path.expanduser(data_spec[4:]) if str(data_spec).startswith("tsv:") else None
     if data and (real == os.path.realpath(data) or _same_file(output, data)):
         raise EvaluationError(f"{refused} is the --data file; choose a new file for the "
@@ -181,7 +188,28 @@ def decoding_text(args):
             f"{args.length_penalty:g})")
 
 
-def run(args, references, translate, describe):
+# Fewer distinct sources than this and one output more or less moves exact match by
+# over 3 points: the scores are printed, with a warning that they say little.
+FEW_SOURCES = 30
+
+
+def coverage_warnings(sources, tokenizer, source_length):
+    """Warning lines about what the model will miss of `sources`, as `decode` warns per
+    input: sources with units (characters, words) it never saw, and sources longer
+    than the S tokens it reads (cut)."""
+    unknown = sum(1 for source in sources if tokenizer.unknown_count(source))
+    cut = sum(1 for source in sources if len(tokenizer.encode(source)) > source_length)
+    lines = []
+    if unknown:
+        lines.append(f"warning: {unknown} of {len(sources)} sources have characters (or "
+                     "words) the model never saw; they read as unknown")
+    if cut:
+        lines.append(f"warning: {cut} of {len(sources)} sources are longer than the "
+                     f"{source_length} tokens the model reads; the rest of each is cut")
+    return lines
+
+
+def run(args, references, translate, describe, source_tokenizer=None, source_length=None):
     """The command's body, once the caller has loaded its model: returns the exit code.
 
     Args:
@@ -189,13 +217,23 @@ def run(args, references, translate, describe):
         references: from `check_args`.
         translate: list of sources -> list of outputs.
         describe: what decodes, for the first line.
+        source_tokenizer, source_length: the model's, for the warnings about unseen
+            characters and cut sources (none without them).
     """
-    count = len(references.sources[:args.limit])
+    sources = references.sources[:args.limit]
+    count = len(sources)
     print(f"evaluating {describe} with {decoding_text(args)} on {count} distinct sources "
           f"({references.lines} pairs) of {args.data}", file=sys.stderr)
     if references.bad_lines:
         print(f"skipped {len(references.bad_lines)} malformed line(s), first at line "
               f"{references.bad_lines[0]}", file=sys.stderr)
+    if count < FEW_SOURCES:
+        print(f"warning: only {count} distinct source{'s' * (count != 1)}: each one moves "
+              f"exact match by {100 / max(count, 1):.0f} points, so these scores say little",
+              file=sys.stderr)
+    if source_tokenizer is not None:
+        for line in coverage_warnings(sources, source_tokenizer, source_length):
+            print(line, file=sys.stderr)
 
     def progress(done, total):
         if sys.stderr.isatty():

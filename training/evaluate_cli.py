@@ -21,6 +21,7 @@ def main(argv=None):
         return run(args, references,
                    lambda sources: translate(model, tokenizers, sources, args.beam_size,
                                              args.length_penalty),
-                   f"the Keras model of {info.path}")
+                   f"the Keras model of {info.path}", tokenizers.source,
+                   info.config["max_source_length"])
 
     return run_command(body, (EvaluationError, rd.RunDirError))

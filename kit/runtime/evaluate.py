@@ -22,6 +22,7 @@ def main(argv=None):
 
         return run(args, references,
                    lambda sources: [translate(source) for source in sources],
-                   f"the {bundle.recipe} bundle {args.model}")
+                   f"the {bundle.recipe} bundle {args.model}",
+                   bundle.source_tokenizer, bundle.source_length)
 
     return run_command(body, (EvaluationError, BundleError, RuntimeUnavailable))

@@ -117,3 +117,37 @@ def test_evaluate_usage_errors_are_one_line(capsys, args):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+
+
+def test_evaluate_counts_unseen_characters_and_cut_sources():
+    """As decode warns per input, evaluate says how many sources the model misses."""
+    from kit.evaluation import coverage_warnings
+    from kit.tokenizers.char import CharTokenizer
+
+    tokenizer = CharTokenizer.train(["abc abc", "cab"])
+    lines = coverage_warnings(["abc", "abz", "abcabcabc", "ab\u00e9abcabc"], tokenizer, 6)
+    assert lines == [
+        "warning: 2 of 4 sources have characters (or words) the model never saw; they "
+        "read as unknown",
+        "warning: 2 of 4 sources are longer than the 6 tokens the model reads; the rest "
+        "of each is cut"]
+    assert coverage_warnings(["abc", "cab"], tokenizer, 6) == []
+
+
+def test_a_handful_of_sources_is_warned(tiny_bundles, tmp_path, capsys):
+    from kit.runtime.evaluate import main
+
+    data = tmp_path / "three.tsv"
+    data.write_text("1 May 1990\t1990-05-01\n2 May 1990\t1990-05-02\n"
+                    "3 May 1990\t1990-05-03\n", encoding="utf-8")
+    assert main([str(tiny_bundles[0] / "float32"), "--data", f"tsv:{data}"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: only 3 distinct sources: each one moves exact match by 33 points" in err
+
+
+def test_an_output_in_a_missing_directory_is_refused_before_decoding(tmp_path):
+    """It failed only after every source was decoded, naming a temporary file."""
+    from kit.evaluation import EvaluationError, check_output
+
+    with pytest.raises(EvaluationError, match="the directory .*nowhere does not exist"):
+        check_output(str(tmp_path / "nowhere" / "p.tsv"), "tsv:x.tsv", str(tmp_path / "b"))
