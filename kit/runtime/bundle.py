@@ -181,8 +181,8 @@ class Bundle:
         # special ids; equal to the model's own, they bind those to the model too.
         found = signature_specs(interpreter)
         if found != spec["signatures"]:
-            raise BundleError(f"{model_path} does not match {path / BUNDLE_JSON}: its "
-                              f"signatures are {json.dumps(found, sort_keys=True)}")
+            raise BundleError(f"{model_path} does not match {path / BUNDLE_JSON}: "
+                              f"{_first_difference(found, spec['signatures'])}")
         mode = "runner" if not direct and mode is None else mode
         if mode not in (None, "compiled", "direct", "runner"):
             raise ValueError("mode must be None, 'compiled', 'direct' or 'runner'. "
@@ -471,6 +471,21 @@ class _RunnerSteps:
 
     def reorder(self, parents):
         self._rows = [self._rows[parent] for parent in parents]
+
+
+def _first_difference(found, recorded, where="signatures"):
+    """'signatures.decode_step.inputs.position.shape is [2], bundle.json says [1]': the
+    first place two nested dicts differ, short enough for one line."""
+    if isinstance(found, dict) and isinstance(recorded, dict):
+        for key in sorted(set(found) | set(recorded), key=str):
+            if key not in found:
+                return f"{where} has no {key!r}, which bundle.json lists"
+            if key not in recorded:
+                return f"{where} has {key!r}, which bundle.json does not list"
+            if found[key] != recorded[key]:
+                return _first_difference(found[key], recorded[key], f"{where}.{key}")
+    shown = [json.dumps(value)[:60] for value in (found, recorded)]
+    return f"{where} is {shown[0]}, bundle.json says {shown[1]}"
 
 
 class _DirectSteps:
