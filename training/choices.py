@@ -187,6 +187,26 @@ def choose_tokenizer_kind(stats, requested="auto", flag="--tokenizer"):
     return stats.kind(), f"auto: {stats.describe()}"
 
 
+# A character vocabulary keeps at most this many characters, the most frequent, when no
+# --vocab-size is given: every distinct character of a file of many scripts (50,000
+# and more) would each get an embedding row and an output logit, most of them seen a
+# few times. 8,000 holds the few thousand characters that cover Chinese or Japanese
+# running text (over 99.5% of it) with room to spare.
+MAX_CHAR_VOCAB = 8000
+# More than this share of a side's training units read as unknown gets a warning.
+UNKNOWN_WARNING = 0.01
+
+
+def unknown_share(tokenizer, texts):
+    """The share of `texts`' units (characters, words, pieces) that `tokenizer` maps to
+    the unknown id."""
+    unknown = total = 0
+    for text in texts:
+        unknown += tokenizer.unknown_count(text)
+        total += len(tokenizer.encode(text))
+    return unknown / max(total, 1)
+
+
 def train_side_tokenizer(texts, side, requested="auto", vocab_size=None):
     """Chooses and trains the tokenizer of one side ("source" or "target") on `texts`,
     that side's texts of the training split.
@@ -217,10 +237,19 @@ def train_side_tokenizer(texts, side, requested="auto", vocab_size=None):
                      f"[{MIN_SUBWORD_VOCAB}, {MAX_SUBWORD_VOCAB}]")
     else:
         cls = CharTokenizer if kind == "char" else WordTokenizer
-        tokenizer = cls.train(texts, max_vocab=vocab_size)
+        cap = vocab_size or (MAX_CHAR_VOCAB if kind == "char" else None)
+        tokenizer = cls.train(texts, max_vocab=cap)
+        capped = not vocab_size and kind == "char" and tokenizer.vocab_size >= MAX_CHAR_VOCAB
         size_note = (f"--vocab-size {vocab_size}" if vocab_size else
+                     f"the {MAX_CHAR_VOCAB} most frequent characters" if capped else
                      f"every {'character' if kind == 'char' else 'word'} seen")
     message = f"{side} tokenizer {kind}, {tokenizer.vocab_size} tokens ({size_note}; {why})"
+    share = unknown_share(tokenizer, texts)
+    if share > UNKNOWN_WARNING:
+        unit = {"char": "characters", "word": "words"}.get(kind, "characters")
+        message += (f"\nwarning: {share:.1%} of the training {side}s' {unit} read as "
+                    f"unknown with this vocabulary ({size_note}); the model cannot write "
+                    "or read them: raise --vocab-size, or choose another tokenizer")
     return tokenizer, {"type": kind, "requested": requested,
                        "vocab_size": tokenizer.vocab_size,
                        "requested_vocab_size": vocab_size, "reason": why,
