@@ -14,7 +14,7 @@ import dataclasses
 import os
 import re
 
-from kit.tsv import TsvError, read_tsv
+from kit.tsv import TsvError, check_regular_file, read_tsv
 from training import dates
 
 MAX_REPORTED_LINES = 10  # how many malformed line numbers a Pairs or an error lists
@@ -85,10 +85,10 @@ def check_spec(spec):
         raise DataError(f"--data {spec!r} lacks {what}: expected {ACCEPTED_SPECS}")
     if colon and kind == "tsv":
         path = os.path.expanduser(rest)
-        if os.path.isdir(path):
-            raise DataError(f"{spec}: {path} is a directory, expected a file")
-        if not os.path.exists(path):
-            raise DataError(f"{spec}: file not found")
+        try:
+            check_regular_file(spec, path)
+        except TsvError as error:
+            raise DataError(str(error)) from None
         if not os.access(path, os.R_OK):
             raise DataError(f"{spec}: cannot read {path}: permission denied")
         return "tsv", path

@@ -36,6 +36,7 @@ from kit.tokenizers import (
     TokenizerPair,
     load_tokenizer,
 )
+from kit.tsv import TsvError, check_regular_file
 
 RUN_FORMAT_VERSION = 1
 RUN_JSON = "run.json"
@@ -150,6 +151,10 @@ def write_pairs(path, pairs):
 def read_pairs(path):
     """The pairs of a samples file; RunDirError naming the line if one is malformed."""
     pairs = []
+    try:
+        check_regular_file(Path(path).name, path)  # a FIFO here would block the open
+    except TsvError as error:
+        raise RunDirError(str(error)) from None
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):

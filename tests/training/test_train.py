@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import default_sigint
+from tests.conftest import default_sigint, small_memory
 from training import run_dir as rd
 from training.train import TrainError, TrainOptions, train
 
@@ -151,6 +151,27 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
     train(tiny_options(tmp_path / "run", epochs=1))
     with pytest.raises(TrainError, match="different run.*seed"):
         train(tiny_options(tmp_path / "run", epochs=1, seed=7))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_a_device_as_tsv_data_fails_at_once_with_one_line(tmp_path, kind):
+    """Stat alone tells them apart: opening a FIFO with no writer would block forever,
+    and /dev/zero would be read until memory runs out (the timeout, or `small_memory`,
+    fails the test)."""
+    path = Path("/dev/zero")
+    if kind == "fifo":
+        path = tmp_path / "pairs.tsv"
+        os.mkfifo(path)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "kit", "train", "--data", f"tsv:{path}",
+                             "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env=env, preexec_fn=small_memory)
+    assert result.returncode == 1
+    what = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
+    assert result.stderr.splitlines() == [
+        f"error: tsv:{path}: {path} is {what}, expected a file (pipes and devices are "
+        "never read: save to a file)"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_made_with_one_shared_tokenizer_resumes_evaluates_and_exports(tmp_path):
