@@ -5,8 +5,11 @@ without exactly one tab, or with an empty side, is malformed and counted by its 
 Standard library only: `python -m kit evaluate BUNDLE_DIR` runs it on the device.
 """
 
+import hashlib
 import os
 import stat
+
+HASH_CHUNK = 1 << 20  # bytes read at a time when hashing: a big file never sits in memory
 
 
 class TsvError(ValueError):
@@ -32,6 +35,17 @@ def check_regular_file(spec, path):
             "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
     also = "" if stat.S_ISDIR(mode) else " (pipes and devices are never read: save to a file)"
     raise TsvError(f"{spec}: {path} is {kind}, expected a file{also}")
+
+
+def file_fingerprint(path):
+    """{"size": bytes, "sha256": hex digest} of a regular file, read in chunks: what a
+    run records of its TSV file, to notice on resuming that the file was replaced."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"size": size, "sha256": digest.hexdigest()}
 
 
 def read_tsv(spec, path):

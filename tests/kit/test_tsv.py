@@ -1,5 +1,6 @@
-"""Tests for kit/tsv.py: what it refuses to open, in every command that reads a TSV."""
+"""Tests for kit/tsv.py: what it refuses to open, and the fingerprint of a file."""
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.tsv import TsvError, read_tsv
+from kit import tsv
+from kit.tsv import TsvError, file_fingerprint, read_tsv
 from tests.conftest import small_memory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +68,16 @@ def test_a_link_to_a_regular_file_is_read(tmp_path):
     (tmp_path / "pairs.tsv").write_text("a\tb\n", encoding="utf-8")
     (tmp_path / "link.tsv").symlink_to(tmp_path / "pairs.tsv")
     assert read_tsv("tsv:link.tsv", tmp_path / "link.tsv") == ([("a", "b")], [])
+
+
+def test_the_fingerprint_is_the_size_and_sha256_of_the_bytes_read_in_chunks(tmp_path):
+    data = os.urandom(2 * tsv.HASH_CHUNK + 4321)  # two whole chunks and a partial one
+    (tmp_path / "pairs.tsv").write_bytes(data)
+    assert file_fingerprint(tmp_path / "pairs.tsv") == {
+        "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (tmp_path / "empty.tsv").write_bytes(b"")
+    assert file_fingerprint(tmp_path / "empty.tsv") == {
+        "size": 0, "sha256": hashlib.sha256(b"").hexdigest()}
 
 
 @pytest.mark.parametrize("model", ["run", "bundle"])
