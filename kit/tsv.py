@@ -5,21 +5,57 @@ without exactly one tab, or with an empty side, is malformed and counted by its 
 Standard library only: `python -m kit evaluate BUNDLE_DIR` runs it on the device.
 """
 
+import hashlib
 import os
+import stat
+
+HASH_CHUNK = 1 << 20  # bytes read at a time when hashing: a big file never sits in memory
 
 
 class TsvError(ValueError):
     """The file cannot be read as text pairs; one line for the user."""
 
 
+def check_regular_file(spec, path):
+    """TsvError unless `path` is a regular file (a link to one is fine), found by
+    `os.stat` alone: opening a FIFO with no writer blocks forever and /dev/zero never
+    ends, so such a path must be refused before anything opens it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise TsvError(f"{spec}: file not found") from None
+    except OSError as error:
+        raise TsvError(f"{spec}: cannot read {path}: {error.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a directory" if stat.S_ISDIR(mode) else
+            "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+            "a character device" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    also = "" if stat.S_ISDIR(mode) else " (pipes and devices are never read: save to a file)"
+    raise TsvError(f"{spec}: {path} is {kind}, expected a file{also}")
+
+
+def file_fingerprint(path):
+    """{"size": bytes, "sha256": hex digest} of a regular file, read in chunks: what a
+    run records of its TSV file, to notice on resuming that the file was replaced."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
 def read_tsv(spec, path):
     """(pairs, malformed line numbers) of the file at `path` (`spec` names it in errors).
 
-    Raises TsvError for a directory, a missing or unreadable file, or text that is not
-    UTF-8 (naming the line and the byte).
+    Raises TsvError for a path that is not a regular file (a directory, a FIFO, a
+    device), a missing or unreadable file, or text that is not UTF-8 (naming the line
+    and the byte).
     """
-    if os.path.isdir(path):
-        raise TsvError(f"{spec}: {path} is a directory, expected a file")
+    check_regular_file(spec, path)
     try:
         with open(path, "rb") as handle:
             raw = handle.read()

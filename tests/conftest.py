@@ -16,6 +16,16 @@ def default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def small_memory():
+    """`preexec_fn` for a child that must not read an endless file (/dev/zero) into
+    memory: 2 GiB of address space makes that a quick MemoryError, not a machine that
+    swaps, so a regression fails the test instead of the machine."""
+    import resource
+
+    limit = 2 << 30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _temporary_files_under_pytest(tmp_path_factory):
     """Libraries' own temporary directories (tfds's mock data makes one per load) go
@@ -127,6 +137,16 @@ def tiny_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs") / "tiny"
     make_run_dir(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_float32_bundle(tiny_run, tmp_path_factory):
+    """`export --recipe float32` of the tiny run, with few samples: the cheapest bundle."""
+    from export.cli import export_run
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny-float32"
+    export_run(tiny_run, "float32", out, samples=8, progress=lambda message: None)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import re
 
-from kit.tsv import TsvError, read_tsv
+from kit.tsv import TsvError, check_regular_file, file_fingerprint, read_tsv
 from training import dates
 
 MAX_REPORTED_LINES = 10  # how many malformed line numbers a Pairs or an error lists
@@ -46,6 +46,10 @@ class Pairs:
     skipped: int = 0  # malformed records left out
     # The first few of their 1-based line numbers (tsv only).
     skipped_lines: list[int] = dataclasses.field(default_factory=list)
+    # What identifies the data beyond its spec, for a resumed run to notice a change:
+    # tsv {"kind", "size", "sha256"}; tfds {"kind", "name", "version", "splits"} as
+    # TFDS reports them; None for the built-in data (its seed is part of the run).
+    fingerprint: dict | None = None
 
 
 def load_pairs(
@@ -85,10 +89,10 @@ def check_spec(spec):
         raise DataError(f"--data {spec!r} lacks {what}: expected {ACCEPTED_SPECS}")
     if colon and kind == "tsv":
         path = os.path.expanduser(rest)
-        if os.path.isdir(path):
-            raise DataError(f"{spec}: {path} is a directory, expected a file")
-        if not os.path.exists(path):
-            raise DataError(f"{spec}: file not found")
+        try:
+            check_regular_file(spec, path)
+        except TsvError as error:
+            raise DataError(str(error)) from None
         if not os.access(path, os.R_OK):
             raise DataError(f"{spec}: cannot read {path}: permission denied")
         return "tsv", path
@@ -120,9 +124,15 @@ def _load_tsv(spec, path, strict, limit):
     distinct sources or more, every split gets at least one (`_give_every_split_a_source`).
     """
     try:
+        check_regular_file(spec, path)
+        # Hashed before it is read: a file replaced in between makes the next resume
+        # refuse, rather than accept data this run never saw.
+        fingerprint = {"kind": "tsv", **file_fingerprint(path)}
         pairs, bad_lines = read_tsv(spec, path)
     except TsvError as error:
         raise DataError(str(error)) from None
+    except OSError as error:
+        raise DataError(f"{spec}: cannot read {path}: {error.strerror}") from None
 
     if bad_lines and strict:
         raise DataError(
@@ -147,6 +157,7 @@ def _load_tsv(spec, path, strict, limit):
         metric="bleu",
         skipped=len(bad_lines),
         skipped_lines=bad_lines[:MAX_REPORTED_LINES],
+        fingerprint=fingerprint,
     )
 
 
@@ -257,7 +268,14 @@ def _load_tfds(spec, name, limit):
         splits["train"] = kept
     if not splits["train"]:
         raise DataError(f"{spec}: the train split has no usable pairs")
-    return Pairs(**_capped(splits, limit), spec=spec, metric="bleu", skipped=skipped)
+    # What TFDS knows offline (dataset_info.json): a rebuilt or upgraded data set has
+    # another version or other split sizes.
+    fingerprint = {"kind": "tfds", "name": info.full_name, "version": str(info.version),
+                   "splits": {split: {"num_examples": info.splits[split].num_examples,
+                                      "num_bytes": info.splits[split].num_bytes}
+                              for split in datasets if split in known}}
+    return Pairs(**_capped(splits, limit), spec=spec, metric="bleu", skipped=skipped,
+                 fingerprint=fingerprint)
 
 
 def _is_text(part):

@@ -36,6 +36,7 @@ from kit.tokenizers import (
     TokenizerPair,
     load_tokenizer,
 )
+from kit.tsv import TsvError, check_regular_file
 
 RUN_FORMAT_VERSION = 1
 RUN_JSON = "run.json"
@@ -155,6 +156,10 @@ def read_pairs(path):
     columns as targets would score a good model 0.
     """
     pairs = []
+    try:
+        check_regular_file(Path(path).name, path)  # a FIFO here would block the open
+    except TsvError as error:
+        raise RunDirError(str(error)) from None
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):

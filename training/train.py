@@ -367,7 +367,7 @@ def _start_or_resume(options, state, pairs, out):
              "preset": {"name": preset_name, "reason": preset_reason},
              "schedule": {"norm_first": norm_first, "warmup_steps": warmup_steps,
                           "reason": schedule_reason},
-             "lengths": lengths.to_dict()}
+             "lengths": lengths.to_dict(), "data_fingerprint": pairs.fingerprint}
     # state.json first: whatever a failure (a full disk, Ctrl-C, SIGKILL) leaves after
     # it is a start the next command recognizes and clears (`_is_failed_start`), where
     # files without it would make the directory look like someone else's.
@@ -456,7 +456,7 @@ def train(options):
     if not writes_out:
         return _train_as_worker(options, state, plan, task)
     distribution = _distribution(options, task)
-    pairs = _load_data(options)
+    pairs = _load_data(options, state)
     run = _prepare(options, state, pairs, out, distribution)
     _train_epochs(run, options, plan)
     info = _finish(run, options, pairs, plan)
@@ -497,7 +497,7 @@ def _train_as_worker(options, state, plan, task):
                     shutil.copyfile(Path(options.out) / name, Path(scratch) / name)
         mine = dataclasses.replace(options, out=scratch)
         distribution = _distribution(mine, task)
-        pairs = _load_data(mine)
+        pairs = _load_data(mine, state, out=options.out)
         run = _prepare(mine, state, pairs, Path(scratch), distribution)
         _train_epochs(run, mine, plan)
         _log(f"{task.kind} {task.index} done; the chief writes {options.out}")
@@ -554,7 +554,9 @@ def _finished(out, state, plan):
     return bool(info.get("complete")) and info.get("epochs_done") == state["epochs_done"]
 
 
-def _load_data(options):
+def _load_data(options, state, out=None):
+    """The pairs of --data; for a resumed run (`state`), the same data it was trained
+    on so far, or TrainError. `out`: the run's directory, as errors name it."""
     from training.data import DataError, load_pairs
 
     try:
@@ -562,6 +564,8 @@ def _load_data(options):
                            limit=options.limit)
     except DataError as error:
         raise TrainError(str(error)) from None
+    if state is not None:
+        _check_same_data(options.data, out or options.out, state, pairs.fingerprint)
     if pairs.skipped:
         _log(f"skipped {pairs.skipped} malformed line(s) (first: {pairs.skipped_lines}); "
              "--strict makes them an error")
@@ -570,6 +574,34 @@ def _load_data(options):
                          f"{len(pairs.validation)} validation pairs; both must be non-empty "
                          "(pairs are split by source: at least 3 distinct sources)")
     return pairs
+
+
+def _check_same_data(spec, out, state, fingerprint):
+    """TrainError when the data of `spec` is not what the run in `out` recorded (a TSV
+    file replaced or edited, a TFDS set rebuilt at another version): its splits, its
+    characters and its validation losses would no longer be those of the run. A run
+    made before fingerprints were recorded gets today's, so later changes are noticed."""
+    if "data_fingerprint" not in state:
+        if fingerprint is not None:
+            _log(f"note: {out} was made before runs recorded their data's size and hash; "
+                 f"recording those of {spec} now")
+        state["data_fingerprint"] = fingerprint
+        return
+    recorded = state["data_fingerprint"]
+    if recorded == fingerprint:
+        return
+    recorded, fingerprint = recorded or {}, fingerprint or {}
+    if recorded.get("kind") == fingerprint.get("kind") == "tsv":
+        if recorded["size"] != fingerprint["size"]:
+            what = f"size {recorded['size']} -> {fingerprint['size']} bytes"
+        else:
+            what = f"same size ({fingerprint['size']} bytes), different SHA-256"
+    else:
+        what = ", ".join(f"{key} {recorded.get(key)!r} -> {fingerprint.get(key)!r}"
+                         for key in sorted(set(recorded) | set(fingerprint))
+                         if recorded.get(key) != fingerprint.get(key))
+    raise TrainError(f"{spec} changed since {out} was trained on it ({what}); train into "
+                     "a new --out, or put the original data back to resume this run")
 
 
 @dataclass
@@ -957,6 +989,9 @@ def _run_info(run, options, plan, metrics, complete, **extra):
         "format_version": rd.RUN_FORMAT_VERSION,
         "complete": complete,
         "data": options.data,
+        # The data's size and SHA-256 (tsv) or TFDS name and version: what a resumed
+        # run must be given again (absent in runs made before it was recorded).
+        "data_fingerprint": state.get("data_fingerprint"),
         "config": run.config.to_dict(),
         "options": dataclasses.asdict(options),
         # What was decided from the data (absent in runs made before these choices).

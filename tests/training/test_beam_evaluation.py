@@ -28,12 +28,8 @@ def model_and_sources(tiny_run):
 
 
 @pytest.fixture(scope="module")
-def float32_bundle(tiny_run, tmp_path_factory):
-    from export.cli import export_run
-
-    out = tmp_path_factory.mktemp("bundles") / "tiny"
-    export_run(tiny_run, "float32", out, samples=8, progress=lambda message: None)
-    return out
+def float32_bundle(tiny_float32_bundle):
+    return tiny_float32_bundle
 
 
 def _source_rows(model, tokenizers, sources):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import default_sigint
+from tests.conftest import default_sigint, small_memory
 from training import run_dir as rd
 from training.train import TrainError, TrainOptions, train
 
@@ -131,11 +131,22 @@ def test_tsv_data_reports_bleu(tmp_path):
 def test_tfds_data_through_mock_data(tmp_path):
     import tensorflow_datasets as tfds
 
+    options = tiny_options(tmp_path / "run", data="tfds:ted_hrlr_translate/pt_to_en",
+                           epochs=1, limit=24, max_source_length=64, max_target_length=64)
     with tfds.testing.mock_data(num_examples=24):
-        info = train(tiny_options(tmp_path / "run", data="tfds:ted_hrlr_translate/pt_to_en",
-                                  epochs=1, limit=24, max_source_length=64,
-                                  max_target_length=64))
+        info = train(options)
     assert info["metric"] == "bleu" and info["train_pairs"] == 24
+    assert info["data_fingerprint"] == {"kind": "tfds", "version": "1.0.0", "splits": {},
+                                        "name": "ted_hrlr_translate/pt_to_en/1.0.0"}
+    # The data set rebuilt at another version since: extending the run is refused.
+    state_path = tmp_path / "run" / rd.CHECKPOINT_DIR / "state.json"
+    state = json.loads(state_path.read_text())
+    state["data_fingerprint"]["version"] = "0.9.0"
+    state_path.write_text(json.dumps(state))
+    with tfds.testing.mock_data(num_examples=24), pytest.raises(
+            TrainError, match=r"changed since .*run was trained on it \(version '0\.9\.0' "
+                              r"-> '1\.0\.0'\); train into a new --out"):
+        train(dataclasses.replace(options, epochs=2))
 
 
 def test_same_command_on_a_finished_run_does_nothing(tmp_path, capsys):
@@ -151,6 +162,72 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
     train(tiny_options(tmp_path / "run", epochs=1))
     with pytest.raises(TrainError, match="different run.*seed"):
         train(tiny_options(tmp_path / "run", epochs=1, seed=7))
+
+
+def test_resuming_on_a_changed_tsv_file_is_refused_and_an_older_run_still_resumes(
+        tmp_path, capsys):
+    """The run records its file's size and SHA-256; a file replaced since (more lines,
+    or the same size with other bytes) would change the splits, the characters and the
+    validation set that the losses are compared on."""
+    import hashlib
+
+    data = tmp_path / "pairs.tsv"
+    original = "".join(f"{a} plus {b}\t{a + b}\n" for a in range(20) for b in range(10))
+    data.write_text(original, encoding="utf-8")
+    out = tmp_path / "run"
+    options = tiny_options(out, data=f"tsv:{data}", epochs=1, limit=None)
+    info = train(options)
+    assert info["data_fingerprint"] == {
+        "kind": "tsv", "size": len(original),
+        "sha256": hashlib.sha256(original.encode()).hexdigest()}
+    longer = dataclasses.replace(options, epochs=2)
+
+    data.write_text(original + "new line\tnew target\n", encoding="utf-8")
+    with pytest.raises(TrainError) as caught:
+        train(longer)
+    assert str(caught.value) == (
+        f"tsv:{data} changed since {out} was trained on it (size {len(original)} -> "
+        f"{len(original) + 20} bytes); train into a new --out, or put the original data "
+        "back to resume this run")
+    data.write_text(original.replace("1 plus 2\t3", "2 plus 1\t3"), encoding="utf-8")
+    with pytest.raises(TrainError, match=rf"same size \({len(original)} bytes\), different "
+                                         r"SHA-256\); train into a new --out"):
+        train(longer)
+    assert json.loads((out / rd.RUN_JSON).read_text())["epochs_done"] == 1
+
+    # A run made before fingerprints: it resumes, and records the file from then on.
+    data.write_text(original, encoding="utf-8")
+    state_path = out / rd.CHECKPOINT_DIR / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["data_fingerprint"]
+    state_path.write_text(json.dumps(state))
+    capsys.readouterr()
+    info = train(longer)
+    assert info["epochs_done"] == 2 and info["data_fingerprint"]["size"] == len(original)
+    assert (f"note: {out} was made before runs recorded their data's size and hash; "
+            f"recording those of tsv:{data} now") in capsys.readouterr().out
+    assert json.loads(state_path.read_text())["data_fingerprint"] == info["data_fingerprint"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_a_device_as_tsv_data_fails_at_once_with_one_line(tmp_path, kind):
+    """Stat alone tells them apart: opening a FIFO with no writer would block forever,
+    and /dev/zero would be read until memory runs out (the timeout, or `small_memory`,
+    fails the test)."""
+    path = Path("/dev/zero")
+    if kind == "fifo":
+        path = tmp_path / "pairs.tsv"
+        os.mkfifo(path)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "kit", "train", "--data", f"tsv:{path}",
+                             "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env=env, preexec_fn=small_memory)
+    assert result.returncode == 1
+    what = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
+    assert result.stderr.splitlines() == [
+        f"error: tsv:{path}: {path} is {what}, expected a file (pipes and devices are "
+        "never read: save to a file)"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_made_with_one_shared_tokenizer_resumes_evaluates_and_exports(tmp_path):
