@@ -102,6 +102,10 @@ def build_parser():
                              "multi_worker when TF_CONFIG names several workers, mirrored "
                              "when several GPUs are visible, else one_device. --batch-size "
                              "is the global batch on every strategy (default: %(default)s)")
+    parser.add_argument("--worker-timeout", type=float, default=DEFAULTS.worker_timeout,
+                        metavar="SECONDS",
+                        help="multi_worker: how long to wait for every worker of TF_CONFIG "
+                             "to connect before giving up (default: %(default)g)")
     parser.add_argument("--eval-samples", type=int, default=DEFAULTS.eval_samples,
                         help="sentences decoded for the final metrics (default: %(default)s)")
     parser.add_argument("--accept-trivial", action="store_true",
@@ -131,8 +135,8 @@ def options_from_args(args):
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, limit=args.limit, strict=args.strict,
         jit_compile=args.jit_compile, eval_samples=args.eval_samples, strategy=args.strategy,
-        accept_trivial=args.accept_trivial, beam_size=args.beam_size,
-        average_checkpoints=args.average_checkpoints)
+        worker_timeout=args.worker_timeout, accept_trivial=args.accept_trivial,
+        beam_size=args.beam_size, average_checkpoints=args.average_checkpoints)
 
 
 def main(argv=None):

@@ -21,12 +21,20 @@ remove. To resume, a worker reads the chief's --out: it must see it (one host, o
 shared file system); the workers check that they agree on the run before training.
 """
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+# How long a worker waits for the others of TF_CONFIG to start (--worker-timeout):
+# MultiWorkerMirroredStrategy's creation blocks in C++ until every task has connected,
+# deaf to Ctrl-C and SIGTERM, for as long as TensorFlow's own registration timeout.
+WORKER_TIMEOUT_S = 600.0
 
 
 class DistributeError(ValueError):
@@ -61,8 +69,8 @@ def cluster_task(environ=None):
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
         kind, index = task["type"], int(task["index"])
-        counts = {name: len(cluster.get(name, [])) for name in ("chief", "worker")}
-    except (ValueError, TypeError, KeyError) as error:
+        counts = {name: len(_addresses(cluster, name)) for name in ("chief", "worker")}
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise DistributeError(f"TF_CONFIG is not a cluster of ours ({error}); expected "
                               '{"cluster": {"worker": ["host:port", ...]}, '
                               '"task": {"type": "worker", "index": 0}}') from None
@@ -70,6 +78,18 @@ def cluster_task(environ=None):
         raise DistributeError(f"TF_CONFIG task {kind!r} {index} is not in its cluster "
                               f"({counts['chief']} chief, {counts['worker']} workers)")
     return Task(kind, index, counts["chief"] + counts["worker"], has_chief=counts["chief"] > 0)
+
+
+def _addresses(cluster, name):
+    """The "host:port" list of one job of the cluster; ValueError for anything else (a
+    string in place of the list, integers for addresses)."""
+    addresses = cluster.get(name, [])
+    if not isinstance(addresses, list) or not all(
+            isinstance(address, str) and address.rpartition(":")[2].isdigit()
+            for address in addresses):
+        raise ValueError(f'cluster "{name}" must be a list of "host:port" strings, got '
+                         f"{json.dumps(addresses)[:80]}")
+    return addresses
 
 
 def is_multi_worker(name, task):
@@ -128,9 +148,61 @@ def _per_replica(batch_size, replicas):
     return low if low == high else f"{low}-{high}"
 
 
-def resolve(name, task):
+# The watchdog of `bounded_wait`, a separate small process: the waiting call holds the
+# GIL, so no thread of the waiting process could run meanwhile. It ends the waiting
+# process after the timeout, and says in one line why the process ended.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, timeout, what = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+deadline = time.monotonic() + float(timeout)
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches this process group too
+while os.getppid() == parent:
+    if time.monotonic() > deadline:
+        print(f"error: {what} did not happen within {timeout} s (--worker-timeout); "
+              "check that every worker of TF_CONFIG is started and that their addresses "
+              "are right", file=sys.stderr, flush=True)
+        os.kill(parent, signal.SIGKILL)
+        sys.exit(0)
+    time.sleep(0.1)
+print(f"\\ninterrupted while waiting: {what}", file=sys.stderr, flush=True)
+"""
+
+
+@contextlib.contextmanager
+def bounded_wait(what, timeout_s):
+    """Runs the block (a C++ call that may block for good, holding the GIL, so that
+    Python's signal handlers never run) so that it always ends:
+
+    - Ctrl-C (and SIGTERM, where TensorFlow does not take it for its own preemption
+      handler, as 2.21 does while MultiWorkerMirroredStrategy waits) take their default
+      action meanwhile: the process ends at once, which loses nothing, since the block
+      writes nothing;
+    - a watchdog process (see `_WATCHDOG`) ends it after `timeout_s` seconds.
+    Either way one line says why. Afterwards the handlers are restored and the
+    watchdog is stopped."""
+    handlers = {sig: signal.signal(sig, signal.SIG_DFL)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stderr = sys.stderr.fileno()  # fd 2 may point at /dev/null (kit.quiet)
+    except (AttributeError, OSError, ValueError):
+        stderr = None
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()),
+                                 f"{timeout_s:g}", what], stdin=subprocess.DEVNULL,
+                                stderr=stderr)
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def resolve(name, task, worker_timeout_s=WORKER_TIMEOUT_S, log=print):
     """Creates the strategy `--strategy name` means here; call it before any other
-    TensorFlow op (MultiWorkerMirroredStrategy must configure the collectives first)."""
+    TensorFlow op (MultiWorkerMirroredStrategy must configure the collectives first).
+    Creating it waits for every worker of the cluster: at most `worker_timeout_s`
+    seconds (see `bounded_wait`), after a line that says so through `log`."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -148,7 +220,13 @@ def resolve(name, task):
     if name == "one_device":
         return Distribution(name, reason, None, 1, 1, gpu_text)
     if name == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        workers = task.workers if task is not None else "several"
+        log(f"strategy multi_worker ({reason}): waiting up to {worker_timeout_s:g} s for "
+            f"the {workers} workers of TF_CONFIG to connect"
+            + (f"; this is {task.describe()}" if task is not None else ""))
+        with bounded_wait(f"all {workers} workers of TF_CONFIG connecting",
+                          worker_timeout_s):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
         workers = strategy.extended._num_workers  # noqa: SLF001  (no public count)
         return Distribution(name, reason, strategy, strategy.num_replicas_in_sync, workers,
                             gpu_text + " per worker", task)

@@ -82,6 +82,7 @@ class TrainOptions:
     beam_size: int = DEFAULT_BEAM_SIZE  # beams of the final evaluation (1: greedy)
     average_checkpoints: int = DEFAULT_AVERAGE_CHECKPOINTS  # epochs averaged (0: none)
     strategy: str = "auto"  # auto | one_device | mirrored | multi_worker (distribute.py)
+    worker_timeout: float = distribute.WORKER_TIMEOUT_S  # s, for the workers to connect
     # Exit 0 when the best epoch is no better than the trivial baselines (plumbing tests,
     # or a user who wants the run anyway); training/baselines.py
     accept_trivial: bool = False
@@ -164,6 +165,11 @@ def check_options(options):
     if not (isinstance(options.label_smoothing, (int, float))
             and 0 <= options.label_smoothing < 1):
         raise TrainError(f"--label-smoothing must be in [0, 1), got {options.label_smoothing!r}")
+    if not (isinstance(options.worker_timeout, (int, float))
+            and not isinstance(options.worker_timeout, bool)
+            and 1 <= options.worker_timeout <= 86400):
+        raise TrainError("--worker-timeout must be a number of seconds from 1 to 86400, got "
+                         f"{options.worker_timeout!r}")
     for flag, value, choices in (("--precision", options.precision, PRECISIONS),
                                  ("--source-tokenizer", options.source_tokenizer, TOKENIZERS),
                                  ("--target-tokenizer", options.target_tokenizer, TOKENIZERS),
@@ -507,7 +513,8 @@ def _train_as_worker(options, state, plan, task):
 def _distribution(options, task):
     """The strategy, created before any other TensorFlow op (MultiWorkerMirroredStrategy
     must set up the collectives first)."""
-    distribution = distribute.resolve(options.strategy, task)
+    distribution = distribute.resolve(options.strategy, task, options.worker_timeout,
+                                      log=_log)
     _log(distribution.describe(options.batch_size))
     return distribution
 

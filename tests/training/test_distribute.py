@@ -278,3 +278,62 @@ def test_multi_worker_killed_worker_resume_and_result(one_device_run, tmp_path):
     assert_close(info["history"], history(one_device_run), rtol=3e-2)
     assert rd.read_run(out).metrics["val_decoded"] == 20
 
+
+
+@pytest.mark.parametrize("cluster", [{"worker": "127.0.0.1:1,127.0.0.1:2"},
+                                     {"worker": [1, 2]}, {"worker": ["nohost"]}])
+def test_a_malformed_cluster_is_one_line(cluster):
+    """A string for the worker list, or integers for addresses, gave a TypeError."""
+    text = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    with pytest.raises(distribute.DistributeError, match="host:port"):
+        distribute.cluster_task({"TF_CONFIG": text})
+
+
+def _lonely_worker(tmp_path, *extra):
+    """Worker 0 of a two-worker cluster whose worker 1 never starts."""
+    env = {**ENV, "TF_CONFIG": tf_config(free_ports(2), 0), "TMPDIR": str(tmp_path)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "kit", "train", *ARGS, "--epochs", "1", "--out",
+         str(tmp_path / "run"), "--strategy", "multi_worker", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_line(process, text, timeout=120):
+    """Reads the process's stdout until a line holds `text` (the waiting line)."""
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if text in line:
+            return line
+        assert time.monotonic() < deadline, "no waiting line"
+    raise AssertionError(f"the process ended without printing {text!r}")
+
+
+def test_a_worker_whose_peer_never_starts_gives_up_after_the_timeout(tmp_path):
+    """It waited in silence for TensorFlow's hour, deaf to Ctrl-C and SIGTERM."""
+    process = _lonely_worker(tmp_path, "--worker-timeout", "5")
+    try:
+        line = _wait_for_line(process, "waiting up to 5 s for the 2 workers")
+        assert line.startswith("strategy multi_worker")
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGKILL  # ended by its watchdog
+    assert [e for e in err.splitlines() if e.startswith("error: ")] == [
+        "error: all 2 workers of TF_CONFIG connecting did not happen within 5 s "
+        "(--worker-timeout); check that every worker of TF_CONFIG is started and that their "
+        "addresses are right"]
+
+
+def test_ctrl_c_ends_a_waiting_worker_at_once(tmp_path):
+    """It was deaf to Ctrl-C: the strategy's creation holds the GIL in C++. (SIGTERM is
+    taken by TensorFlow's preemption handler meanwhile: the timeout ends that wait.)"""
+    process = _lonely_worker(tmp_path)
+    try:
+        _wait_for_line(process, "waiting up to 600 s")
+        time.sleep(1.0)  # inside the strategy's creation
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGINT, err  # the shell's 130
+    assert "interrupted while waiting" in err and "Traceback" not in err
