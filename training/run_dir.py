@@ -25,7 +25,6 @@ A run made before each side had its own tokenizer holds one `tokenizer.json` (an
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import signal
@@ -112,10 +111,13 @@ def locked(run_dir):
     left by a killed process is taken over by the next command.
 
     RunDirLocked (one line, with the holder's PID) if another process holds it. Creates
-    `run_dir` if needed, and removes it again if nothing but the lock was put there.
+    `run_dir` if needed, and removes what it created if nothing but the lock was put
+    there.
     """
+    import fcntl  # POSIX only; export and evaluate read run directories without it
+
     path = Path(run_dir)
-    made = not path.exists()
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]  # deepest first
     path.mkdir(parents=True, exist_ok=True)
     lock = path / LOCK_FILE
     while True:
@@ -141,14 +143,17 @@ def locked(run_dir):
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
-        # Removed before it is unlocked (see the check above); the directory too if
-        # this command made it and wrote nothing else.
+        # Removed before it is unlocked (see the check above), and only if it is still
+        # ours; the directories this command made, if it wrote nothing else in them.
         with contextlib.suppress(OSError):
-            os.unlink(lock)
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                os.unlink(lock)
         os.close(fd)
-        if made:
-            with contextlib.suppress(OSError):
-                path.rmdir()
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _holder(lock):
