@@ -11,6 +11,8 @@ failure or Ctrl-C leaves nothing half-written.
 """
 
 import argparse
+import contextlib
+import errno
 import os
 import platform
 import shutil
@@ -120,7 +122,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
         info = read_run(run_dir)  # a bad run dir fails before any progress line or TensorFlow
     except RunDirError as error:
         raise ExportError(str(error)) from None
-    _check_out(out, info.path, overwrite)
+    empty_seen = _check_out(out, info.path, overwrite)
     recipes = list(RECIPES) if recipe == "all" else [recipe]
     try:
         pairs = read_pairs(info.path / TEST_SAMPLE)[:samples]
@@ -154,7 +156,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
                   "machine": _machine(), "recipes": rows}
         if recipe == "all":
             write_json(staging / "report.json", report)
-        _replace(staging, out)
+        _replace(staging, out, overwrite, empty_seen)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -183,7 +185,8 @@ def _is_bundle(path):
 
 
 def _check_out(out, run_path, overwrite):
-    """Refuses an `--out` that export may not write or replace, before any work."""
+    """Refuses an `--out` that export may not write or replace, before any work;
+    whether `out` is an empty directory (made for the bundle, and so filled)."""
     from export.errors import ExportError
 
     resolved, run = out.resolve(), run_path.resolve()
@@ -191,11 +194,11 @@ def _check_out(out, run_path, overwrite):
         raise ExportError(f"--out {out} is the run directory or holds it; choose a new "
                           "directory for the bundle")
     if not out.exists():
-        return
+        return False
     if not out.is_dir():
         raise ExportError(f"--out {out} exists and is not a directory")
     if not any(out.iterdir()):
-        return  # an empty directory made for the bundle
+        return True
     if not _is_bundle(out):
         raise ExportError(f"--out {out} exists and is not a bundle written by export; "
                           "export replaces only its own bundles: choose a new directory")
@@ -246,22 +249,94 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     return row
 
 
-def _replace(staging, out):
-    """Moves the finished `staging` directory to `out`, replacing an old `out` only after
-    the new one is complete (the old one is moved aside, then removed)."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.replace(out, old / out.name)
+def _replace(staging, out, overwrite=False, empty_seen=False):
+    """Moves the finished `staging` directory to `out`, checking `out` again at that
+    moment: export puts its bundle only where nothing is (or into the empty directory
+    `empty_seen` at the start, made for the bundle), and with `overwrite` replaces only
+    a bundle of its own, removed once the new one is in place. Anything else found at
+    `out` is left as it is, and so is `staging` (the caller removes it); ExportError.
+    """
+    from export.errors import ExportError
+
+    aside = None  # beside `out`: what --overwrite moved away from it, until it is done
+    moved = []
     try:
-        os.replace(staging, out)
+        for _ in range(_PLACE_ATTEMPTS):
+            if _place(staging, out, empty_seen):
+                break
+            if not overwrite:
+                raise ExportError(f"--out {out} appeared while export ran; it is left as "
+                                  "it was and no bundle was written: choose another "
+                                  "directory")
+            # Moved away first, judged after: what is found to be a bundle is exactly
+            # what gets removed, whatever happens at `out` in between.
+            if aside is None:
+                aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            target = aside / str(len(moved))
+            try:
+                os.rename(out, target)
+            except FileNotFoundError:
+                continue
+            moved.append(target)
+            if not _is_bundle(target) and not _is_empty_directory(target):
+                raise ExportError(f"--out {out} changed while export ran and is not a "
+                                  "bundle written by export; it is left as it was")
+        else:
+            raise ExportError(f"--out {out} kept being replaced while export ran; no "
+                              "bundle was written")
     except BaseException:
-        if old is not None:  # the old bundle goes back where it was
-            os.replace(old / out.name, out)
-            old.rmdir()
+        # What was at `out` last goes back; the bundles moved away before it go, as
+        # --overwrite asked. If something took `out` meanwhile, all stay in `aside`.
+        if moved and not _place(moved[-1], out, empty_seen=False):
+            raise ExportError(f"--out {out} changed while export ran; what export moved "
+                              f"away from it is kept in {aside}") from None
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _is_empty_directory(path):
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+# Each attempt after the first means that another process put something at --out
+# between two steps of this one; only --overwrite tries again.
+_PLACE_ATTEMPTS = 3
+
+
+def _place(directory, out, empty_seen):
+    """Renames `directory` to `out` if `out` is free; False, changing nothing, if not.
+
+    Why mkdir, then rename: rename(2) of a directory silently replaces an existing
+    *empty* directory and refuses a non-empty one (ENOTEMPTY or EEXIST), while mkdir(2)
+    creates `out` only if nothing is there, atomically. So mkdir claims `out` (of two
+    exports, or an export and a user, exactly one gets it) and the rename then replaces
+    only the empty directory this process has just made; anything written into that
+    meanwhile makes the rename fail instead of being lost. The race window is closed,
+    not narrowed: no step replaces or deletes what this process did not make, except an
+    empty directory the user made for the bundle (`empty_seen`), which the rename refuses
+    as soon as it holds anything. (renameat2's RENAME_NOREPLACE would do it in one call;
+    the standard library does not offer it.)
+    """
+    try:
+        os.mkdir(out)
+        claimed = True
+    except FileExistsError:
+        if not empty_seen:
+            return False
+        claimed = False
+    try:
+        os.rename(directory, out)
+    except OSError as error:
+        if claimed:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)  # the claim, while it is empty; never what was put into it
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            return False
+        raise
+    return True
 
 
 def _machine():

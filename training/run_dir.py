@@ -13,6 +13,8 @@
       samples/test.tsv   held-out test pairs: what export verifies a bundle on
       checkpoints/       the last completed epoch, for resuming (not needed by export)
       logs/              TensorBoard
+      train.lock         held (fcntl.flock) by the training that writes the directory,
+                         with its PID; removed when it ends, left by a killed one
 
 `run.json` is written last and atomically, with `"complete": true` only once training
 has finished: a directory without it is a run in progress or an interrupted one.
@@ -22,7 +24,9 @@ A run made before each side had its own tokenizer holds one `tokenizer.json` (an
 """
 
 import contextlib
+import errno
 import json
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -46,6 +50,7 @@ TRAIN_SAMPLE = "samples/train.tsv"
 TEST_SAMPLE = "samples/test.tsv"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
+LOCK_FILE = "train.lock"
 LEGACY_TOKENIZER_FILE = "tokenizer.json"  # one for both sides, in runs made before
 # Every tokenizer file a run may hold: the JSON files and the SentencePiece models
 # named after them (kit/tokenizers/sentencepiece.py).
@@ -56,6 +61,10 @@ TOKENIZER_FILES = tuple(f"{stem}.{suffix}" for stem in ("source_tokenizer",
 
 class RunDirError(ValueError):
     """A run directory that is missing, unfinished or damaged (one line for the user)."""
+
+
+class RunDirLocked(RunDirError):
+    """Another training holds the run directory (`locked`)."""
 
 
 @dataclass
@@ -93,6 +102,68 @@ def interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
     if received and callable(previous):
         previous(signal.SIGINT, received[0])  # the default one raises KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Holds the run directory for one training command: an exclusive `fcntl.flock` on
+    `run_dir/train.lock`, taken before anything else is written there and held until
+    the block ends. The OS releases it when the process dies, however it dies; a file
+    left by a killed process is taken over by the next command.
+
+    RunDirLocked (one line, with the holder's PID) if another process holds it. Creates
+    `run_dir` if needed, and removes what it created if nothing but the lock was put
+    there.
+    """
+    import fcntl  # POSIX only; export and evaluate read run directories without it
+
+    path = Path(run_dir)
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]  # deepest first
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / LOCK_FILE
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise RunDirLocked(f"another training holds {path}{_holder(lock)}: wait for it "
+                              "to end, or choose another --out") from None
+        # The holder before us may have removed the file between our open and our lock:
+        # a lock on a file no longer at `lock` keeps no one out, so take the new one.
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        # Removed before it is unlocked (see the check above), and only if it is still
+        # ours; the directories this command made, if it wrote nothing else in them.
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                os.unlink(lock)
+        os.close(fd)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _holder(lock):
+    """' (PID n)' from the lock file of a running training, or '' if it has none yet."""
+    try:
+        pid = lock.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f" (PID {pid})" if pid.isdigit() else ""
 
 
 def load_keras(path, compile=False):

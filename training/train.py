@@ -227,7 +227,7 @@ def _check_out_dir(options, clear_failed_start=True):
     if out.exists() and not out.is_dir():
         raise TrainError(f"--out {out} exists and is not a directory")
     state_path = out / rd.CHECKPOINT_DIR / "state.json"
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not _entries(out):
         return None
     if not state_path.is_file():
         raise TrainError(f"--out {out} is not empty and holds no run of ours; "
@@ -263,7 +263,13 @@ def _check_out_dir(options, clear_failed_start=True):
 
 def _is_failed_start(out, state):
     return (state.get("epochs_done") == 0 and not state.get("complete")
-            and all(entry.name in FRESH_START_FILES for entry in out.iterdir()))
+            and all(entry.name in FRESH_START_FILES for entry in _entries(out)))
+
+
+def _entries(out):
+    """What `out` holds but the lock: the chief's, held while it trains (on a host
+    whose --out a worker reads too), or left by a killed training."""
+    return [entry for entry in out.iterdir() if entry.name != rd.LOCK_FILE]
 
 
 def compile_for_training(model, options, config):
@@ -452,6 +458,18 @@ def train(options):
     check_options(options)
     task = _cluster_task(options)
     writes_out = task is None or task.is_chief
+    if not writes_out:  # reads the chief's --out and writes in a scratch directory
+        return _train(options, task, writes_out)
+    # The one process that writes --out holds it for the whole command: a second
+    # training there would take this one's fresh start for a failed one and delete it.
+    try:
+        with rd.locked(options.out):
+            return _train(options, task, writes_out)
+    except rd.RunDirLocked as error:
+        raise TrainError(str(error)) from None
+
+
+def _train(options, task, writes_out):
     state = _check_out_dir(options, clear_failed_start=writes_out)
     out = Path(options.out)
     plan = _EpochPlan.of(options)

@@ -58,16 +58,16 @@ def test_a_failed_rename_puts_the_old_bundle_back(tmp_path, monkeypatch):
     before = old_bundle(out)
     staging = tmp_path / ".tiny.partial-x"
     staging.mkdir()
-    real_replace = os.replace
+    real_rename = os.rename
 
     def refuses_the_new_bundle(source, target):
         if Path(source) == staging:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_replace(source, target)
+        return real_rename(source, target)
 
-    monkeypatch.setattr(cli.os, "replace", refuses_the_new_bundle)
+    monkeypatch.setattr(cli.os, "rename", refuses_the_new_bundle)
     with pytest.raises(OSError, match="No space"):
-        cli._replace(staging, out)
+        cli._replace(staging, out, overwrite=True)
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tiny.partial-x", "tiny"]
 

@@ -2,7 +2,10 @@
 Ctrl-C and SIGKILL at awkward moments, a user's umask. Each case runs the command in a
 subprocess, as a user would."""
 
+import contextlib
 import errno
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -166,6 +169,74 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path):
     assert rd.read_run(out).metrics["val_decoded"] == 20
     # No temporary file of an atomic write was left behind.
     assert not [path for path in out.rglob(".*")]
+
+
+def snapshot(directory):
+    """{relative path: content digest} of every file under `directory`."""
+    return {str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+@contextlib.contextmanager
+def another_training_holds(out):
+    """What a running `python -m kit train --out OUT` holds: an exclusive flock on
+    OUT/train.lock that records its PID (here, this test's process)."""
+    fd = os.open(out / "train.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # the lock goes with it; the file stays, as a killed training's does
+
+
+def test_a_second_training_does_not_take_a_fresh_start_in_progress(tmp_path):
+    """The first training is in its first epoch: its files look like a start that
+    completed no epoch. A second one on the same --out is refused at once and deletes
+    nothing; once the first is gone (killed: the OS drops its lock), the same command
+    runs."""
+    out = tmp_path / "run"
+    args = ["--out", str(out), *TINY, "--limit", "1200", "--batch-size", "16"]
+    first = Training([*args, "--epochs", "40"], tmp_path / "stderr.txt")
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / rd.CHECKPOINT_DIR / "state.json").is_file():
+            assert time.monotonic() < deadline and first.process.poll() is None
+            time.sleep(0.05)
+        before = snapshot(out)
+
+        second = run_cli("train", *args, "--epochs", "1")
+        line = one_error_line(second)
+        assert line == (f"error: another training holds {out} (PID {first.process.pid}): "
+                        "wait for it to end, or choose another --out"), line
+        after = snapshot(out)  # the first's files all there (its logs may have grown)
+        assert set(before) <= set(after)
+        kept = [rd.TRAIN_SAMPLE, rd.TEST_SAMPLE, "source_tokenizer.json"]
+        assert {name: after[name] for name in kept} == {name: before[name] for name in kept}
+    finally:
+        first.stop(signal.SIGKILL)
+
+    result = run_cli("train", *args, "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert rd.read_run(out).complete
+    assert not (out / rd.LOCK_FILE).exists()
+
+
+def test_a_held_run_is_not_extended_and_resumes_once_released(finished_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    args = ["train", "--out", str(out), *TINY, "--limit", "160", "--epochs", "4"]
+    with another_training_holds(out):
+        before = snapshot(out)
+        assert "another training holds" in one_error_line(run_cli(*args))
+        assert snapshot(out) == before
+
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {out} after epoch 3" in result.stdout
+    assert rd.read_run(out).epochs_done == 4
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name
+                                                           for p in finished_run.iterdir())
 
 
 @pytest.mark.parametrize("flag, value", [
