@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from kit.commands import OneLineParser
 from kit.files import atomic_write
 from kit.metrics import format_metrics, task_metrics
-from kit.tsv import TsvError, read_tsv
+from kit.tsv import TsvError, read_tsv, spaces_warning
 
 MAX_BEAM_SIZE = 64  # the bounds of `decode`
 MAX_LENGTH_PENALTY = 10.0
@@ -38,6 +38,7 @@ class References:
     references: list  # per source: the list of its targets, in file order
     lines: int  # pairs read
     bad_lines: list = field(default_factory=list)  # 1-based numbers of malformed lines
+    warning: str | None = None  # about the file's fields (`kit.tsv.spaces_warning`)
 
 
 def read_references(spec):
@@ -60,7 +61,8 @@ def read_references(spec):
         raise EvaluationError(f"{spec}: no source<TAB>target line"
                               + (f" ({len(bad)} malformed, first at line {bad[0]})" if bad
                                  else ""))
-    return References(list(grouped), list(grouped.values()), len(pairs), bad)
+    return References(list(grouped), list(grouped.values()), len(pairs), bad,
+                      spaces_warning(pairs, spec))
 
 
 def evaluate(translate, references, limit=None, batch_size=64, progress=None):
@@ -227,6 +229,8 @@ def run(args, references, translate, describe, source_tokenizer=None, source_len
     if references.bad_lines:
         print(f"skipped {len(references.bad_lines)} malformed line(s), first at line "
               f"{references.bad_lines[0]}", file=sys.stderr)
+    if references.warning:
+        print(references.warning, file=sys.stderr)
     if count < FEW_SOURCES:
         print(f"warning: only {count} distinct source{'s' * (count != 1)}: each one moves "
               f"exact match by {100 / max(count, 1):.0f} points, so these scores say little",

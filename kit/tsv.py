@@ -84,3 +84,16 @@ def read_tsv(spec, path):
             continue
         pairs.append((fields[0], fields[1]))
     return pairs, bad_lines
+
+
+def spaces_warning(pairs, spec):
+    """A warning line when fields of `pairs` begin or end with spaces (kept as they are:
+    an output without them is then no exact match, and nothing else would say why), or
+    None."""
+    count = sum(1 for source, target in pairs
+                if source != source.strip() or target != target.strip())
+    if not count:
+        return None
+    return (f"warning: {count} of {len(pairs)} pairs of {spec} have spaces (or tabs) at "
+            "the start or end of a field; they are kept as they are, so an output without "
+            "them is not an exact match: strip them if they are not meant")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
+from kit.tsv import spaces_warning
 from training import averaging, baselines, distribute
 from training import run_dir as rd
 from training.choices import DEFAULT_DATA_WARMUP_STEPS, PRESETS, TOKENIZERS
@@ -591,6 +592,9 @@ def _load_data(options, state, out=None):
         raise TrainError(str(error)) from None
     if state is not None:
         _check_same_data(options.data, out or options.out, state, pairs.fingerprint)
+    spaced = spaces_warning(pairs.train + pairs.validation + pairs.test, pairs.spec)
+    if spaced:
+        _log(spaced)
     if pairs.skipped:
         _log(f"skipped {pairs.skipped} malformed line(s) (first: {pairs.skipped_lines}); "
              "--strict makes them an error")

@@ -97,3 +97,15 @@ def test_evaluate_refuses_a_fifo_or_a_device_in_one_line(tiny_run, tiny_float32_
     assert result.stderr.splitlines() == [
         f"error: tsv:{path}: {path} is {what}, expected a file (pipes and devices are "
         "never read: save to a file)"]
+
+
+def test_spaces_around_fields_are_warned_in_evaluate(tmp_path):
+    """A reference with a trailing space made exact match 0 without a word."""
+    from kit.evaluation import read_references
+
+    path = tmp_path / "spaced.tsv"
+    path.write_text("a\tb \n c\td\ne\tf\n", encoding="utf-8")
+    warning = read_references(f"tsv:{path}").warning
+    assert warning.startswith(f"warning: 2 of 3 pairs of tsv:{path} have spaces")
+    path.write_text("a\tb\nc\td e\n", encoding="utf-8")  # spaces inside are text
+    assert read_references(f"tsv:{path}").warning is None
