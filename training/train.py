@@ -409,7 +409,9 @@ def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
             from_preset.append("T")
     lengths = choose_lengths([len(tokenizers.source.encode(s)) for s, _ in pairs.train],
                              [len(tokenizers.target.encode(t)) for _, t in pairs.train],
-                             source=source, target=target)
+                             source=source, target=target,
+                             from_preset=[{"S": "source", "T": "target"}[side]
+                                          for side in from_preset])
     if len(from_preset) == 2:
         lengths.chosen = "the preset's"
     elif from_preset:

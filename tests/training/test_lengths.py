@@ -70,3 +70,25 @@ def test_lengths_of_older_runs_still_load():
     old = {"source": 40, "target": 16, "source_cut": 0, "target_cut": 0, "pairs": 10,
            "chosen": "data"}
     assert Lengths(**old).describe().endswith("(0.00%)")
+
+
+def test_a_presets_lengths_get_the_one_percent_rule_too():
+    """The tiny preset's S of 16 cut a quarter of the built-in dates without a word."""
+    sources, targets = [10] * 70 + [20] * 30, [10] * 100
+    with pytest.raises(LengthError, match=r"30 of 100 training sources \(30.0%\) are longer "
+                                          r"than the preset's source length \(16 tokens\); "
+                                          r"pass --max-source-length N"):
+        choose_lengths(sources, targets, source=16, target=12, from_preset=["source"])
+    # The user's own S is theirs to choose: cutting is then accepted as asked.
+    assert choose_lengths(sources, targets, source=16, target=12).source_cut == 30
+
+
+def test_the_tiny_preset_on_the_built_in_dates_asks_for_lengths(tmp_path):
+    from training.train import TrainError, TrainOptions, train
+
+    options = TrainOptions(data="default", out=str(tmp_path / "run"), preset="tiny",
+                           epochs=1, limit=400, accept_trivial=True)
+    with pytest.raises(TrainError, match="preset's source length .* --max-source-length"):
+        train(options)
+    run = tmp_path / "run"
+    assert not run.exists() or not any(run.iterdir()), list(run.iterdir())
