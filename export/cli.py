@@ -188,7 +188,11 @@ def _check_out(out, run_path, overwrite):
     """Refuses an `--out` that export may not write or replace, before any work;
     whether `out` is an empty directory (made for the bundle, and so filled)."""
     from export.errors import ExportError
+    from kit.files import link_loop
 
+    if link_loop(out):
+        raise ExportError(f"--out {out} is a symbolic link loop (or too deep to follow); "
+                          "choose another directory")
     resolved, run = out.resolve(), run_path.resolve()
     if resolved == run or resolved in run.parents:
         raise ExportError(f"--out {out} is the run directory or holds it; choose a new "

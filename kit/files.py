@@ -153,3 +153,16 @@ def json_text(values, **dumps_options) -> str:
 def write_json(path, values, **dumps_options) -> None:
     """`values` as `json_text`, atomically."""
     atomic_write(path, json_text(values, **dumps_options))
+
+
+def link_loop(path) -> bool:
+    """Whether `path`, or a folder on the way to it, is a symbolic link that never ends
+    (a loop, or one too deep to follow): checked with the other --out checks, so that
+    such a path fails at once with its own words, not as "File exists" or a traceback."""
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False

@@ -195,6 +195,11 @@ def _cluster_task(options):
 
 def _check_writable(out):
     """--out must be (or be creatable as) a directory we can write in."""
+    from kit.files import link_loop
+
+    if link_loop(out):
+        raise TrainError(f"--out {out} is a symbolic link loop (or too deep to follow); "
+                         "choose another directory")
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

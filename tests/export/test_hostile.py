@@ -171,3 +171,18 @@ def test_the_in_process_api_refuses_the_run_directory_too(run):
     with pytest.raises(ExportError, match="run directory"):
         export_run(run, "float32", run, overwrite=True, progress=lambda message: None)
     assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("link", ["self", "pair", "inside"])
+def test_an_out_that_is_a_symbolic_link_loop_is_one_line(tiny_run, tmp_path, link):
+    """export ended in a RuntimeError traceback and train in "File exists"."""
+    from export.errors import ExportError
+    from training.train import TrainError, TrainOptions, check_options
+
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a" if link != "self" else "b")
+    out = {"self": tmp_path / "b", "pair": tmp_path / "a", "inside": tmp_path / "a" / "x"}[link]
+    with pytest.raises(ExportError, match="is a symbolic link loop"):
+        export_run(tiny_run, "float32", out, progress=lambda message: None)
+    with pytest.raises(TrainError, match="is a symbolic link loop"):
+        check_options(TrainOptions(data="default", out=str(out)))
