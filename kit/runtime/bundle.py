@@ -190,10 +190,11 @@ class Bundle:
         steps = None
         if mode in (None, "compiled"):
             model = compiled_model(model_content, num_threads)
-            steps = _CompiledSteps(model, spec) if model is not None else None
+            steps = _probed_compiled_steps(model, spec) if model is not None else None
             if steps is None and mode == "compiled":
                 raise BundleError("this LiteRT package has no CompiledModel API (it is "
-                                  "ai-edge-litert's): use another mode")
+                                  "ai-edge-litert's), or that API cannot run this file: "
+                                  "use another mode")
         if steps is None and mode in (None, "direct") and DirectSignature.possible(
                 interpreter, "decode_step"):
             steps = _DirectSteps(interpreter, spec)
@@ -565,6 +566,20 @@ class _CompiledSteps:
         self._position.write(self._scalar["position"])
         self._model.run_by_name("decode_step", self._inputs, self._outputs)
         return self._logits.read(self._layout.vocab_size, np.float32)
+
+
+def _probed_compiled_steps(model, spec):
+    """`_CompiledSteps` over `model`, once one encode and one step have run; None when
+    they fail, so that `Bundle.load` falls back to the tensor-index loop, which runs any
+    file the interpreter loads. (A file whose outputs CompiledModel cannot bind, a
+    constant shared by two outputs for one, raised a traceback mid-decode.)"""
+    try:
+        steps = _CompiledSteps(model, spec)
+        steps.start(np.zeros(spec["source_length"], np.int32))
+        steps.step(spec["special_ids"]["bos"], 0)
+    except Exception:  # noqa: BLE001  (its error types vary with the package's version)
+        return None
+    return steps
 
 
 def compiled_model(content, num_threads=None):

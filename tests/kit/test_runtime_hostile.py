@@ -465,3 +465,23 @@ def test_a_read_only_bundle_loads_and_decodes(bundle_copy):
         bundle_copy.chmod(0o755)
         for path in files:
             path.chmod(0o644)
+
+
+def test_a_file_the_compiled_api_cannot_run_falls_back_to_the_interpreter(tiny_bundles,
+                                                                           monkeypatch):
+    """A crafted file that CompiledModel loads but cannot run (outputs it cannot bind)
+    raised a traceback mid-decode: load now probes it and falls back."""
+    from kit.runtime import Bundle, BundleError
+    from kit.runtime import bundle as module
+
+    path = tiny_bundles[0] / "float32"
+    expected = Bundle.load(path, mode="direct").translate("1 May 1990")
+
+    def cannot_run(self, *args):
+        raise RuntimeError("Failed to run: shared constant output")
+
+    monkeypatch.setattr(module._CompiledSteps, "step", cannot_run)
+    loaded = Bundle.load(path)
+    assert loaded.mode == "direct" and loaded.translate("1 May 1990") == expected
+    with pytest.raises(BundleError, match="cannot run this file"):
+        Bundle.load(path, mode="compiled")
