@@ -170,16 +170,19 @@ print(f"\\ninterrupted while waiting: {what}", file=sys.stderr, flush=True)
 
 @contextlib.contextmanager
 def bounded_wait(what, timeout_s):
-    """Runs the block (a C++ call that may block for good, holding the GIL, so that
-    Python's signal handlers never run) so that it always ends:
+    """Runs the block (TensorFlow's import and a C++ call that may block for good while
+    holding the GIL, so that no Python signal handler or thread runs) so that it always
+    ends, with one line that says why:
 
-    - Ctrl-C (and SIGTERM, where TensorFlow does not take it for its own preemption
-      handler, as 2.21 does while MultiWorkerMirroredStrategy waits) take their default
-      action meanwhile: the process ends at once, which loses nothing, since the block
-      writes nothing;
-    - a watchdog process (see `_WATCHDOG`) ends it after `timeout_s` seconds.
-    Either way one line says why. Afterwards the handlers are restored and the
-    watchdog is stopped."""
+    - Ctrl-C takes its default action meanwhile: the process ends at once (the block
+      writes nothing, so that loses nothing), and the watchdog says so;
+    - the watchdog process (`_WATCHDOG`) ends it after `timeout_s` seconds.
+
+    SIGTERM gets its default action too, but MultiWorkerMirroredStrategy installs
+    TensorFlow's preemption handler, which takes SIGTERM while the strategy waits (2.21,
+    measured): then the timeout ends the wait. Afterwards the handlers of before are put
+    back for both signals, TensorFlow's preemption handler replaced, so that a run on
+    several workers ends on SIGTERM as a one-device run does."""
     handlers = {sig: signal.signal(sig, signal.SIG_DFL)
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -195,21 +198,38 @@ def bounded_wait(what, timeout_s):
         watchdog.kill()
         watchdog.wait()
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def resolve(name, task, worker_timeout_s=WORKER_TIMEOUT_S, log=print):
     """Creates the strategy `--strategy name` means here; call it before any other
     TensorFlow op (MultiWorkerMirroredStrategy must configure the collectives first).
-    Creating it waits for every worker of the cluster: at most `worker_timeout_s`
-    seconds (see `bounded_wait`), after a line that says so through `log`."""
+    A multi-worker strategy waits for every worker of the cluster: at most
+    `worker_timeout_s` seconds (see `bounded_wait`), after a line that says so through
+    `log`."""
+    if is_multi_worker(name, task):
+        reason = ("asked for" if name == "multi_worker" else
+                  f"auto: TF_CONFIG names {task.workers} workers")
+        workers = task.workers if task is not None else "several"
+        log(f"strategy multi_worker ({reason}): waiting up to {worker_timeout_s:g} s for "
+            f"the {workers} workers of TF_CONFIG to connect"
+            + (f"; this is {task.describe()}" if task is not None else ""))
+        with bounded_wait(f"all {workers} workers of TF_CONFIG connecting",
+                          worker_timeout_s):
+            import tensorflow as tf
+
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        gpus = tf.config.list_physical_devices("GPU")
+        gpu_text = f"GPU x{len(gpus)} ({gpus[0].name})" if gpus else "CPU"
+        return Distribution("multi_worker", reason, strategy, strategy.num_replicas_in_sync,
+                            strategy.extended._num_workers,  # noqa: SLF001  (no public count)
+                            gpu_text + " per worker", task)
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
-        if task is not None and task.workers > 1:
-            name, reason = "multi_worker", f"auto: TF_CONFIG names {task.workers} workers"
-        elif len(gpus) > 1:
+        if len(gpus) > 1:
             name, reason = "mirrored", f"auto: {len(gpus)} GPUs visible"
         else:
             name = "one_device"
@@ -219,17 +239,6 @@ def resolve(name, task, worker_timeout_s=WORKER_TIMEOUT_S, log=print):
     gpu_text = f"GPU x{len(gpus)} ({gpus[0].name})" if gpus else "CPU"
     if name == "one_device":
         return Distribution(name, reason, None, 1, 1, gpu_text)
-    if name == "multi_worker":
-        workers = task.workers if task is not None else "several"
-        log(f"strategy multi_worker ({reason}): waiting up to {worker_timeout_s:g} s for "
-            f"the {workers} workers of TF_CONFIG to connect"
-            + (f"; this is {task.describe()}" if task is not None else ""))
-        with bounded_wait(f"all {workers} workers of TF_CONFIG connecting",
-                          worker_timeout_s):
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        workers = strategy.extended._num_workers  # noqa: SLF001  (no public count)
-        return Distribution(name, reason, strategy, strategy.num_replicas_in_sync, workers,
-                            gpu_text + " per worker", task)
     devices = [device.name for device in tf.config.list_logical_devices("GPU")]
     if devices:
         text = gpu_text

@@ -330,10 +330,12 @@ def test_ctrl_c_ends_a_waiting_worker_at_once(tmp_path):
     process = _lonely_worker(tmp_path)
     try:
         _wait_for_line(process, "waiting up to 600 s")
-        time.sleep(1.0)  # inside the strategy's creation
+        time.sleep(6.0)  # inside the strategy's creation (TensorFlow is imported first)
+        started = time.monotonic()
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
+    assert time.monotonic() - started < 10
     assert process.returncode == -signal.SIGINT, err  # the shell's 130
     assert "interrupted while waiting" in err and "Traceback" not in err
