@@ -159,8 +159,6 @@ def link_loop(path) -> bool:
     """Whether `path`, or a folder on the way to it, is a symbolic link that never ends
     (a loop, or one too deep to follow): checked with the other --out checks, so that
     such a path fails at once with its own words, not as "File exists" or a traceback."""
-    import errno
-
     try:
         os.stat(path)
     except OSError as error:
