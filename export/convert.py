@@ -1,7 +1,7 @@
 """A float32 Keras model -> a LiteRT flatbuffer with the `encode` and `decode_step`
 signatures, under one quantization recipe.
 
-The route is the one platform-notes.md found to keep Keras 3 weights: track the float32
+The route that keeps Keras 3 weights on this stack (TF 2.21, Keras 3.15): track the float32
 model in a `keras.export.ExportArchive` with one endpoint per signature, write a
 SavedModel, and convert that with `tf.lite.TFLiteConverter.from_saved_model` restricted
 to builtin ops, so that an op the phone cannot run fails here.

@@ -786,7 +786,7 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
             for name, tensor in found.items():
                 tensors[key, side, name] = _tensor(tensor, f"{where}.{name}", fail)
 
-    # The contract of design.md ("Decoding on device"): what each signature takes and
+    # The decoding contract (README, "The exported file"): what each signature takes and
     # gives, with S, T and the target vocabulary V on the axes the loop relies on.
     V = sizes["target"]
     layers = sum(1 for name in signatures["encode"]["outputs"]
