@@ -141,6 +141,7 @@ def test_command_line_builds_only_and_refuses_an_unknown_task(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: ")
 
 
+@pytest.mark.slow
 def test_the_runner_reads_the_real_output_of_train_export_and_evaluate(tmp_path):
     # A slice small enough for a test; the benchmark passes no option to train at all.
     task = dataclasses.replace(TASKS["inflection_en"], sizes={"small": (60, 10)})

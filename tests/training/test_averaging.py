@@ -79,6 +79,7 @@ def weights_of(path):
     return rd.load_keras(path).get_weights()
 
 
+@pytest.mark.slow
 def test_a_resumed_run_averages_its_last_epochs(tmp_path):
     out = tmp_path / "run"
     train(tiny_options(out, epochs=2, average_checkpoints=3))

@@ -61,6 +61,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], timeout=30)
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_stops_with_one_line_and_the_same_command_resumes(small_disk):
     mount, make_room = small_disk
     out = mount / "run"
@@ -86,6 +87,7 @@ def test_a_real_full_disk_stops_with_one_line_and_the_same_command_resumes(small
     assert info.raw["history"][:1] == state["history"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_at_the_last_write_of_an_epoch_changes_nothing(tmp_path, monkeypatch,
                                                                     capsys):
     """The disk fills when state.json, the last file of epoch 2, is written: the

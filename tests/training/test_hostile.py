@@ -144,6 +144,7 @@ def test_an_interrupted_extension_leaves_the_finished_run_whole(finished_run, tm
     assert rd.read_run(out).complete
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path):
     out = tmp_path / "run"
     args = ["--out", str(out), *TINY, "--limit", "600", "--batch-size", "16", "--epochs", "4"]
@@ -190,6 +191,7 @@ def another_training_holds(out):
         os.close(fd)  # the lock goes with it; the file stays, as a killed training's does
 
 
+@pytest.mark.slow
 def test_a_second_training_does_not_take_a_fresh_start_in_progress(tmp_path):
     """The first training is in its first epoch: its files look like a start that
     completed no epoch. A second one on the same --out is refused at once and deletes
@@ -269,6 +271,7 @@ def test_a_bad_number_is_one_line_before_any_work(tmp_path, flag, value):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_start_that_failed_in_its_first_epoch_does_not_block_the_corrected_one(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--out", str(out), *TINY, "--limit", "160", "--epochs", "1"]

@@ -356,6 +356,7 @@ def test_data_that_needs_a_decision_is_one_line(tmp_path, pairs, args, message):
 
 # -- the whole flow ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     """600 word -> phones pairs (targets up to 35 characters, some words with two
     pronunciations): train with --data and --out (and a small --max-epochs, for time),
@@ -428,6 +429,7 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     assert bundle_metrics == run_metrics
 
 
+@pytest.mark.slow
 def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
     import keras
 

@@ -106,6 +106,7 @@ def test_the_loss_goes_down(tmp_path):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_mixed_precision_run(tmp_path):
     info = train(tiny_options(tmp_path / "run", epochs=1, precision="mixed_float16"))
     assert info["precision"] == "mixed_float16"
@@ -158,6 +159,7 @@ def test_same_command_on_a_finished_run_does_nothing(tmp_path, capsys):
     assert (tmp_path / "run" / rd.KERAS_MODEL_FILE).stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
     train(tiny_options(tmp_path / "run", epochs=1))
     with pytest.raises(TrainError, match="different run.*seed"):
@@ -230,6 +232,7 @@ def test_a_fifo_or_a_device_as_tsv_data_fails_at_once_with_one_line(tmp_path, ki
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_run_made_with_one_shared_tokenizer_resumes_evaluates_and_exports(tmp_path):
     """A run of the previous version: one tokenizer.json for both sides, and a
     state.json whose identity has one "tokenizer". Words and their reversals have the
@@ -284,6 +287,7 @@ def test_a_diverging_loss_stops_with_a_clear_message(tmp_path):
     assert not (tmp_path / "run" / rd.RUN_JSON).exists()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--data", "default", "--out", str(out), "--preset", "tiny",
