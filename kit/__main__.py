@@ -87,8 +87,10 @@ def main(argv=None):
             raise  # the kit's own module: a bug, with its traceback
         key = argv[0] if argv[0] != "evaluate" else \
             f"evaluate {'BUNDLE' if _is_bundle(argv[1:]) else 'RUN'}"
+        fix = ("pip install 'sentencepiece>=0.2,<0.3' (a subword tokenizer's model)"
+               if missing == "sentencepiece" else f"pip install -r {_NEEDS.get(key, _FULL)}")
         print(f"error: python -m kit {key} needs the package {missing!r}, which is not "
-              f"installed here: pip install -r {_NEEDS.get(key, _FULL)}", file=sys.stderr)
+              f"installed here: {fix}", file=sys.stderr)
         return 1
 
 

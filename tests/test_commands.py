@@ -224,3 +224,15 @@ def test_evaluate_options_may_come_before_the_bundle(demo):
     tsv = run / "samples" / "test.tsv"
     result = kit("evaluate", "--data", f"tsv:{tsv}", str(bundle), device=True)
     assert result.returncode == 0, result.stderr.decode()[-500:]
+
+
+def test_a_missing_sentencepiece_names_its_own_install(monkeypatch, capsys):
+    """requirements-tflite-runtime.txt leaves sentencepiece out (char bundles need none)."""
+    import kit.__main__ as entry
+
+    def missing(argv):
+        raise ModuleNotFoundError("No module named 'sentencepiece'", name="sentencepiece")
+
+    monkeypatch.setattr(entry, "_command", lambda name, args: (missing, False))
+    assert entry.main(["decode", "B", "--help"]) == 1
+    assert "pip install 'sentencepiece>=0.2,<0.3'" in capsys.readouterr().err
