@@ -9,8 +9,6 @@ import hashlib
 import os
 import stat
 
-HASH_CHUNK = 1 << 20  # bytes read at a time when hashing: a big file never sits in memory
-
 
 class TsvError(ValueError):
     """The file cannot be read as text pairs; one line for the user."""
@@ -37,15 +35,10 @@ def check_regular_file(spec, path):
     raise TsvError(f"{spec}: {path} is {kind}, expected a file{also}")
 
 
-def file_fingerprint(path):
-    """{"size": bytes, "sha256": hex digest} of a regular file, read in chunks: what a
-    run records of its TSV file, to notice on resuming that the file was replaced."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return {"size": size, "sha256": digest.hexdigest()}
+def fingerprint(raw):
+    """{"size": bytes, "sha256": hex digest} of a file's bytes: what a run records of
+    its TSV file, to notice on resuming that the file was replaced."""
+    return {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
 
 
 def read_tsv(spec, path):
@@ -55,6 +48,12 @@ def read_tsv(spec, path):
     device), a missing or unreadable file, or text that is not UTF-8 (naming the line
     and the byte).
     """
+    return parse_tsv(spec, read_bytes(spec, path))
+
+
+def read_bytes(spec, path):
+    """The bytes of the TSV file at `path`, read once (to parse and to fingerprint);
+    TsvError as `read_tsv` says."""
     check_regular_file(spec, path)
     try:
         with open(path, "rb") as handle:
@@ -63,6 +62,12 @@ def read_tsv(spec, path):
         raise TsvError(f"{spec}: file not found") from None
     except OSError as error:
         raise TsvError(f"{spec}: cannot read {path}: {error.strerror}") from None
+    return raw
+
+
+def parse_tsv(spec, raw):
+    """(pairs, malformed line numbers) of a TSV file's bytes; TsvError for text that is
+    not UTF-8, naming the line and the byte."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

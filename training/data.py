@@ -14,7 +14,7 @@ import dataclasses
 import os
 import re
 
-from kit.tsv import TsvError, check_regular_file, file_fingerprint, read_tsv
+from kit.tsv import TsvError, check_regular_file, fingerprint, parse_tsv, read_bytes
 from training import dates
 
 MAX_REPORTED_LINES = 10  # how many malformed line numbers a Pairs or an error lists
@@ -124,15 +124,12 @@ def _load_tsv(spec, path, strict, limit):
     distinct sources or more, every split gets at least one (`_give_every_split_a_source`).
     """
     try:
-        check_regular_file(spec, path)
-        # Hashed before it is read: a file replaced in between makes the next resume
-        # refuse, rather than accept data this run never saw.
-        fingerprint = {"kind": "tsv", **file_fingerprint(path)}
-        pairs, bad_lines = read_tsv(spec, path)
+        raw = read_bytes(spec, path)
+        pairs, bad_lines = parse_tsv(spec, raw)
     except TsvError as error:
         raise DataError(str(error)) from None
-    except OSError as error:
-        raise DataError(f"{spec}: cannot read {path}: {error.strerror}") from None
+    # The very bytes parsed: a file replaced since makes the next resume refuse.
+    data_fingerprint = {"kind": "tsv", **fingerprint(raw)}
 
     if bad_lines and strict:
         raise DataError(
@@ -157,7 +154,7 @@ def _load_tsv(spec, path, strict, limit):
         metric="bleu",
         skipped=len(bad_lines),
         skipped_lines=bad_lines[:MAX_REPORTED_LINES],
-        fingerprint=fingerprint,
+        fingerprint=data_fingerprint,
     )
 
 

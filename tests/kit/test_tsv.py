@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kit import tsv
-from kit.tsv import TsvError, file_fingerprint, read_tsv
+from kit.tsv import TsvError, fingerprint, read_bytes, read_tsv
 from tests.conftest import small_memory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,14 +69,14 @@ def test_a_link_to_a_regular_file_is_read(tmp_path):
     assert read_tsv("tsv:link.tsv", tmp_path / "link.tsv") == ([("a", "b")], [])
 
 
-def test_the_fingerprint_is_the_size_and_sha256_of_the_bytes_read_in_chunks(tmp_path):
-    data = os.urandom(2 * tsv.HASH_CHUNK + 4321)  # two whole chunks and a partial one
+def test_the_fingerprint_is_the_size_and_sha256_of_the_bytes_read(tmp_path):
+    """The bytes read once, parsed and fingerprinted (the file was read twice)."""
+    data = os.urandom(3 << 20) + b"\na\tb\n"
     (tmp_path / "pairs.tsv").write_bytes(data)
-    assert file_fingerprint(tmp_path / "pairs.tsv") == {
-        "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (tmp_path / "empty.tsv").write_bytes(b"")
-    assert file_fingerprint(tmp_path / "empty.tsv") == {
-        "size": 0, "sha256": hashlib.sha256(b"").hexdigest()}
+    raw = read_bytes("tsv:pairs.tsv", tmp_path / "pairs.tsv")
+    assert raw == data
+    assert fingerprint(raw) == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert fingerprint(b"") == {"size": 0, "sha256": hashlib.sha256(b"").hexdigest()}
 
 
 @pytest.mark.parametrize("model", ["run", "bundle"])
