@@ -320,8 +320,8 @@ def _ignored_options(args):
         way = f"--sampling {args.sampling}"
         reads = {"greedy": set(), "top_k": {"top_k", "temperature", "seed"},
                  "top_p": {"top_p", "temperature", "seed"}}[args.sampling]
-    defaults = build_parser().parse_args([args.bundle])
+    parser = build_parser()
     for name, read_by in _READ_BY.items():
-        if getattr(args, name) != getattr(defaults, name) and name not in reads:
+        if getattr(args, name) != parser.get_default(name) and name not in reads:
             yield (f"--{name.replace('_', '-')} is ignored with {way}: only {read_by} "
                    "reads it")
