@@ -7,6 +7,7 @@ import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kit.files import atomic_write
 from kit.metrics import task_metrics
@@ -36,6 +37,9 @@ class Task:
     # (train pairs, test pairs) -> {baseline name: function source -> output}.
     baselines: Callable
     published: str = ""  # a published figure for this data, with its source
+    # (name, text -> text): the outputs and references are also scored after this
+    # normalisation, where published figures are reported so (CMUdict without stress).
+    also_scored: tuple = ()
     in_requirements: bool = True  # False: large, optional; the task skips without it
 
     def check_installed(self):
@@ -102,6 +106,30 @@ def score(predict, test):
     sources = list(grouped)
     return task_metrics([predict(source) for source in sources],
                         [grouped[source] for source in sources])
+
+
+def score_predictions(predictions, test, normalize=None):
+    """The kit's metrics of the outputs `evaluate --output` wrote (source, output,
+    first reference, correct), against every reference of the test pairs; each text
+    passed through `normalize` first when given."""
+    normalize = normalize or (lambda text: text)
+    grouped = references(test)
+    outputs = {}
+    for line in Path(predictions).read_text(encoding="utf-8").splitlines():
+        source, output = line.split("\t")[:2]
+        outputs[source] = output
+    sources = [source for source in grouped if source in outputs]
+    if len(sources) != len(grouped):
+        raise ValueError(f"{predictions}: outputs for {len(sources)} of {len(grouped)} "
+                         "test sources")
+    return task_metrics([normalize(outputs[source]) for source in sources],
+                        [[normalize(ref) for ref in grouped[source]] for source in sources])
+
+
+def read_pairs(path):
+    """The (source, target) pairs of a file `write_tsv` wrote."""
+    return [tuple(line.split("\t")) for line in
+            Path(path).read_text(encoding="utf-8").splitlines()]
 
 
 def write_tsv(path, pairs):

@@ -42,6 +42,12 @@ def cmudict_pairs():
                  if ENGLISH_WORD.fullmatch(word) for phones in prons)
 
 
+def without_stress(phones):
+    """"K AE1 T" -> "K AE T": CMUdict's 39 phonemes without the stress digits. Papers
+    differ in whether stress counts, so the task is scored both ways."""
+    return re.sub(r"(?<=[A-Z])[012]", "", phones)
+
+
 def build_g2p_en(train_size, test_size, seed):
     return split_by_key(group_pairs(cmudict_pairs()), train_size, test_size, seed)
 
@@ -59,6 +65,7 @@ G2P_EN = Task(
     published=("transformer 4x4 about 22-23% WER, 5.2-5.6% PER; Sequitur about 24-25% "
                "WER (Yolchuyeva et al., Interspeech 2019, arXiv:2004.06338), on their "
                "own CMUdict split; here 45k training words."),
+    also_scored=(("without stress", without_stress),),
 )
 
 

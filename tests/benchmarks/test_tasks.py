@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.tasks import TASKS
 from benchmarks.tasks.__main__ import main
+from benchmarks.tasks.common import score_predictions
 from benchmarks.tasks.messages import catalog_pairs, read_mo
 from benchmarks.tasks.runner import build_task, parse_metrics, run_tasks
 from benchmarks.tasks.words import suffix_rule
@@ -75,6 +76,18 @@ def test_g2p_en_keeps_stress_and_alternative_pronunciations_as_extra_lines():
     for source, _ in pairs:
         counts[source] = counts.get(source, 0) + 1
     assert max(counts.values()) >= 2
+
+
+def test_g2p_en_is_also_scored_without_stress(tmp_path):
+    (name, normalize), = TASKS["g2p_en"].also_scored
+    assert normalize("K AE1 T ER0 Z") == "K AE T ER Z"
+    # A stress error is an error with stress, and right without it.
+    test = [("cats", "K AE1 T S"), ("cats", "K AE2 T S"), ("dog", "D AO1 G")]
+    predictions = tmp_path / "predictions.tsv"
+    predictions.write_text("cats\tK AE0 T S\tK AE1 T S\t0\ndog\tD AO1 G\tD AO1 G\t1\n",
+                           encoding="utf-8")
+    assert score_predictions(predictions, test)["exact_match"] == 50.0
+    assert score_predictions(predictions, test, normalize)["exact_match"] == 100.0
 
 
 def test_hyphenation_only_inserts_hyphens():
@@ -144,7 +157,8 @@ def test_command_line_builds_only_and_refuses_an_unknown_task(tmp_path, capsys):
 @pytest.mark.slow
 def test_the_runner_reads_the_real_output_of_train_export_and_evaluate(tmp_path):
     # A slice small enough for a test; the benchmark passes no option to train at all.
-    task = dataclasses.replace(TASKS["inflection_en"], sizes={"small": (60, 10)})
+    task = dataclasses.replace(TASKS["inflection_en"], sizes={"small": (60, 10)},
+                               also_scored=(("upper case", str.upper),))
     results = run_tasks([task], tmp_path, "small",
                         # One epoch of 131 pairs learns nothing: the parsing is what
                         # this test checks, not the model.
@@ -157,5 +171,10 @@ def test_the_runner_reads_the_real_output_of_train_export_and_evaluate(tmp_path)
         assert set(metrics) == set(METRICS) | {"sources"}
         assert metrics["sources"] == entry["stats"]["test_sources"]
     assert (tmp_path / "inflection_en" / "bundle" / "model.tflite").is_file()
+    # The bundle's kept outputs, scored again: the same figures, since upper-casing
+    # both sides keeps an exact match exact (the words here are lower case).
+    again = entry["kit"]["bundle_also"]["upper case"]
+    assert again["exact_match"] == pytest.approx(entry["kit"]["bundle"]["exact_match"], abs=0.05)
     table = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "| inflection_en |" in table
+    assert "inflection_en, upper case: exact" in table
