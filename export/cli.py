@@ -10,7 +10,6 @@ temporary directory beside BUNDLE_DIR and renamed into place only when complete,
 failure or Ctrl-C leaves nothing half-written.
 """
 
-import argparse
 import contextlib
 import errno
 import os
@@ -20,22 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kit.commands import CommandParser, integer
 from kit.files import as_umask_allows, write_json
 
 RECIPE_CHOICES = ("float32", "float16", "dynamic_int8", "int8", "all")
 DEFAULT_SAMPLES = 200
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors on one line (the kit's rule for user errors)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser():
-    parser = _Parser(
-        prog="python -m kit export",
+    parser = CommandParser(
+        "export",
         description="Convert a finished training run into a verified LiteRT bundle "
                     "(model.tflite with encode and decode_step signatures, tokenizers, "
                     "bundle.json, report.json).")
@@ -50,27 +43,15 @@ def build_parser():
                         help="the bundle directory to create")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace BUNDLE_DIR if it exists")
-    parser.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES, metavar="N",
+    parser.add_argument("--samples", action=integer(1), default=DEFAULT_SAMPLES, metavar="N",
                         help="held-out sources to verify on (default: %(default)s)")
     return parser
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def main(argv=None):
-    """The command; returns the exit code (0 done, 1 export failed, 2 bad usage)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
-        return stop.code if isinstance(stop.code, int) else 2
+    """The command; returns the exit code (0 done, 1 export failed); a command line it
+    cannot use exits as `kit.commands` says."""
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from export.errors import ExportError
