@@ -17,7 +17,7 @@ import numpy as np
 
 from kit.commands import CommandParser, bounds_error, integer, run_command
 
-KINDS = ("cross", "decoder", "encoder")
+ATTENTION_KINDS = ("cross", "decoder", "encoder")
 
 
 class AttentionError(ValueError):
@@ -47,8 +47,9 @@ def token_label(tokenizer, token_id):
 def check_request(text, kind, layer, encoder_layers, decoder_layers):
     """The 1-based layer to draw (the last by default), or AttentionError: checked
     against the run's numbers before its model is loaded."""
-    if kind not in KINDS:
-        raise AttentionError(f"--kind must be one of {', '.join(KINDS)}. Received: {kind!r}")
+    if kind not in ATTENTION_KINDS:
+        raise AttentionError(f"--kind must be one of {', '.join(ATTENTION_KINDS)}. "
+                             f"Received: {kind!r}")
     if not text.strip():
         raise AttentionError("TEXT is empty: there is nothing to attend to")
     count = encoder_layers if kind == "encoder" else decoder_layers
@@ -99,7 +100,7 @@ def build_parser():
                         help="the picture to write (default: %(default)s)")
     parser.add_argument("--layer", action=integer(), default=None, metavar="N",
                         help="which layer, 1 to the number of layers (default: the last)")
-    parser.add_argument("--kind", choices=KINDS, default="cross",
+    parser.add_argument("--kind", choices=ATTENTION_KINDS, default="cross",
                         help="cross (default): output over source; decoder: the masked "
                              "self-attention; encoder: the source over itself")
     return parser
