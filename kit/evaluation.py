@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kit.commands import MAX_BEAM_SIZE, MAX_LENGTH_PENALTY, CommandParser, integer, number
 from kit.files import atomic_write
-from kit.metrics import format_metrics, task_metrics
+from kit.metrics import corpus_metrics, format_metrics
 from kit.tsv import TsvError, read_tsv, spaces_warning
 
 # What marks a run directory (training/run_dir.py) and a bundle directory
@@ -77,7 +77,7 @@ def evaluate(translate, references, limit=None, batch_size=64, progress=None):
         if progress:
             progress(len(outputs), len(sources))
     seconds = time.monotonic() - started
-    metrics = task_metrics(outputs, references.references[:len(sources)])
+    metrics = corpus_metrics(outputs, references.references[:len(sources)])
     return metrics, outputs, seconds
 
 
