@@ -90,7 +90,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
 
     Raises ExportError (one line) for every problem a user can fix.
     """
-    from export.convert import RECIPES, export_model
+    from export.convert import RECIPES
     from export.errors import ExportError
     from export.load import load_run
     from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run
@@ -142,6 +142,33 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=1000,
+                 progress=progress):
+    """Converts a loaded run under each recipe; returns {recipe: `export.convert.Exported`}.
+
+    float32 is converted whether asked for or not: it is the size every recipe is
+    compared with, and the file the int8 recipe measures attention scores in. The
+    SavedModels are written into a temporary directory and removed afterwards.
+    """
+    from export.convert import RECIPE_NOTES, Exported, convert, write_saved_model
+    from export.int8 import export_int8
+
+    exported = {}
+    with tempfile.TemporaryDirectory(prefix="kit-export-") as tmp:
+        saved_model = Path(tmp) / "saved_model"
+        progress("writing the float32 SavedModel (encode, decode_step)")
+        write_saved_model(loaded.model, saved_model)
+        for recipe in dict.fromkeys(["float32", *recipes]):
+            if recipe != "int8":
+                progress(f"converting: {recipe}")
+                exported[recipe] = Exported(convert(saved_model, recipe), loaded.config,
+                                            {"summary": RECIPE_NOTES[recipe]})
+        if "int8" in recipes:
+            exported["int8"] = export_int8(loaded, exported["float32"].content, Path(tmp),
+                                           calibration_sources, max_decode_samples, progress)
+    return exported
 
 
 # tokenizer.json and tokenizer.model: what a format 3 bundle held, replaced alike.
