@@ -97,3 +97,14 @@ def test_bounds_error():
     assert bounds_error(3, 1, 3) is None and bounds_error(5, low=1) is None
     assert bounds_error(0.5, high=0.25) == "must be at most 0.25, got 0.5"
     assert bounds_error(4, 1, 3) == "must be from 1 to 3, got 4"
+
+
+def test_the_device_commands_parse_without_keras_or_tensorflow():
+    """decode and evaluate BUNDLE_DIR build their parsers from kit.commands on a device
+    where neither is installed."""
+    code = ("import sys, kit.runtime.cli, kit.runtime.evaluate; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('keras', 'tensorflow', 'training', 'export')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True, env=ENV)
+    assert out.stdout.strip() == "[]"
