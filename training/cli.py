@@ -23,6 +23,9 @@ def _epochs(text):
 
 
 def build_parser():
+    # The numbers are bounded by `check_options`, not here: it refuses a bad one in the
+    # rule's words and exit code for this command and for Python callers alike (the
+    # demo), from one table of bounds.
     parser = CommandParser(
         "train",
         description="Train an encoder-decoder transformer into a resumable run directory. "
