@@ -10,7 +10,6 @@ temporary directory beside BUNDLE_DIR and renamed into place only when complete,
 failure or Ctrl-C leaves nothing half-written.
 """
 
-import argparse
 import contextlib
 import errno
 import os
@@ -20,22 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kit.commands import CommandParser, integer
 from kit.files import as_umask_allows, write_json
 
 RECIPE_CHOICES = ("float32", "float16", "dynamic_int8", "int8", "all")
 DEFAULT_SAMPLES = 200
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors on one line (the kit's rule for user errors)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser():
-    parser = _Parser(
-        prog="python -m kit export",
+    parser = CommandParser(
+        "export",
         description="Convert a finished training run into a verified LiteRT bundle "
                     "(model.tflite with encode and decode_step signatures, tokenizers, "
                     "bundle.json, report.json).")
@@ -50,27 +43,15 @@ def build_parser():
                         help="the bundle directory to create")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace BUNDLE_DIR if it exists")
-    parser.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES, metavar="N",
+    parser.add_argument("--samples", action=integer(1), default=DEFAULT_SAMPLES, metavar="N",
                         help="held-out sources to verify on (default: %(default)s)")
     return parser
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def main(argv=None):
-    """The command; returns the exit code (0 done, 1 export failed, 2 bad usage)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
-        return stop.code if isinstance(stop.code, int) else 2
+    """The command; returns the exit code (0 done, 1 export failed); a command line it
+    cannot use exits as `kit.commands` says."""
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from export.errors import ExportError
@@ -109,7 +90,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
 
     Raises ExportError (one line) for every problem a user can fix.
     """
-    from export.convert import RECIPES, export_model
+    from export.convert import RECIPES
     from export.errors import ExportError
     from export.load import load_run
     from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run
@@ -161,6 +142,33 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=1000,
+                 progress=progress):
+    """Converts a loaded run under each recipe; returns {recipe: `export.convert.Exported`}.
+
+    float32 is converted whether asked for or not: it is the size every recipe is
+    compared with, and the file the int8 recipe measures attention scores in. The
+    SavedModels are written into a temporary directory and removed afterwards.
+    """
+    from export.convert import RECIPE_NOTES, Exported, convert, write_saved_model
+    from export.int8 import export_int8
+
+    exported = {}
+    with tempfile.TemporaryDirectory(prefix="kit-export-") as tmp:
+        saved_model = Path(tmp) / "saved_model"
+        progress("writing the float32 SavedModel (encode, decode_step)")
+        write_saved_model(loaded.model, saved_model)
+        for recipe in dict.fromkeys(["float32", *recipes]):
+            if recipe != "int8":
+                progress(f"converting: {recipe}")
+                exported[recipe] = Exported(convert(saved_model, recipe), loaded.config,
+                                            {"summary": RECIPE_NOTES[recipe]})
+        if "int8" in recipes:
+            exported["int8"] = export_int8(loaded, exported["float32"].content, Path(tmp),
+                                           calibration_sources, max_decode_samples, progress)
+    return exported
 
 
 # tokenizer.json and tokenizer.model: what a format 3 bundle held, replaced alike.

@@ -7,15 +7,15 @@ SavedModel, and convert that with `tf.lite.TFLiteConverter.from_saved_model` res
 to builtin ops, so that an op the phone cannot run fails here.
 
 Inputs and outputs stay float32 and int32 in every recipe, so one runtime serves all.
-The int8 recipe's calibration and attention mask bias live in `export.int8`; reading a
-flatbuffer's ops in `export.flatbuffer`; reading the run directory in `export.load`.
+The int8 recipe's calibration and attention mask bias live in `export.int8`, which
+builds on this module; reading a flatbuffer's ops in `export.flatbuffer`; reading the
+run directory in `export.load`; converting a run under the recipes asked for in
+`export.cli`.
 """
 
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from export.errors import ExportError
 from export.flatbuffer import model_ops
@@ -166,31 +166,3 @@ def _conversion_reason(error):
         if "error:" in line:
             return line.split("error:", 1)[1].strip()
     return lines[0] if lines else type(error).__name__
-
-
-def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=1000,
-                 progress=print):
-    """Converts a loaded run under each recipe; returns {recipe: Exported}.
-
-    float32 is converted whether asked for or not: it is the size every recipe is
-    compared with, and the file the int8 recipe measures attention scores in. The
-    SavedModels are written into a temporary directory and removed afterwards.
-    """
-    exported = {}
-    with tempfile.TemporaryDirectory(prefix="kit-export-") as tmp:
-        saved_model = Path(tmp) / "saved_model"
-        progress("writing the float32 SavedModel (encode, decode_step)")
-        write_saved_model(loaded.model, saved_model)
-        for recipe in dict.fromkeys(["float32", *recipes]):
-            if recipe != "int8":
-                progress(f"converting: {recipe}")
-                exported[recipe] = Exported(convert(saved_model, recipe), loaded.config,
-                                            {"summary": RECIPE_NOTES[recipe]})
-        if "int8" in recipes:
-            from export.int8 import export_int8
-
-            exported["int8"] = export_int8(loaded, exported["float32"].content, Path(tmp),
-                                            calibration_sources, max_decode_samples, progress)
-    return exported
-
-

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from kit.commands import OneLineParser
+from kit.commands import CommandParser, integer
 
 EXAMPLES = (
     "Sun 29 Nov 2026",
@@ -24,7 +24,8 @@ EXAMPLES = (
 
 
 def build_parser():
-    parser = OneLineParser(
+    parser = CommandParser(
+        "demo",
         description="Train on the built-in data (dates -> ISO 8601), export a verified "
                     "LiteRT bundle, and decode examples with the on-device runtime.")
     parser.add_argument("--run", default="runs/demo", help="run directory (default: %(default)s)")
@@ -35,7 +36,7 @@ def build_parser():
                         help="quantization recipe (default: %(default)s)")
     parser.add_argument("--preset", default="small", choices=("tiny", "small", "base"),
                         help="model size (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", action=integer(1), default=None,
                         help="training epochs (default: the train command's)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny model on 10,000 pairs for 8 epochs, exported float32, "

@@ -13,7 +13,13 @@ import warnings
 
 import numpy as np
 
-from export.convert import RECIPE_NOTES, Exported, convert, write_saved_model
+from export.convert import (
+    RECIPE_NOTES,
+    Exported,
+    convert,
+    decode_step_inputs,
+    write_saved_model,
+)
 from export.errors import ExportError
 from export.flatbuffer import float_ops, op_names
 from export.load import rebuild
@@ -35,8 +41,6 @@ def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
         each sentence's EOS, with the cache as it stood at that step.
     """
     from keras import ops
-
-    from export.convert import decode_step_inputs
 
     T = model.config.max_target_length
     recorded = {name: [] for name in decode_step_inputs(model.config)}

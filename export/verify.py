@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kit.metrics import task_metrics
 from kit.tokenizers import source_ids
-from training.evaluate import task_metrics
 
 
 @dataclass

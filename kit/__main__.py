@@ -1,7 +1,8 @@
 """`python -m kit COMMAND`: demo, train, export, decode, evaluate, attention.
 
 Each command's module is imported only when that command runs, so that `decode` works
-on a device where neither TensorFlow nor Keras is installed. `--verbose`, anywhere on
+on a device where neither TensorFlow nor Keras is installed. Every command reads its
+command line and reports what goes wrong by the one rule of `kit.commands`. `--verbose`, anywhere on
 the command line, lets the libraries' start-up notices through (see `kit.quiet`).
 """
 
@@ -101,7 +102,6 @@ def _main(argv):
               "evaluate or attention", file=sys.stderr)
         return 2
     command, uses_tensorflow = found
-    sys.argv[0] = f"python -m kit {argv[0]}"  # what argparse shows as the program name
     rest = [arg for arg in argv[1:] if arg != "--verbose"]
     if len(rest) == len(argv) - 1 and not {"-h", "--help"} & set(rest):
         from kit.quiet import native_stderr_to_null, quiet_libraries

@@ -14,13 +14,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from kit.commands import OneLineParser
+from kit.commands import MAX_BEAM_SIZE, MAX_LENGTH_PENALTY, CommandParser, integer, number
 from kit.files import atomic_write
-from kit.metrics import format_metrics, task_metrics
+from kit.metrics import corpus_metrics, format_metrics
 from kit.tsv import TsvError, read_tsv, spaces_warning
 
-MAX_BEAM_SIZE = 64  # the bounds of `decode`
-MAX_LENGTH_PENALTY = 10.0
 # What marks a run directory (training/run_dir.py) and a bundle directory
 # (kit/runtime/bundle.py): `--output` writes no file inside either.
 MODEL_DIRECTORY_FILES = ("run.json", "bundle.json")
@@ -79,7 +77,7 @@ def evaluate(translate, references, limit=None, batch_size=64, progress=None):
         if progress:
             progress(len(outputs), len(sources))
     seconds = time.monotonic() - started
-    metrics = task_metrics(outputs, references.references[:len(sources)])
+    metrics = corpus_metrics(outputs, references.references[:len(sources)])
     return metrics, outputs, seconds
 
 
@@ -93,9 +91,9 @@ def write_predictions(path, sources, outputs, references):
         for s, o, refs in zip(sources, outputs, references)))
 
 
-def build_parser(prog="python -m kit evaluate"):
-    parser = OneLineParser(
-        prog=prog,
+def build_parser():
+    parser = CommandParser(
+        "evaluate",
         description="Decode every source of a TSV file with a run's Keras model or a "
                     "bundle (no TensorFlow needed for a bundle) and print exact match, "
                     "character and word error rates, BLEU and chrF. Lines with the same "
@@ -104,29 +102,23 @@ def build_parser(prog="python -m kit evaluate"):
                         help="a run directory (train) or a bundle directory (export)")
     parser.add_argument("--data", required=True, metavar="tsv:PATH",
                         help="UTF-8, one source<TAB>target per line; every line is used")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
+    parser.add_argument("--limit", action=integer(1, 10**9), default=None, metavar="N",
                         help="decode only the first N distinct sources")
     parser.add_argument("--output", default=None, metavar="PRED.tsv",
                         help="also write source, output, reference, exact per line")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="K",
+    parser.add_argument("--beam-size", action=integer(1, MAX_BEAM_SIZE), default=1, metavar="K",
                         help=f"beam search over K beams, 1 to {MAX_BEAM_SIZE} (default 1: "
                              "greedy)")
-    parser.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
+    parser.add_argument("--length-penalty", default=1.0, metavar="A",
+                        action=number(-MAX_LENGTH_PENALTY, MAX_LENGTH_PENALTY),
                         help="beam search ranks log-probability / length^A, A from "
                              f"{-MAX_LENGTH_PENALTY:g} to {MAX_LENGTH_PENALTY:g} (default 1)")
     return parser
 
 
 def check_args(args):
-    """The options and the data, checked before any model is loaded: `References`."""
-    if args.limit is not None and not 1 <= args.limit <= 10**9:
-        raise EvaluationError(f"--limit must be from 1 to 10^9, got {args.limit}")
-    if not 1 <= args.beam_size <= MAX_BEAM_SIZE:
-        raise EvaluationError(f"--beam-size must be from 1 to {MAX_BEAM_SIZE}, "
-                              f"got {args.beam_size}")
-    if not -MAX_LENGTH_PENALTY <= args.length_penalty <= MAX_LENGTH_PENALTY:
-        raise EvaluationError(f"--length-penalty must be from {-MAX_LENGTH_PENALTY:g} to "
-                              f"{MAX_LENGTH_PENALTY:g}, got {args.length_penalty}")
+    """The files of the options, checked before any model is loaded (the parser has
+    checked the numbers): `References`."""
     if args.output and os.path.isdir(args.output):
         raise EvaluationError(f"--output {args.output} is a directory, expected a file name")
     if args.output:

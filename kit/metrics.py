@@ -10,13 +10,27 @@ with two translations): each output comes with a list of references, and an outp
 counts as exact when it equals any of them; its CER and WER are taken against the
 closest one. Edit distances are rapidfuzz's Levenshtein (C++, also over word lists).
 
+`corpus_metrics` computes the metrics asked for; `task_metrics` the ones a run reports
+for its kind of task (training's final metrics, export's verification).
+
 Neither TensorFlow nor Keras: `python -m kit evaluate BUNDLE_DIR` runs this on a device.
 """
 
 METRICS = ("exact_match", "cer", "wer", "bleu", "chrf")
 
+# What a run reports, by its task's metric (run.json's "metric"): one right answer (the
+# built-in dates) or free text (tsv:, tfds:), where BLEU and chrF say more than exact
+# match.
+TASK_METRICS = {"exact_match": ("exact_match", "cer", "wer"),
+                "bleu": ("exact_match", "cer", "wer", "bleu", "chrf")}
 
-def task_metrics(hypotheses, references, names=METRICS):
+
+def task_metrics(metric, hypotheses, references):
+    """The metrics of `TASK_METRICS[metric]` ("exact_match" or "bleu" runs)."""
+    return corpus_metrics(hypotheses, references, names=TASK_METRICS[metric])
+
+
+def corpus_metrics(hypotheses, references, names=METRICS):
     """{name: value} over a corpus.
 
     Args:

@@ -10,7 +10,7 @@ import numpy as np
 
 from kit.files import atomic_write
 
-KINDS = {
+ATTENTION_CAPTIONS = {
     "cross": "encoder-decoder attention: each output token (row) over the source (columns)",
     "decoder": "masked self-attention of the decoder: each output token over the earlier ones",
     "encoder": "self-attention of the encoder: each source token over the whole source",
@@ -81,7 +81,7 @@ def attention_figure(weights, row_labels, column_labels, title, path, kind="cros
     for axis in list(axes.flat)[len(panels):]:
         axis.set_visible(False)
     figure.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
-    figure.suptitle(f"{title}\n{KINDS.get(kind, kind)}", fontsize=10)
+    figure.suptitle(f"{title}\n{ATTENTION_CAPTIONS.get(kind, kind)}", fontsize=10)
     _save(figure, path, dpi)
     plt.close(figure)
     return panels

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.commands import OneLineParser
+from kit.commands import CommandParser, bounds_error, integer, run_command
 
-KINDS = ("cross", "decoder", "encoder")
+ATTENTION_KINDS = ("cross", "decoder", "encoder")
 
 
 class AttentionError(ValueError):
@@ -47,15 +47,17 @@ def token_label(tokenizer, token_id):
 def check_request(text, kind, layer, encoder_layers, decoder_layers):
     """The 1-based layer to draw (the last by default), or AttentionError: checked
     against the run's numbers before its model is loaded."""
-    if kind not in KINDS:
-        raise AttentionError(f"--kind must be one of {', '.join(KINDS)}. Received: {kind!r}")
+    if kind not in ATTENTION_KINDS:
+        raise AttentionError(f"--kind must be one of {', '.join(ATTENTION_KINDS)}. "
+                             f"Received: {kind!r}")
     if not text.strip():
         raise AttentionError("TEXT is empty: there is nothing to attend to")
     count = encoder_layers if kind == "encoder" else decoder_layers
     layer = count if layer is None else layer
-    if not 1 <= layer <= count:
-        raise AttentionError(f"--layer must be from 1 to {count} for {kind} attention. "
-                             f"Received: {layer}")
+    refused = bounds_error(layer, 1, count)
+    if refused:
+        raise AttentionError(f"--layer {refused} (the run's {kind} attention has {count} "
+                             f"layer{'s' * (count != 1)})")
     return layer
 
 
@@ -88,17 +90,17 @@ def attention_picture(model, tokenizers, text, kind="cross", layer=None, run_nam
 
 
 def build_parser():
-    parser = OneLineParser(
-        prog="python -m kit attention",
+    parser = CommandParser(
+        "attention",
         description="Decode TEXT with a run's model and draw which tokens attended to "
                     "which, one panel per head plus their mean.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     parser.add_argument("text", metavar="TEXT", help="the source to decode")
     parser.add_argument("--out", default="attention.png", metavar="FILE.png",
                         help="the picture to write (default: %(default)s)")
-    parser.add_argument("--layer", type=int, default=None, metavar="N",
+    parser.add_argument("--layer", action=integer(), default=None, metavar="N",
                         help="which layer, 1 to the number of layers (default: the last)")
-    parser.add_argument("--kind", choices=KINDS, default="cross",
+    parser.add_argument("--kind", choices=ATTENTION_KINDS, default="cross",
                         help="cross (default): output over source; decoder: the masked "
                              "self-attention; encoder: the source over itself")
     return parser
@@ -106,7 +108,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from kit.commands import run_command
     from training import run_dir as rd
 
     def body():

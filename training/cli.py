@@ -4,6 +4,7 @@ import argparse
 import os
 import sys
 
+from kit.commands import CommandParser, integer, number
 from training.choices import PRESETS, TOKENIZERS
 from training.distribute import STRATEGIES
 from training.train import PRECISIONS, LostWorkerError, TrainError, TrainOptions
@@ -11,26 +12,22 @@ from training.train import PRECISIONS, LostWorkerError, TrainError, TrainOptions
 DEFAULTS = TrainOptions()
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors on one line (the kit's rule for user errors)."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see python -m kit train --help)\n")
-
-
 def _epochs(text):
-    """'auto' or an integer; anything else goes on as text for `check_options` to
-    refuse in the words it uses for every bad number."""
+    """'auto' or an integer, which `check_options` bounds."""
     if text == "auto":
         return text
     try:
         return int(text)
     except ValueError:
-        return text
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
 
 
 def build_parser():
-    parser = _Parser(
+    # The numbers are bounded by `check_options`, not here: it refuses a bad one in the
+    # rule's words and exit code for this command and for Python callers alike (the
+    # demo), from one table of bounds.
+    parser = CommandParser(
+        "train",
         description="Train an encoder-decoder transformer into a resumable run directory. "
                     "Run the same command again after an interruption to resume. What is "
                     "not given (tokenizer, model size, lengths, epochs) is chosen from the "
@@ -49,10 +46,10 @@ def build_parser():
                         help="total epochs, or auto: 8 for the built-in data, else until the "
                              "validation loss has not improved for --patience epochs "
                              "(default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=DEFAULTS.patience,
+    parser.add_argument("--patience", action=integer(), default=DEFAULTS.patience,
                         help="--epochs auto: epochs without a lower validation loss before "
                              "stopping (default: %(default)s)")
-    parser.add_argument("--max-epochs", type=int, default=DEFAULTS.max_epochs,
+    parser.add_argument("--max-epochs", action=integer(), default=DEFAULTS.max_epochs,
                         help="--epochs auto: the most epochs (default: %(default)s)")
     choices = "{" + ",".join(TOKENIZERS) + "}"
     parser.add_argument("--source-tokenizer", default=None, metavar=choices,
@@ -66,31 +63,31 @@ def build_parser():
     parser.add_argument("--tokenizer", default="auto", metavar=choices,
                         help="both sides' tokenizer, each with its own vocabulary "
                              "(default: %(default)s)")
-    parser.add_argument("--vocab-size", type=int, default=None,
+    parser.add_argument("--vocab-size", action=integer(), default=None,
                         help="the most tokens of each side, specials included (default: "
                              "every character or word; sentencepiece: a quarter of the "
                              "side's distinct words, 256 to 8000)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+    parser.add_argument("--batch-size", action=integer(), default=DEFAULTS.batch_size,
                         help="sentences per batch (default: %(default)s)")
     parser.add_argument("--precision", default=DEFAULTS.precision, choices=PRECISIONS,
                         help="auto: mixed_float16 when a GPU is visible, else float32 "
                              "(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed,
+    parser.add_argument("--seed", action=integer(), default=DEFAULTS.seed,
                         help="data split, shuffling and initialisation (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=None,
+    parser.add_argument("--learning-rate", action=number(), default=None,
                         help="a constant learning rate instead of the paper's warm-up schedule")
-    parser.add_argument("--warmup-steps", type=int, default=DEFAULTS.warmup_steps,
+    parser.add_argument("--warmup-steps", action=integer(), default=DEFAULTS.warmup_steps,
                         help="warm-up steps of the schedule (default: one epoch of steps, "
                              "within 100-4000; the built-in data: 1000)")
-    parser.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
+    parser.add_argument("--label-smoothing", action=number(), default=DEFAULTS.label_smoothing,
                         help="(default: %(default)s)")
-    parser.add_argument("--max-source-length", type=int, default=None,
+    parser.add_argument("--max-source-length", action=integer(), default=None,
                         help="S, source tokens kept (default: from the training data, "
                              "99.9%% of sources whole; built-in data: the preset's)")
-    parser.add_argument("--max-target-length", type=int, default=None,
+    parser.add_argument("--max-target-length", action=integer(), default=None,
                         help="T, target positions incl. BOS (default: from the training "
                              "data; built-in data: the preset's)")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", action=integer(), default=None,
                         help="use at most this many pairs per split")
     parser.add_argument("--strict", action="store_true",
                         help="fail on malformed TSV lines instead of skipping them")
@@ -102,20 +99,20 @@ def build_parser():
                              "multi_worker when TF_CONFIG names several workers, mirrored "
                              "when several GPUs are visible, else one_device. --batch-size "
                              "is the global batch on every strategy (default: %(default)s)")
-    parser.add_argument("--worker-timeout", type=float, default=DEFAULTS.worker_timeout,
+    parser.add_argument("--worker-timeout", action=number(), default=DEFAULTS.worker_timeout,
                         metavar="SECONDS",
                         help="multi_worker: how long to wait for every worker of TF_CONFIG "
                              "to connect before giving up (default: %(default)g)")
-    parser.add_argument("--eval-samples", type=int, default=DEFAULTS.eval_samples,
+    parser.add_argument("--eval-samples", action=integer(), default=DEFAULTS.eval_samples,
                         help="sentences decoded for the final metrics (default: %(default)s)")
     parser.add_argument("--accept-trivial", action="store_true",
                         help="exit 0 even when the best epoch is no better than the trivial "
                              "baselines (most frequent token, token frequencies, one "
                              "constant output); the warnings are still printed")
-    parser.add_argument("--beam-size", type=int, default=DEFAULTS.beam_size, metavar="K",
+    parser.add_argument("--beam-size", action=integer(), default=DEFAULTS.beam_size, metavar="K",
                         help="beams of the final metrics' decoding, 1 to 64; 1 is greedy "
                              "(default: %(default)s)")
-    parser.add_argument("--average-checkpoints", type=int,
+    parser.add_argument("--average-checkpoints", action=integer(),
                         default=DEFAULTS.average_checkpoints, metavar="K",
                         help="average the weights of the last K epochs into model.keras "
                              "when that lowers the validation loss; 0 turns it off "

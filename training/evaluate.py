@@ -1,15 +1,9 @@
-"""Task metrics of a Keras model on text pairs: greedy decoding or beam search with the
-KV cache."""
+"""A Keras model's outputs on text pairs: greedy decoding or beam search with the KV
+cache (`kit.metrics` scores them)."""
 
 import numpy as np
 
-from kit.metrics import task_metrics as corpus_metrics
 from kit.tokenizers import source_ids
-
-# Which metrics a run reports, by the kind of its data: one right answer (the built-in
-# dates) or free text (tsv:, tfds:), where BLEU and chrF say more than exact match.
-METRICS_BY_KIND = {"exact_match": ("exact_match", "cer", "wer"),
-                   "bleu": ("exact_match", "cer", "wer", "bleu", "chrf")}
 
 
 def greedy_translate(model, tokenizers, sources, batch_size=256):
@@ -46,8 +40,3 @@ def describe_decoding(beam_size, length_penalty=1.0):
     if beam_size == 1:
         return {"method": "greedy", "beam_size": 1}
     return {"method": "beam", "beam_size": beam_size, "length_penalty": length_penalty}
-
-
-def task_metrics(metric, hypotheses, references):
-    """The metrics of `METRICS_BY_KIND[metric]` ("exact_match" or "bleu" runs)."""
-    return corpus_metrics(hypotheses, references, names=METRICS_BY_KIND[metric])

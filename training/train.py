@@ -441,7 +441,8 @@ def _decoding_metrics(model, tokenizers, pairs, samples, beam_size=1):
     `beam_size`) on the first `samples` distinct sources of the validation and test
     splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
     it equals any of its source's targets; CER and WER take the closest one."""
-    from training.evaluate import task_metrics, translate
+    from kit.metrics import task_metrics
+    from training.evaluate import translate
 
     metrics = {}
     for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):

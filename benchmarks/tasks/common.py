@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.files import atomic_write
-from kit.metrics import task_metrics
+from kit.metrics import corpus_metrics
 
 SIZES = ("small", "full")
 
@@ -104,8 +104,8 @@ def score(predict, test):
     """The kit's metrics of `predict(source) -> output` on the test pairs."""
     grouped = references(test)
     sources = list(grouped)
-    return task_metrics([predict(source) for source in sources],
-                        [grouped[source] for source in sources])
+    return corpus_metrics([predict(source) for source in sources],
+                          [grouped[source] for source in sources])
 
 
 def score_predictions(predictions, test, normalize=None):

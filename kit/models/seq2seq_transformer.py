@@ -199,41 +199,48 @@ class Seq2SeqTransformer(keras.Model):
         logits = self._logits(x)  # (B, 1, V)
         return logits[:, 0, :], updated
 
-    def _max_new_tokens(self, max_length):
+    def _max_new_tokens(self, max_new_tokens):
         limit = self.config.max_target_length - 1
-        max_length = limit if max_length is None else max_length
-        if not 0 < max_length <= limit:
-            raise ValueError(f"`max_length` must be in [1, {limit}]. "
-                             f"Received: max_length={max_length}")
-        return max_length
+        max_new_tokens = limit if max_new_tokens is None else max_new_tokens
+        if not 0 < max_new_tokens <= limit:
+            raise ValueError(f"`max_new_tokens` must be in [1, {limit}]. "
+                             f"Received: max_new_tokens={max_new_tokens}")
+        return max_new_tokens
 
-    def greedy_decode(self, source_ids, bos_id, eos_id, max_length=None, return_logits=False,
-                      sampler=None):
-        """Greedy (or, with a `kit.decoding` sampler, sampled) decoding with the KV cache,
-        eagerly: the reference that exported files are checked against.
+    def greedy_decode(self, source_ids, bos_id, eos_id, max_new_tokens=None,
+                      return_logits=False):
+        """Greedy decoding with the KV cache, eagerly: the reference that exported files
+        are checked against.
 
         Args:
             source_ids: (B, S') int array.
             bos_id, eos_id: the target's start and end token ids.
-            max_length: the most tokens to generate; defaults to T - 1.
-            return_logits: also return each step's float32 logits (B, max_length, V),
-                0 after the last step run: what verification compares files against.
-            sampler: None for greedy, or `kit.decoding.TopK` / `TopP`.
+            max_new_tokens: the most tokens to generate; defaults to T - 1.
+            return_logits: also return each step's float32 logits (B, max_new_tokens,
+                V), 0 after the last step run: what verification compares files against.
 
         Returns:
-            (B, max_length) int32 numpy array of generated ids; after a row's EOS the
-            row holds 0 (padding). With `return_logits`, (ids, logits).
+            (B, max_new_tokens) int32 numpy array of generated ids; after a row's EOS
+            the row holds 0 (padding). With `return_logits`, (ids, logits).
         """
-        max_length = self._max_new_tokens(max_length)
+        max_new_tokens = self._max_new_tokens(max_new_tokens)
         source_ids = np.asarray(source_ids, dtype=np.int32)
         step = self._step_function(self.encode(source_ids), len(source_ids))
-        if sampler is not None:
-            return sample_search(step, len(source_ids), bos_id, eos_id, max_length, sampler,
-                                 return_logits)
-        return greedy_search(step, len(source_ids), bos_id, eos_id, max_length, return_logits)
+        return greedy_search(step, len(source_ids), bos_id, eos_id, max_new_tokens,
+                             return_logits)
+
+    def sample_decode(self, source_ids, bos_id, eos_id, sampler, max_new_tokens=None,
+                      return_logits=False):
+        """As `greedy_decode`, with each next token drawn by `sampler` (a
+        `kit.decoding.TopK` or `TopP`), as a bundle's `decode_ids(sampler=...)` draws."""
+        max_new_tokens = self._max_new_tokens(max_new_tokens)
+        source_ids = np.asarray(source_ids, dtype=np.int32)
+        step = self._step_function(self.encode(source_ids), len(source_ids))
+        return sample_search(step, len(source_ids), bos_id, eos_id, max_new_tokens, sampler,
+                             return_logits)
 
     def beam_decode(self, source_ids, bos_id, eos_id, beam_size=4, length_penalty=1.0,
-                    max_length=None, batch_size=64):
+                    max_new_tokens=None, batch_size=64):
         """Beam search (`kit.decoding.batched_beam_search`) for each source: up to
         `batch_size` sources at a time, the live beams of all of them decoded as one
         batch whose caches are reordered as beams are kept.
@@ -241,7 +248,7 @@ class Seq2SeqTransformer(keras.Model):
         Returns:
             per source, the list of `kit.decoding.Hypothesis`, best first.
         """
-        max_length = self._max_new_tokens(max_length)
+        max_new_tokens = self._max_new_tokens(max_new_tokens)
         source_ids = np.asarray(source_ids, dtype=np.int32)
         results = []
         for start in range(0, len(source_ids), batch_size):
@@ -266,7 +273,7 @@ class Seq2SeqTransformer(keras.Model):
                                     for name, value in encoded.items()}
 
             results += batched_beam_search(step, reorder, len(chunk), bos_id, eos_id,
-                                           max_length, beam_size, length_penalty)
+                                           max_new_tokens, beam_size, length_penalty)
         return results
 
     def _step_function(self, encoded, batch_size):

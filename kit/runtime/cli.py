@@ -15,6 +15,13 @@ import os
 import sys
 import time
 
+from kit.commands import (
+    MAX_BEAM_SIZE,
+    MAX_LENGTH_PENALTY,
+    CommandParser,
+    integer,
+    number,
+)
 from kit.decoding import NonFiniteLogits, TopK, TopP
 from kit.runtime.bundle import Bundle, BundleError
 from kit.runtime.interpreter import RuntimeUnavailable, max_threads
@@ -27,62 +34,44 @@ characters the model never saw or longer than the model reads. Each refused inpu
 one "error:" line on stderr naming its line (or argument) number, the others are still
 decoded, and the exit status is 1 at the end. Without --strict, unseen characters and
 inputs cut to the model's source length get one "warning:" line each. Line breaks in an
-output are written as spaces. Exit status: 0 all decoded, 1 an input refused or the
-bundle unusable, 2 bad usage."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors on one line (the kit's rule for user errors)."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see python -m kit decode --help)\n")
-
-
-def _threads(text):
-    """--threads: checked before any work; more threads than CPUs only take turns."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= max_threads():
-        raise argparse.ArgumentTypeError(
-            f"must be from 1 to {max_threads()} (the CPUs of this machine), got {value}")
-    return value
+output are written as spaces. Exit status: 0 all decoded, 1 an input or an option's
+value refused or the bundle unusable, 2 a command line that cannot be read."""
 
 
 def build_parser():
-    parser = _Parser(
-        prog="python -m kit decode",
+    parser = CommandParser(
+        "decode",
         description="Decode text with an exported bundle (greedy, with the KV cache). "
                     "Without TEXT, reads one input per line of standard input (UTF-8).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", metavar="BUNDLE_DIR", help="a directory made by export")
     parser.add_argument("texts", metavar="TEXT", nargs="*", help="inputs to decode")
-    parser.add_argument("--threads", type=_threads, default=None, metavar="N",
-                        help=f"interpreter CPU threads, 1 to {max_threads()} (default: "
-                             "LiteRT's choice)")
+    parser.add_argument("--threads", action=integer(1, max_threads()), default=None,
+                        metavar="N",
+                        help=f"interpreter CPU threads, 1 to {max_threads()} (the CPUs of "
+                             "this machine; default: LiteRT's choice)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse (instead of warning about) inputs with characters "
                              "the model never saw or longer than it reads")
     choose = parser.add_argument_group("how the next token is chosen")
-    choose.add_argument("--beam-size", type=_bounded(int, 1, 64), default=1, metavar="K",
+    choose.add_argument("--beam-size", action=integer(1, MAX_BEAM_SIZE), default=1, metavar="K",
                         help="beam search over K beams (default 1: greedy or sampling)")
-    choose.add_argument("--length-penalty", type=_bounded(float, -10.0, 10.0), default=1.0,
-                        metavar="A", help="beam search ranks log-probability / length^A "
-                                          "(default 1)")
+    choose.add_argument("--length-penalty", default=1.0, metavar="A",
+                        action=number(-MAX_LENGTH_PENALTY, MAX_LENGTH_PENALTY),
+                        help="beam search ranks log-probability / length^A (default 1)")
     choose.add_argument("--sampling", choices=("greedy", "top_k", "top_p"), default="greedy",
                         help="greedy (default), or a random draw among the k likeliest "
                              "tokens (top_k) or the likeliest tokens holding p of the "
                              "probability (top_p)")
-    choose.add_argument("--top-k", type=_bounded(int, 1, 1 << 20), default=10, metavar="K",
+    choose.add_argument("--top-k", action=integer(1, 1 << 20), default=10, metavar="K",
                         help="for --sampling top_k (default 10)")
-    choose.add_argument("--top-p", type=_bounded(float, 1e-6, 1.0), default=0.9, metavar="P",
+    choose.add_argument("--top-p", action=number(1e-6, 1.0), default=0.9, metavar="P",
                         help="for --sampling top_p, in (0, 1] (default 0.9)")
-    choose.add_argument("--temperature", type=_bounded(float, 1e-3, 100.0), default=1.0,
+    choose.add_argument("--temperature", action=number(1e-3, 100.0), default=1.0,
                         metavar="T", help="for sampling: below 1 sharper, above 1 flatter")
-    choose.add_argument("--seed", type=_bounded(int, 0, 2**32 - 1), default=None,
+    choose.add_argument("--seed", action=integer(0, 2**32 - 1), default=None,
                         help="for sampling: the same seed gives the same outputs")
-    choose.add_argument("--max-new-tokens", type=_bounded(int, 1, 1 << 20), default=None,
+    choose.add_argument("--max-new-tokens", action=integer(1, 1 << 20), default=None,
                         metavar="N", help="stop after N tokens (default and most: the "
                                           "bundle's target_length - 1)")
     parser.add_argument("--json", action="store_true",
@@ -90,20 +79,6 @@ def build_parser():
                              "score (log-probability), ms_per_token, and for beam search "
                              "every beam")
     return parser
-
-
-def _bounded(kind, low, high):
-    """An argparse type: a `kind` number from `low` to `high`, checked before any work."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not low <= value <= high:  # NaN fails too
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
-        return value
-    return parse
 
 
 class _OutputFailed(Exception):
@@ -248,12 +223,13 @@ def _silence_stdout():
 
 
 def main(argv=None):
-    """The command; returns the exit code (0 all decoded, 1 a refusal, 2 bad usage)."""
-    try:
-        # Intermixed: options may follow the TEXTs (`decode B "x" --strict`).
-        args = build_parser().parse_intermixed_args(argv)
-    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
-        return stop.code if isinstance(stop.code, int) else 2
+    """The command; returns the exit code (0 all decoded, 1 a refusal); a command line
+    it cannot use exits as `kit.commands` says."""
+    parser = build_parser()
+    # Intermixed: options may follow the TEXTs (`decode B "x" --strict`).
+    args = parser.parse_intermixed_args(argv)
+    if args.beam_size > 1 and args.sampling != "greedy":
+        parser.error("--beam-size and --sampling are two ways to choose: use one")
     if hasattr(sys.stdout, "reconfigure"):
         # Outputs are UTF-8 like the inputs, whatever the locale; a lone surrogate,
         # which UTF-8 cannot hold, must not end the stream.
@@ -271,9 +247,6 @@ def _run(args):
         _say(f"error: {error}")
         return 1
     refused = 0
-    if args.beam_size > 1 and args.sampling != "greedy":
-        _say("error: --beam-size and --sampling are two ways to choose: use one")
-        return 2
     for ignored in _ignored_options(args):
         _say(f"warning: {ignored}")
     try:

@@ -103,8 +103,10 @@ def test_single_recipe_is_written_at_the_top(tiny_run, tmp_path, capsys):
 
 
 def test_unknown_recipe(tiny_run, tmp_path, capsys):
-    code = cli.main([str(tiny_run), "--recipe", "int4", "--out", str(tmp_path / "b")])
-    assert "invalid choice: 'int4'" in _one_line_error(capsys, code)
+    with pytest.raises(SystemExit) as stop:
+        cli.main([str(tiny_run), "--recipe", "int4", "--out", str(tmp_path / "b")])
+    assert stop.value.code == 2
+    assert "invalid choice: 'int4'" in _one_line_error(capsys, stop.value.code)
     assert _leftovers(tmp_path) == []
 
 
@@ -182,11 +184,15 @@ def test_failed_conversion_leaves_nothing_behind(tiny_run, tmp_path, capsys, mon
 
 
 def test_help_exits_zero(capsys):
-    assert cli.main(["--help"]) == 0
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--help"])
+    assert stop.value.code == 0
     assert "--recipe" in capsys.readouterr().out
 
 
 def test_bad_samples(tiny_run, tmp_path, capsys):
-    code = cli.main([str(tiny_run), "--recipe", "float32", "--out", str(tmp_path / "b"),
-                     "--samples", "0"])
-    assert "positive integer" in _one_line_error(capsys, code)
+    with pytest.raises(SystemExit) as stop:
+        cli.main([str(tiny_run), "--recipe", "float32", "--out", str(tmp_path / "b"),
+                  "--samples", "0"])
+    assert stop.value.code == 1
+    assert _one_line_error(capsys, 1) == "error: --samples must be at least 1, got 0"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kit.metrics import error_rate, exact_match, task_metrics
+from kit.metrics import corpus_metrics, error_rate, exact_match, task_metrics
 
 
 def test_exact_match_accepts_any_reference():
@@ -27,16 +27,24 @@ def test_error_rate_takes_the_closest_reference():
 
 
 def test_bleu_and_chrf_with_uneven_reference_counts():
-    values = task_metrics(["the cat is on the mat", "hello"],
-                          [["the cat is on the mat"], ["hi", "hello"]])
+    values = corpus_metrics(["the cat is on the mat", "hello"],
+                            [["the cat is on the mat"], ["hi", "hello"]])
     assert values["exact_match"] == 100.0 and values["cer"] == 0.0 and values["wer"] == 0.0
     assert values["bleu"] == pytest.approx(100.0) and values["chrf"] == pytest.approx(100.0)
 
 
 def test_bad_calls():
     with pytest.raises(ValueError, match="2 hypotheses for 1"):
-        task_metrics(["a", "b"], ["a"])
+        corpus_metrics(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="unknown metric"):
-        task_metrics(["a"], ["a"], names=("rouge",))
+        corpus_metrics(["a"], ["a"], names=("rouge",))
     with pytest.raises(ValueError, match="at least one reference"):
-        task_metrics(["a"], [[]])
+        corpus_metrics(["a"], [[]])
+
+
+def test_a_run_reports_the_metrics_of_its_task():
+    outputs, references = ["2026-11-29", "a cat"], ["2026-11-29", "the cat"]
+    dates = task_metrics("exact_match", outputs, references)
+    assert list(dates) == ["exact_match", "cer", "wer"] and dates["exact_match"] == 50.0
+    assert list(task_metrics("bleu", outputs, references)) == [
+        "exact_match", "cer", "wer", "bleu", "chrf"]

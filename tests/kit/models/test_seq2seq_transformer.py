@@ -96,7 +96,7 @@ def test_encode_outputs():
 
 def test_greedy_decode_matches_argmax_of_full_passes():
     model = make()
-    generated = model.greedy_decode(SOURCE, bos_id=2, eos_id=3, max_length=5)
+    generated = model.greedy_decode(SOURCE, bos_id=2, eos_id=3, max_new_tokens=5)
     assert generated.shape == (2, 5) and generated.dtype == np.int32
     for row in range(2):
         prefix = [2]
@@ -110,10 +110,30 @@ def test_greedy_decode_matches_argmax_of_full_passes():
             prefix.append(token)
 
 
+def test_sample_decode_draws_with_its_sampler():
+    from kit.decoding import TopK, TopP
+
+    model = make()
+    greedy = model.greedy_decode(SOURCE, 2, 3, max_new_tokens=5)
+    # One allowed token is the argmax: sampling among it is greedy decoding.
+    np.testing.assert_array_equal(
+        model.sample_decode(SOURCE, 2, 3, TopK(1, seed=0), max_new_tokens=5), greedy)
+    draws = [model.sample_decode(SOURCE, 2, 3, TopP(1.0, temperature=3.0, seed=7),
+                                 max_new_tokens=5) for _ in range(2)]
+    np.testing.assert_array_equal(draws[0], draws[1])
+
+
+def test_max_new_tokens_is_bounded_by_the_cache():
+    model = make(max_target_length=6)
+    with pytest.raises(ValueError, match=r"max_new_tokens=6"):
+        model.greedy_decode(SOURCE, 2, 3, max_new_tokens=6)
+    assert model.greedy_decode(SOURCE, 2, 3).shape == (2, 5)
+
+
 def test_greedy_decode_returns_the_logits_it_chose_from():
     model = make()
-    ids, logits = model.greedy_decode(SOURCE, 2, 3, max_length=5, return_logits=True)
-    np.testing.assert_array_equal(ids, model.greedy_decode(SOURCE, 2, 3, max_length=5))
+    ids, logits = model.greedy_decode(SOURCE, 2, 3, max_new_tokens=5, return_logits=True)
+    np.testing.assert_array_equal(ids, model.greedy_decode(SOURCE, 2, 3, max_new_tokens=5))
     assert logits.shape == (2, 5, 32) and logits.dtype == np.float32
     full = np_(model((SOURCE, np.concatenate([np.full((2, 1), 2), ids[:, :4]], 1))))
     steps = (ids != 0).sum(1)  # rows stop at EOS; later logits are for padding inputs
@@ -250,9 +270,9 @@ def test_beam_decode_is_greedy_at_one_and_never_worse_at_four():
     from kit.decoding import until_eos
 
     model = make()
-    greedy = model.greedy_decode(SOURCE, bos_id=2, eos_id=3, max_length=6)
-    beams_of_one = model.beam_decode(SOURCE, bos_id=2, eos_id=3, beam_size=1, max_length=6)
-    beams_of_four = model.beam_decode(SOURCE, bos_id=2, eos_id=3, beam_size=4, max_length=6,
+    greedy = model.greedy_decode(SOURCE, bos_id=2, eos_id=3, max_new_tokens=6)
+    beams_of_one = model.beam_decode(SOURCE, bos_id=2, eos_id=3, beam_size=1, max_new_tokens=6)
+    beams_of_four = model.beam_decode(SOURCE, bos_id=2, eos_id=3, beam_size=4, max_new_tokens=6,
                                       length_penalty=0.0)
     for row in range(2):
         path = until_eos(greedy[row], 3)
