@@ -122,7 +122,7 @@ def score_predictions(predictions, test, normalize=None):
     if len(sources) != len(grouped):
         raise ValueError(f"{predictions}: outputs for {len(sources)} of {len(grouped)} "
                          "test sources")
-    return task_metrics([normalize(outputs[source]) for source in sources],
+    return corpus_metrics([normalize(outputs[source]) for source in sources],
                         [[normalize(ref) for ref in grouped[source]] for source in sources])
 
 
