@@ -123,7 +123,7 @@ def score_predictions(predictions, test, normalize=None):
         raise ValueError(f"{predictions}: outputs for {len(sources)} of {len(grouped)} "
                          "test sources")
     return corpus_metrics([normalize(outputs[source]) for source in sources],
-                        [[normalize(ref) for ref in grouped[source]] for source in sources])
+                          [[normalize(ref) for ref in grouped[source]] for source in sources])
 
 
 def read_pairs(path):
