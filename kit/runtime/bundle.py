@@ -43,6 +43,22 @@ from kit.runtime.interpreter import (
     interpreter_options,
     signature_specs,
 )
+from kit.runtime.signatures import (
+    DECODE_STEP,
+    ENCODE,
+    LOGITS,
+    POSITION,
+    SIGNATURES,
+    SOURCE_IDS,
+    SOURCE_MASK,
+    TOKEN_IDS,
+    cache_names,
+    count_layers,
+    decode_step_inputs,
+    decode_step_outputs,
+    encode_outputs,
+    layer_cross_names,
+)
 from kit.tokenizers import (
     SOURCE_TOKENIZER_FILE,
     TARGET_TOKENIZER_FILE,
@@ -196,7 +212,7 @@ class Bundle:
                                   "ai-edge-litert's), or that API cannot run this file: "
                                   "use another mode")
         if steps is None and mode in (None, "direct") and DirectSignature.possible(
-                interpreter, "decode_step"):
+                interpreter, DECODE_STEP):
             steps = _DirectSteps(interpreter, spec)
         if steps is None and mode == "direct":
             raise BundleError(f"{model_path}: decode_step is not in the primary subgraph, "
@@ -431,12 +447,12 @@ class _Layout:
     """The names and shapes a decode loop needs, read from the checked bundle.json."""
 
     def __init__(self, spec):
-        decode = spec["signatures"]["decode_step"]
-        self.encoded = sorted(spec["signatures"]["encode"]["outputs"])
-        self.caches = sorted(name for name in decode["outputs"] if name != "logits")
+        decode = spec["signatures"][DECODE_STEP]
+        self.encoded = sorted(spec["signatures"][ENCODE]["outputs"])
+        self.caches = sorted(name for name in decode["outputs"] if name != LOGITS)
         self.cache_shape = decode["inputs"][self.caches[0]]["shape"]  # (1, T, H, Dh)
         self.cache_length = self.cache_shape[1]
-        self.vocab_size = decode["outputs"]["logits"]["shape"][1]
+        self.vocab_size = decode["outputs"][LOGITS]["shape"][1]
 
 
 class _RunnerSteps:
@@ -446,11 +462,11 @@ class _RunnerSteps:
 
     def __init__(self, interpreter, spec):
         self._layout = _Layout(spec)
-        self._encode = interpreter.get_signature_runner("encode")
-        self._decode = interpreter.get_signature_runner("decode_step")
+        self._encode = interpreter.get_signature_runner(ENCODE)
+        self._decode = interpreter.get_signature_runner(DECODE_STEP)
 
     def start(self, source_ids):
-        self._encoded = self._encode(source_ids=source_ids)
+        self._encoded = self._encode(**{SOURCE_IDS: source_ids})
         empty = np.zeros(self._layout.cache_shape, np.float32)
         self._rows = [{name: empty for name in self._layout.caches}]
 
@@ -462,12 +478,12 @@ class _RunnerSteps:
         _check_position(position, self._layout.cache_length)
         logits = []
         for row, token in enumerate(tokens):
-            out = self._decode(token_ids=np.array([[token]], np.int32),
-                               position=np.array([position], np.int32),
+            out = self._decode(**{TOKEN_IDS: np.array([[token]], np.int32),
+                                  POSITION: np.array([position], np.int32)},
                                **self._rows[row], **self._encoded)
             # New arrays every step, never written in place: rows may share them.
             self._rows[row] = {name: out[name] for name in self._layout.caches}
-            logits.append(out["logits"][0])
+            logits.append(out[LOGITS][0])
         return np.stack(logits)
 
     def reorder(self, parents):
@@ -498,7 +514,7 @@ class _DirectSteps:
     def __init__(self, interpreter, spec):
         self._layout = _Layout(spec)
         self._interpreter = interpreter
-        self._decode = DirectSignature(interpreter, "decode_step")
+        self._decode = DirectSignature(interpreter, DECODE_STEP)
         self._empty_cache = np.zeros(self._layout.cache_shape, np.float32)
         self._token = np.zeros((1, 1), np.int32)
         self._position = np.zeros((1,), np.int32)
@@ -506,8 +522,8 @@ class _DirectSteps:
     def start(self, source_ids):
         # A signature runner holds a reference to the interpreter's internals, and the
         # interpreter refuses a direct `invoke` while one exists: make it and drop it.
-        encode = self._interpreter.get_signature_runner("encode")
-        for name, value in encode(source_ids=source_ids).items():
+        encode = self._interpreter.get_signature_runner(ENCODE)
+        for name, value in encode(**{SOURCE_IDS: source_ids}).items():
             self._decode.set(name, value)
         for name in self._layout.caches:
             self._decode.set(name, self._empty_cache)
@@ -519,10 +535,10 @@ class _DirectSteps:
                 self._decode.copy_output_to_input(name, name)
         self._token[0, 0] = token
         self._position[0] = position
-        self._decode.set("token_ids", self._token)
-        self._decode.set("position", self._position)
+        self._decode.set(TOKEN_IDS, self._token)
+        self._decode.set(POSITION, self._position)
         self._decode.invoke()
-        return self._decode.get("logits")[0]
+        return self._decode.get(LOGITS)[0]
 
 
 class _CompiledSteps:
@@ -535,24 +551,24 @@ class _CompiledSteps:
     def __init__(self, model, spec):
         self._model = model
         layout = self._layout = _Layout(spec)
-        self._source = model.create_input_buffer_by_name("encode", "source_ids")
-        self._encoded = {name: model.create_output_buffer_by_name("encode", name)
+        self._source = model.create_input_buffer_by_name(ENCODE, SOURCE_IDS)
+        self._encoded = {name: model.create_output_buffer_by_name(ENCODE, name)
                          for name in layout.encoded}
-        self._caches = {name: model.create_input_buffer_by_name("decode_step", name)
+        self._caches = {name: model.create_input_buffer_by_name(DECODE_STEP, name)
                         for name in layout.caches}
-        self._token = model.create_input_buffer_by_name("decode_step", "token_ids")
-        self._position = model.create_input_buffer_by_name("decode_step", "position")
-        self._logits = model.create_output_buffer_by_name("decode_step", "logits")
-        self._inputs = {"token_ids": self._token, "position": self._position,
+        self._token = model.create_input_buffer_by_name(DECODE_STEP, TOKEN_IDS)
+        self._position = model.create_input_buffer_by_name(DECODE_STEP, POSITION)
+        self._logits = model.create_output_buffer_by_name(DECODE_STEP, LOGITS)
+        self._inputs = {TOKEN_IDS: self._token, POSITION: self._position,
                         **self._encoded, **self._caches}
-        self._outputs = {"logits": self._logits, **self._caches}
+        self._outputs = {LOGITS: self._logits, **self._caches}
         self._empty_cache = np.zeros(layout.cache_shape, np.float32)
-        self._scalar = {"token_ids": np.zeros((1, 1), np.int32),
-                        "position": np.zeros((1,), np.int32)}
+        self._token_value = np.zeros((1, 1), np.int32)
+        self._position_value = np.zeros((1,), np.int32)
 
     def start(self, source_ids):
         self._source.write(np.asarray(source_ids, np.int32))
-        self._model.run_by_name("encode", {"source_ids": self._source}, self._encoded)
+        self._model.run_by_name(ENCODE, {SOURCE_IDS: self._source}, self._encoded)
         # Slots after `position` are masked out, but a stale value times a zero weight
         # is only zero when finite: start each sentence from a clean cache.
         for buffer in self._caches.values():
@@ -560,11 +576,11 @@ class _CompiledSteps:
 
     def step(self, token, position):
         _check_position(position, self._layout.cache_length)
-        self._scalar["token_ids"][0, 0] = token
-        self._scalar["position"][0] = position
-        self._token.write(self._scalar["token_ids"])
-        self._position.write(self._scalar["position"])
-        self._model.run_by_name("decode_step", self._inputs, self._outputs)
+        self._token_value[0, 0] = token
+        self._position_value[0] = position
+        self._token.write(self._token_value)
+        self._position.write(self._position_value)
+        self._model.run_by_name(DECODE_STEP, self._inputs, self._outputs)
         return self._logits.read(self._layout.vocab_size, np.float32)
 
 
@@ -774,9 +790,9 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
     if len(set(ids.values())) != len(ids):
         fail(f"special_ids must be four different ids. Received: {_shown(ids)}")
 
-    signatures = _object(spec, "signatures", ("encode", "decode_step"), fail)
+    signatures = _object(spec, "signatures", SIGNATURES, fail)
     tensors = {}
-    for key in ("encode", "decode_step"):
+    for key in SIGNATURES:
         sides = _object(signatures, key, ("inputs", "outputs"), fail, f"signatures.{key}")
         for side in ("inputs", "outputs"):
             where = f"signatures.{key}.{side}"
@@ -789,19 +805,18 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
     # The decoding contract (README, "The exported file"): what each signature takes and
     # gives, with S, T and the target vocabulary V on the axes the loop relies on.
     V = sizes["target"]
-    layers = sum(1 for name in signatures["encode"]["outputs"]
-                 if isinstance(name, str) and name.startswith("cross_key_"))
+    layers = count_layers(signatures[ENCODE]["outputs"])
+    first_cross = layer_cross_names(0)[0]
     if not 1 <= layers <= MAX_LAYERS:
-        fail(f"signatures.encode.outputs must name cross_key_0 .. cross_key_(L-1) for "
-             f"1 to {MAX_LAYERS} decoder layers. Received: {layers} of them")
-    cross_names = tuple(f"cross_{kind}_{i}" for i in range(layers) for kind in ("key", "value"))
-    cache_names = tuple(f"self_{kind}_{i}" for i in range(layers) for kind in ("key", "value"))
-    encode_outputs = ("source_mask",) + cross_names
+        fail(f"signatures.{ENCODE}.outputs must name {first_cross} .. "
+             f"{layer_cross_names('(L-1)')[0]} for 1 to {MAX_LAYERS} decoder layers. "
+             f"Received: {layers} of them")
+    encoded, caches = encode_outputs(layers), cache_names(layers)
     expected_names = {
-        ("encode", "inputs"): ("source_ids",),
-        ("encode", "outputs"): encode_outputs,
-        ("decode_step", "inputs"): ("token_ids", "position") + encode_outputs + cache_names,
-        ("decode_step", "outputs"): ("logits",) + cache_names,
+        (ENCODE, "inputs"): (SOURCE_IDS,),
+        (ENCODE, "outputs"): encoded,
+        (DECODE_STEP, "inputs"): decode_step_inputs(layers),
+        (DECODE_STEP, "outputs"): decode_step_outputs(layers),
     }
     for (key, side), names in expected_names.items():
         have = set(signatures[key][side])
@@ -818,26 +833,26 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
             fail(f"{where} has shape {shape}, expected {meaning}")
         return shape
 
-    expect("encode", "inputs", "source_ids", "int32", 2, {0: 1, 1: S}, f"(1, S={S})")
-    expect("encode", "outputs", "source_mask", "float32", 2, {0: 1, 1: S}, f"(1, S={S})")
-    cross = expect("encode", "outputs", "cross_key_0", "float32", 4, {0: 1, 1: S},
+    expect(ENCODE, "inputs", SOURCE_IDS, "int32", 2, {0: 1, 1: S}, f"(1, S={S})")
+    expect(ENCODE, "outputs", SOURCE_MASK, "float32", 2, {0: 1, 1: S}, f"(1, S={S})")
+    cross = expect(ENCODE, "outputs", first_cross, "float32", 4, {0: 1, 1: S},
                    f"(1, S={S}, H, Dh)")
     heads = {0: 1, 1: S, 2: cross[2], 3: cross[3]}
-    for name in cross_names:
-        expect("encode", "outputs", name, "float32", 4, heads,
-               f"(1, S={S}, H={cross[2]}, Dh={cross[3]}) as cross_key_0")
-    expect("decode_step", "inputs", "token_ids", "int32", 2, {0: 1, 1: 1}, "(1, 1)")
-    expect("decode_step", "inputs", "position", "int32", 1, {0: 1}, "(1,)")
-    for name in cache_names:
+    for name in encoded[1:]:
+        expect(ENCODE, "outputs", name, "float32", 4, heads,
+               f"(1, S={S}, H={cross[2]}, Dh={cross[3]}) as {first_cross}")
+    expect(DECODE_STEP, "inputs", TOKEN_IDS, "int32", 2, {0: 1, 1: 1}, "(1, 1)")
+    expect(DECODE_STEP, "inputs", POSITION, "int32", 1, {0: 1}, "(1,)")
+    for name in caches:
         for side in ("inputs", "outputs"):
-            expect("decode_step", side, name, "float32", 4,
+            expect(DECODE_STEP, side, name, "float32", 4,
                    {0: 1, 1: T, 2: cross[2], 3: cross[3]},
                    f"(1, T={T}, H={cross[2]}, Dh={cross[3]})")
-    expect("decode_step", "outputs", "logits", "float32", 2, {0: 1, 1: V},
+    expect(DECODE_STEP, "outputs", LOGITS, "float32", 2, {0: 1, 1: V},
            f"(1, V={V}) with V vocab_size.target")
-    for name in encode_outputs:
-        if tensors["decode_step", "inputs", name] != tensors["encode", "outputs", name]:
-            fail(f"signatures.decode_step.inputs.{name} differs from encode's output "
+    for name in encoded:
+        if tensors[DECODE_STEP, "inputs", name] != tensors[ENCODE, "outputs", name]:
+            fail(f"signatures.{DECODE_STEP}.inputs.{name} differs from {ENCODE}'s output "
                  f"{name}, which the loop passes to it")
     return spec
 
