@@ -220,7 +220,7 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     from export.flatbuffer import op_tensor_types
     from export.verify import gpu_compatibility, verify_bundle
     from kit.runtime import REPORT_JSON, TFLITE_FILE, Bundle, signature_specs
-    from kit.runtime.bundle import bundle_spec, write_bundle_json
+    from kit.runtime.bundle_format import bundle_spec, write_bundle_json
     from kit.runtime.interpreter import interpreter_class
     from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
 

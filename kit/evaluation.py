@@ -22,7 +22,7 @@ from kit.tsv import TsvError, read_tsv, spaces_warning
 MAX_BEAM_SIZE = 64  # the bounds of `decode`
 MAX_LENGTH_PENALTY = 10.0
 # What marks a run directory (training/run_dir.py) and a bundle directory
-# (kit/runtime/bundle.py): `--output` writes no file inside either.
+# (kit/runtime/bundle_format.py): `--output` writes no file inside either.
 MODEL_DIRECTORY_FILES = ("run.json", "bundle.json")
 
 

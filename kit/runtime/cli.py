@@ -16,7 +16,8 @@ import sys
 import time
 
 from kit.decoding import NonFiniteLogits, TopK, TopP
-from kit.runtime.bundle import Bundle, BundleError
+from kit.runtime.bundle import Bundle
+from kit.runtime.bundle_format import BundleError
 from kit.runtime.interpreter import RuntimeUnavailable, max_threads
 
 EPILOG = """\

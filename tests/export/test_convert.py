@@ -225,7 +225,7 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     assert not [op for op in model_ops(content) if op.startswith("Flex")]
 
     from kit.runtime import signature_specs
-    from kit.runtime.bundle import bundle_spec, write_bundle_json
+    from kit.runtime.bundle_format import bundle_spec, write_bundle_json
     from training.run_dir import save_tokenizers
 
     bundle_dir = tmp_path / "bundle"
