@@ -66,7 +66,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-RECIPES = ("float32", "float16", "dynamic_int8", "int8")
+from kit.runtime.recipes import RECIPES  # noqa: E402
+
 MODES = ("compiled", "direct", "runner")
 BATCH_SIZE = 64
 BIG_COPY_BYTES = 256 << 20  # far beyond the 32 MB L3 of the machine measured

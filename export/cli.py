@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from kit.files import as_umask_allows, write_json
+from kit.runtime.recipes import RECIPES
 
-RECIPE_CHOICES = ("float32", "float16", "dynamic_int8", "int8", "all")
+RECIPE_CHOICES = (*RECIPES, "all")
 DEFAULT_SAMPLES = 200
 
 
@@ -109,7 +110,7 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
 
     Raises ExportError (one line) for every problem a user can fix.
     """
-    from export.convert import RECIPES, export_model
+    from export.convert import export_model
     from export.errors import ExportError
     from export.load import load_run
     from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run

@@ -20,6 +20,7 @@ from pathlib import Path
 from export.errors import ExportError
 from export.flatbuffer import model_ops
 from kit.quiet import native_output_silenced
+from kit.runtime.recipes import RECIPES
 from kit.runtime.signatures import (
     DECODE_STEP,
     ENCODE,
@@ -34,7 +35,8 @@ from kit.runtime.signatures import (
     layer_cross_names,
 )
 
-# What each recipe does to the model; bundle.json repeats it for the device developer.
+# What each recipe of RECIPES does to the model; bundle.json repeats it for the device
+# developer.
 RECIPE_NOTES = {
     "float32": "no quantization",
     "float16": "float16 weights, float32 compute",
@@ -50,7 +52,6 @@ RECIPE_NOTES = {
             "the float32 KV cache's update (DYNAMIC_UPDATE_SLICE, which the converter "
             "does not quantize) with the ops that read it in float32",
 }
-RECIPES = tuple(RECIPE_NOTES)
 
 
 @dataclass

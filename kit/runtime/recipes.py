@@ -1,4 +1,10 @@
-"""The quantization recipes a bundle can be exported with: where each was checked."""
+"""The quantization recipes a bundle can be exported with, and where each was checked.
+
+`RECIPES` is the one list of their names: export offers and converts them in this order
+(export/convert.py says what each does), and the tests and benchmarks loop over it.
+"""
+
+RECIPES = ("float32", "float16", "dynamic_int8", "int8")
 
 # Where each recipe's files were checked to load and decode, by the kit's CI on every
 # change (tests/device, 200 inputs: held-out dates and unusual ones), against

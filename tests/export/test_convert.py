@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from export.convert import RECIPE_NOTES, RECIPES, convert, write_saved_model
+from export.convert import RECIPE_NOTES, convert, write_saved_model
 from export.errors import ExportError
 from export.flatbuffer import float_ops, model_ops, op_tensor_types
 from export.int8 import attention_score_stats, int8_mask_value
 from export.load import load_run
 from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle
+from kit.runtime.recipes import CHECKED_ON, RECIPES
 from tests.conftest import make_run_dir
 from training.run_dir import read_run
 
@@ -199,6 +200,10 @@ def test_op_outside_builtins_fails_with_one_line_naming_it(tmp_path):
     message = str(raised.value)
     assert "\n" not in message
     assert "tf.MatrixDeterminant" in message, message
+
+
+def test_every_recipe_has_its_notes():
+    assert list(RECIPE_NOTES) == list(CHECKED_ON) == list(RECIPES)
 
 
 def test_unknown_recipe_is_refused(tmp_path):

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle, BundleError
+from kit.runtime.recipes import RECIPES
 from training.run_dir import TEST_SAMPLE, read_pairs
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = ("float32", "float16", "dynamic_int8", "int8")
 
 
 @pytest.fixture(scope="module")
