@@ -1,7 +1,8 @@
 """A bundle directory, loaded for decoding: tokenizers + LiteRT file + the decode loops
-(greedy, sampling and beam search from `kit.decoding`, over one of three ways to run a
-step: CompiledModel with in-place caches, the Interpreter by tensor index, or signature
-runners). The directory's format is kit/runtime/bundle_format.py's.
+(greedy, sampling and beam search from `kit.decoding`, over one of the three ways to
+run a step of kit/runtime/steps.py: CompiledModel with in-place caches, the Interpreter
+by tensor index, or signature runners). The directory's format is
+kit/runtime/bundle_format.py's.
 
 Imports neither TensorFlow nor Keras.
 """
@@ -29,20 +30,12 @@ from kit.runtime.bundle_format import (
     read_regular_file,
 )
 from kit.runtime.interpreter import (
-    DirectSignature,
     check_num_threads,
     interpreter_class,
     interpreter_options,
     signature_specs,
 )
-from kit.runtime.signatures import (
-    DECODE_STEP,
-    ENCODE,
-    LOGITS,
-    POSITION,
-    SOURCE_IDS,
-    TOKEN_IDS,
-)
+from kit.runtime.steps import LoopRefused, RunnerSteps, make_steps
 from kit.tokenizers import (
     TokenizerError,
     TokenizerPair,
@@ -60,7 +53,7 @@ class Bundle:
     '2026-11-29'
     """
 
-    def __init__(self, path, spec, tokenizers, interpreter, steps):
+    def __init__(self, path, spec, tokenizers, interpreter, steps, fallback_reason=None):
         self.path = path
         self.spec = spec  # the parsed bundle.json
         self.source_tokenizer = tokenizers.source  # text -> the ids `encode` reads
@@ -70,17 +63,19 @@ class Bundle:
         self.bos_id = spec["special_ids"]["bos"]
         self.eos_id = spec["special_ids"]["eos"]
         self._vocab_size = spec["vocab_size"]["source"]
-        self._steps = steps  # the fastest loop available: see `load`'s `mode`
+        # The `kit.runtime.steps.DecodeSteps` that greedy and sampled decoding run on,
+        # and why a faster loop was refused (None when none was): see `load`'s `mode`.
+        self.steps = steps
+        self.fallback_reason = fallback_reason
         self._interpreter = interpreter
 
     @property
     def mode(self):
-        """How a greedy or sampled step runs: "compiled", "direct" or "runner"."""
-        return {_CompiledSteps: "compiled", _DirectSteps: "direct",
-                _RunnerSteps: "runner"}[type(self._steps)]
+        """Which loop `steps` is: "compiled", "direct" or "runner"."""
+        return self.steps.mode
 
     @classmethod
-    def load(cls, path, num_threads=None, direct=True, mode=None):
+    def load(cls, path, num_threads=None, mode=None):
         """Reads `path`/bundle.json, checks every field of it, checks that the model
         and tokenizer files are the ones it records (SHA-256) before any is parsed,
         and that the model's signatures are the ones it describes.
@@ -93,12 +88,12 @@ class Bundle:
                 KV cache one buffer bound as input and output: no copy), "direct"
                 (the Interpreter through tensor indices, each cache copied output to
                 input once a step), "runner" (signature runners, every input and
-                output copied). None: the first that works, in that order.
-            direct: False is the same as mode="runner" (kept for older callers).
+                output copied). None: the first that works, in that order;
+                `fallback_reason` then says why the faster ones were refused.
 
         Raises:
             BundleError, with one line naming the file and the problem.
-            ValueError for a bad `num_threads`.
+            ValueError for a bad `num_threads` or `mode`.
         """
         check_num_threads(num_threads)
         path = Path(path)
@@ -130,26 +125,16 @@ class Bundle:
         if found != spec["signatures"]:
             raise BundleError(f"{model_path} does not match {path / BUNDLE_JSON}: "
                               f"{_first_difference(found, spec['signatures'])}")
-        mode = "runner" if not direct and mode is None else mode
-        if mode not in (None, "compiled", "direct", "runner"):
-            raise ValueError("mode must be None, 'compiled', 'direct' or 'runner'. "
-                             f"Received: mode={mode!r}")
-        steps = None
-        if mode in (None, "compiled"):
-            model = compiled_model(model_content, num_threads)
-            steps = _probed_compiled_steps(model, spec) if model is not None else None
-            if steps is None and mode == "compiled":
+        try:
+            steps, fallback_reason = make_steps(interpreter, model_content, spec, mode,
+                                                num_threads)
+        except LoopRefused as refused:
+            if refused.mode == "compiled":
                 raise BundleError("this LiteRT package has no CompiledModel API (it is "
                                   "ai-edge-litert's), or that API cannot run this file: "
-                                  "use another mode")
-        if steps is None and mode in (None, "direct") and DirectSignature.possible(
-                interpreter, DECODE_STEP):
-            steps = _DirectSteps(interpreter, spec)
-        if steps is None and mode == "direct":
-            raise BundleError(f"{model_path}: decode_step is not in the primary subgraph, "
-                              "so the tensor-index loop cannot run it")
-        return cls(path, spec, tokenizers, interpreter,
-                   steps or _RunnerSteps(interpreter, spec))
+                                  "use another mode") from None
+            raise BundleError(f"{model_path}: {refused}") from None
+        return cls(path, spec, tokenizers, interpreter, steps, fallback_reason)
 
     @property
     def recipe(self):
@@ -182,10 +167,10 @@ class Bundle:
             the Keras model's `greedy_decode` row up to its EOS.
         """
         max_new_tokens = self._checked_max_new_tokens(max_new_tokens)
-        self._steps.start(self._checked_source(source_ids))
+        self.steps.start(self._checked_source(source_ids))
 
         def step(tokens, position):  # (1,) -> (1, V)
-            return self._steps.step(int(tokens[0]), position)[None]
+            return self.steps.step(int(tokens[0]), position)[None]
 
         ids = greedy_search(step, 1, self.bos_id, self.eos_id, int(max_new_tokens))
         return until_eos(ids[0], self.eos_id)
@@ -209,15 +194,15 @@ class Bundle:
             # Beams carry several caches and reorder them: signature runners, made for
             # this search only (while one exists, the interpreter refuses the direct
             # loop's invoke).
-            rows = _RunnerSteps(self._interpreter, self.spec)
+            rows = RunnerSteps(self._interpreter, self.spec)
             rows.start(source)
             return beam_search(rows.step_rows, rows.reorder, self.bos_id, self.eos_id,
                                int(max_new_tokens), beam_size, length_penalty)
-        self._steps.start(source)
+        self.steps.start(source)
         seen = []  # each step's logits, for the log-probability of the output
 
         def step(tokens, position):  # (1,) -> (1, V)
-            logits = self._steps.step(int(tokens[0]), position)[None]
+            logits = self.steps.step(int(tokens[0]), position)[None]
             seen.append(logits)
             return logits
 
@@ -263,8 +248,8 @@ class Bundle:
         if not 0 < len(target_ids) <= self.target_length:
             raise ValueError(f"target_ids must hold 1 to {self.target_length} tokens. "
                              f"Received: {len(target_ids)}")
-        self._steps.start(self._checked_source(source_ids))
-        return np.stack([self._steps.step(int(token), position)
+        self.steps.start(self._checked_source(source_ids))
+        return np.stack([self.steps.step(int(token), position)
                          for position, token in enumerate(target_ids)])
 
     def _checked_max_new_tokens(self, max_new_tokens):
@@ -349,61 +334,6 @@ def _check_tokenizer(spec, side, tokenizer, tokenizer_path, file):
                               f"but {tokenizer_path} uses id {value}")
 
 
-def _check_position(position, cache_length):
-    """A position past the cache's T slots would make the model write outside its cache
-    (and a loop that never stops): refuse it whatever the caller's loop does."""
-    if not 0 <= position < cache_length:
-        raise ValueError(f"position must lie in [0, {cache_length}) (the self-attention "
-                         f"cache's T slots). Received: position={position}")
-
-
-class _Layout:
-    """The names and shapes a decode loop needs, read from the checked bundle.json."""
-
-    def __init__(self, spec):
-        decode = spec["signatures"][DECODE_STEP]
-        self.encoded = sorted(spec["signatures"][ENCODE]["outputs"])
-        self.caches = sorted(name for name in decode["outputs"] if name != LOGITS)
-        self.cache_shape = decode["inputs"][self.caches[0]]["shape"]  # (1, T, H, Dh)
-        self.cache_length = self.cache_shape[1]
-        self.vocab_size = decode["outputs"][LOGITS]["shape"][1]
-
-
-class _RunnerSteps:
-    """The decode loop through signature runners: every input copied in, every output
-    copied out, on every step. Carries several rows (beams), each with its own cache,
-    and reorders them (`reorder`) as beam search keeps and drops beams."""
-
-    def __init__(self, interpreter, spec):
-        self._layout = _Layout(spec)
-        self._encode = interpreter.get_signature_runner(ENCODE)
-        self._decode = interpreter.get_signature_runner(DECODE_STEP)
-
-    def start(self, source_ids):
-        self._encoded = self._encode(**{SOURCE_IDS: source_ids})
-        empty = np.zeros(self._layout.cache_shape, np.float32)
-        self._rows = [{name: empty for name in self._layout.caches}]
-
-    def step(self, token, position):
-        return self.step_rows([token], position)[0]
-
-    def step_rows(self, tokens, position):
-        """(R,) tokens, one per row -> (R, V) logits; each row's cache advances."""
-        _check_position(position, self._layout.cache_length)
-        logits = []
-        for row, token in enumerate(tokens):
-            out = self._decode(**{TOKEN_IDS: np.array([[token]], np.int32),
-                                  POSITION: np.array([position], np.int32)},
-                               **self._rows[row], **self._encoded)
-            # New arrays every step, never written in place: rows may share them.
-            self._rows[row] = {name: out[name] for name in self._layout.caches}
-            logits.append(out[LOGITS][0])
-        return np.stack(logits)
-
-    def reorder(self, parents):
-        self._rows = [self._rows[parent] for parent in parents]
-
-
 def _first_difference(found, recorded, where="signatures"):
     """'signatures.decode_step.inputs.position.shape is [2], bundle.json says [1]': the
     first place two nested dicts differ, short enough for one line."""
@@ -417,113 +347,3 @@ def _first_difference(found, recorded, where="signatures"):
                 return _first_difference(found[key], recorded[key], f"{where}.{key}")
     shown = [json.dumps(value)[:60] for value in (found, recorded)]
     return f"{where} is {shown[0]}, bundle.json says {shown[1]}"
-
-
-class _DirectSteps:
-    """The decode loop through tensor indices: the encoder's outputs are set once per
-    sentence, and each step sets two scalars, runs, reads the logits (V floats) and
-    moves each layer's K and V cache from its output buffer to its input buffer with
-    one memcpy each (the interpreter cannot bind one buffer to both)."""
-
-    def __init__(self, interpreter, spec):
-        self._layout = _Layout(spec)
-        self._interpreter = interpreter
-        self._decode = DirectSignature(interpreter, DECODE_STEP)
-        self._empty_cache = np.zeros(self._layout.cache_shape, np.float32)
-        self._token = np.zeros((1, 1), np.int32)
-        self._position = np.zeros((1,), np.int32)
-
-    def start(self, source_ids):
-        # A signature runner holds a reference to the interpreter's internals, and the
-        # interpreter refuses a direct `invoke` while one exists: make it and drop it.
-        encode = self._interpreter.get_signature_runner(ENCODE)
-        for name, value in encode(**{SOURCE_IDS: source_ids}).items():
-            self._decode.set(name, value)
-        for name in self._layout.caches:
-            self._decode.set(name, self._empty_cache)
-
-    def step(self, token, position):
-        _check_position(position, self._layout.cache_length)
-        if position:
-            for name in self._layout.caches:
-                self._decode.copy_output_to_input(name, name)
-        self._token[0, 0] = token
-        self._position[0] = position
-        self._decode.set(TOKEN_IDS, self._token)
-        self._decode.set(POSITION, self._position)
-        self._decode.invoke()
-        return self._decode.get(LOGITS)[0]
-
-
-class _CompiledSteps:
-    """The decode loop through ai-edge-litert's CompiledModel, with no cache copy at all:
-    each layer's K and V cache is one TensorBuffer bound as both the input and the output
-    of `decode_step` (its output is produced by its own in-place DYNAMIC_UPDATE_SLICE),
-    as Google's LiteRT-LM binds its KV caches; the encoder's output buffers are bound as
-    `decode_step`'s inputs as they are. Per step: two scalars in, V logits out."""
-
-    def __init__(self, model, spec):
-        self._model = model
-        layout = self._layout = _Layout(spec)
-        self._source = model.create_input_buffer_by_name(ENCODE, SOURCE_IDS)
-        self._encoded = {name: model.create_output_buffer_by_name(ENCODE, name)
-                         for name in layout.encoded}
-        self._caches = {name: model.create_input_buffer_by_name(DECODE_STEP, name)
-                        for name in layout.caches}
-        self._token = model.create_input_buffer_by_name(DECODE_STEP, TOKEN_IDS)
-        self._position = model.create_input_buffer_by_name(DECODE_STEP, POSITION)
-        self._logits = model.create_output_buffer_by_name(DECODE_STEP, LOGITS)
-        self._inputs = {TOKEN_IDS: self._token, POSITION: self._position,
-                        **self._encoded, **self._caches}
-        self._outputs = {LOGITS: self._logits, **self._caches}
-        self._empty_cache = np.zeros(layout.cache_shape, np.float32)
-        self._token_value = np.zeros((1, 1), np.int32)
-        self._position_value = np.zeros((1,), np.int32)
-
-    def start(self, source_ids):
-        self._source.write(np.asarray(source_ids, np.int32))
-        self._model.run_by_name(ENCODE, {SOURCE_IDS: self._source}, self._encoded)
-        # Slots after `position` are masked out, but a stale value times a zero weight
-        # is only zero when finite: start each sentence from a clean cache.
-        for buffer in self._caches.values():
-            buffer.write(self._empty_cache)
-
-    def step(self, token, position):
-        _check_position(position, self._layout.cache_length)
-        self._token_value[0, 0] = token
-        self._position_value[0] = position
-        self._token.write(self._token_value)
-        self._position.write(self._position_value)
-        self._model.run_by_name(DECODE_STEP, self._inputs, self._outputs)
-        return self._logits.read(self._layout.vocab_size, np.float32)
-
-
-def _probed_compiled_steps(model, spec):
-    """`_CompiledSteps` over `model`, once one encode and one step have run; None when
-    they fail, so that `Bundle.load` falls back to the tensor-index loop, which runs any
-    file the interpreter loads. (A file whose outputs CompiledModel cannot bind, a
-    constant shared by two outputs for one, raised a traceback mid-decode.)"""
-    try:
-        steps = _CompiledSteps(model, spec)
-        steps.start(np.zeros(spec["source_length"], np.int32))
-        steps.step(spec["special_ids"]["bos"], 0)
-    except Exception:  # noqa: BLE001  (its error types vary with the package's version)
-        return None
-    return steps
-
-
-def compiled_model(content, num_threads=None):
-    """An ai-edge-litert CompiledModel of `content` on the CPU, or None where that API is
-    not available (tflite-runtime) or refuses the file."""
-    try:
-        from ai_edge_litert.compiled_model import CompiledModel
-        from ai_edge_litert.cpu_options import CpuOptions
-        from ai_edge_litert.options import Options
-    except ImportError:
-        return None
-    try:
-        options = Options(cpu_options=CpuOptions(num_threads=num_threads or 0))
-        with native_output_silenced():
-            return CompiledModel.from_buffer(content, options=options)
-    except (RuntimeError, ValueError, TypeError):
-        return None

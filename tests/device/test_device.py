@@ -98,7 +98,7 @@ def test_each_recipe_loads(recipe, device_dir, record):
     record[recipe]["loads"] = False
     bundle = Bundle.load(device_dir / BUNDLES / recipe)
     record[recipe]["loads"] = True
-    record[recipe]["steps"] = type(bundle._steps).__name__  # tensor indices or runners
+    record[recipe]["steps"] = bundle.mode
     assert bundle.recipe == recipe
 
 
@@ -128,8 +128,8 @@ def test_int8_agreement_is_measured(expected, decoded, record):
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_signature_runners_decode_as_tensor_indices_do(recipe, device_dir, expected, decoded,
                                                        record):
-    """`Bundle.load(direct=False)`, the interpreter's signature runners, on 40 sources."""
-    bundle = Bundle.load(device_dir / BUNDLES / recipe, direct=False)
+    """`Bundle.load(mode="runner")`, the interpreter's signature runners, on 40 sources."""
+    bundle = Bundle.load(device_dir / BUNDLES / recipe, mode="runner")
     sources = expected["sources"][:20] + expected["sources"][-20:]
     mine = [[int(t) for t in bundle.greedy_ids(bundle.source_ids(s))] for s in sources]
     direct = decoded(recipe)["ids"]

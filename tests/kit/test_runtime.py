@@ -105,7 +105,6 @@ def test_the_three_decode_loops_agree(tiny_bundles, tiny_run, recipe):
     loops = {mode: Bundle.load(out / recipe, mode=mode)
              for mode in ("compiled", "direct", "runner")}
     assert Bundle.load(out / recipe).mode == "compiled"  # the default where it exists
-    assert Bundle.load(out / recipe, direct=False).mode == "runner"
     for source, _ in read_pairs(tiny_run / TEST_SAMPLE)[:8]:
         ids = loops["direct"].source_ids(source)
         fed = [loops["direct"].bos_id, 5, 6, 7]
