@@ -66,8 +66,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-RECIPES = ("float32", "float16", "dynamic_int8", "int8")
-MODES = ("compiled", "direct", "runner")
+from kit.runtime.recipes import RECIPES  # noqa: E402
+from kit.runtime.steps import MODES  # noqa: E402
+
 BATCH_SIZE = 64
 BIG_COPY_BYTES = 256 << 20  # far beyond the 32 MB L3 of the machine measured
 BIG_MATMUL = 1024
@@ -310,7 +311,7 @@ def worker(spec_path, threads, result_path):
                                                 num_threads=threads, mode=mode)
     reference = bundles["float32", "compiled"]
     bos = reference.bos_id
-    sources = [reference._checked_source(reference.source_ids(text))
+    sources = [np.array([reference.source_ids(text)], np.int32)  # (1, S)
                for text, _ in generate_pairs(args["sentences"], seed=7)]
 
     # a: the tutorial's re-run in Keras, compiled.
@@ -348,7 +349,7 @@ def worker(spec_path, threads, result_path):
         return rerun_file.get("logits")
 
     def bundle_loop(bundle):
-        steps = bundle._steps  # the step functions: greedy_ids would stop at EOS
+        steps = bundle.steps  # the step functions: greedy_ids would stop at EOS
 
         def decode(source):
             steps.start(source)
@@ -367,21 +368,20 @@ def worker(spec_path, threads, result_path):
         decoders[f"bundle {recipe}, compiled"] = bundle_loop(bundles[recipe, "compiled"])
 
     # Probes: parts of a float32 step, each repeated once per decoded token.
-    compiled_steps = bundles["float32", "compiled"]._steps
-    direct_steps = bundles["float32", "direct"]._steps
+    compiled_steps = bundles["float32", "compiled"].steps
+    direct_steps = bundles["float32", "direct"].steps
     fixed_logits = np.zeros(config["target_vocab_size"], np.float32)
 
     def invoke_compiled(source):
         compiled_steps.start(source)
         for _ in range(steps_per_sentence):
-            compiled_steps._model.run_by_name("decode_step", compiled_steps._inputs,
-                                              compiled_steps._outputs)
+            compiled_steps.invoke()
 
     def invoke_direct(source):
         direct_steps.start(source)
         direct_steps.step(bos, 0)  # sets token and position once
         for _ in range(steps_per_sentence):
-            direct_steps._decode.invoke()
+            direct_steps.invoke()
 
     def host_loop(source):
         token, out = bos, []

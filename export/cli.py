@@ -21,8 +21,9 @@ from pathlib import Path
 
 from kit.commands import CommandParser, integer
 from kit.files import as_umask_allows, write_json
+from kit.runtime.recipes import RECIPES
 
-RECIPE_CHOICES = ("float32", "float16", "dynamic_int8", "int8", "all")
+RECIPE_CHOICES = (*RECIPES, "all")
 DEFAULT_SAMPLES = 200
 
 
@@ -90,7 +91,6 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
 
     Raises ExportError (one line) for every problem a user can fix.
     """
-    from export.convert import RECIPES
     from export.errors import ExportError
     from export.load import load_run
     from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run
@@ -228,7 +228,7 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     from export.flatbuffer import op_tensor_types
     from export.verify import gpu_compatibility, verify_bundle
     from kit.runtime import REPORT_JSON, TFLITE_FILE, Bundle, signature_specs
-    from kit.runtime.bundle import bundle_spec, write_bundle_json
+    from kit.runtime.bundle_format import bundle_spec, write_bundle_json
     from kit.runtime.interpreter import interpreter_class
     from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
 

@@ -20,8 +20,23 @@ from dataclasses import dataclass
 from export.errors import ExportError
 from export.flatbuffer import model_ops
 from kit.quiet import native_output_silenced
+from kit.runtime.recipes import RECIPES
+from kit.runtime.signatures import (
+    DECODE_STEP,
+    ENCODE,
+    LOGITS,
+    POSITION,
+    SIGNATURES,
+    SOURCE_IDS,
+    SOURCE_MASK,
+    TOKEN_IDS,
+    encode_outputs,
+    layer_cache_names,
+    layer_cross_names,
+)
 
-# What each recipe does to the model; bundle.json repeats it for the device developer.
+# What each recipe of RECIPES does to the model; bundle.json repeats it for the device
+# developer.
 RECIPE_NOTES = {
     "float32": "no quantization",
     "float16": "float16 weights, float32 compute",
@@ -37,8 +52,6 @@ RECIPE_NOTES = {
             "the float32 KV cache's update (DYNAMIC_UPDATE_SLICE, which the converter "
             "does not quantize) with the ops that read it in float32",
 }
-RECIPES = tuple(RECIPE_NOTES)
-SIGNATURES = ("encode", "decode_step")
 
 
 @dataclass
@@ -54,14 +67,14 @@ def decode_step_inputs(config):
     """The `decode_step` signature's inputs in order: name -> (shape, dtype name)."""
     S, T, H, Dh = (config.max_source_length, config.max_target_length, config.num_heads,
                    config.head_dim)
-    inputs = {"token_ids": ((1, 1), "int32"), "position": ((1,), "int32"),
-              "source_mask": ((1, S), "float32")}
+    inputs = {TOKEN_IDS: ((1, 1), "int32"), POSITION: ((1,), "int32"),
+              SOURCE_MASK: ((1, S), "float32")}
     for i in range(config.num_decoder_layers):
-        for kind in ("key", "value"):
-            inputs[f"cross_{kind}_{i}"] = ((1, S, H, Dh), "float32")
+        for name in layer_cross_names(i):
+            inputs[name] = ((1, S, H, Dh), "float32")
     for i in range(config.num_decoder_layers):
-        for kind in ("key", "value"):
-            inputs[f"self_{kind}_{i}"] = ((1, T, H, Dh), "float32")
+        for name in layer_cache_names(i):
+            inputs[name] = ((1, T, H, Dh), "float32")
     return inputs
 
 
@@ -85,6 +98,7 @@ def write_saved_model(model, directory):
 
     c = model.config
     names = list(decode_step_inputs(c))
+    encoded_names = encode_outputs(c.num_decoder_layers)
     cache_names = model.cache_names()
 
     def encode(source_ids):
@@ -92,18 +106,17 @@ def write_saved_model(model, directory):
 
     def decode_step(*tensors):
         inputs = dict(zip(names, tensors))
-        encoded = {name: inputs[name] for name in names
-                   if name.startswith("cross_") or name == "source_mask"}
-        logits, cache = model.decode_step(inputs["token_ids"], inputs["position"][0],
+        encoded = {name: inputs[name] for name in encoded_names}
+        logits, cache = model.decode_step(inputs[TOKEN_IDS], inputs[POSITION][0],
                                           {name: inputs[name] for name in cache_names},
                                           encoded)
-        return {"logits": logits, **cache}
+        return {LOGITS: logits, **cache}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("encode", encode, input_signature=[
-        tf.TensorSpec((1, c.max_source_length), tf.int32, name="source_ids")])
-    archive.add_endpoint("decode_step", decode_step, input_signature=[
+    archive.add_endpoint(ENCODE, encode, input_signature=[
+        tf.TensorSpec((1, c.max_source_length), tf.int32, name=SOURCE_IDS)])
+    archive.add_endpoint(DECODE_STEP, decode_step, input_signature=[
         tf.TensorSpec(shape, dtype, name=name)
         for name, (shape, dtype) in decode_step_inputs(c).items()])
     archive.write_out(str(directory), verbose=False)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from kit.commands import CommandParser, integer
+from kit.runtime.recipes import RECIPES
 
 EXAMPLES = (
     "Sun 29 Nov 2026",
@@ -31,8 +32,7 @@ def build_parser():
     parser.add_argument("--run", default="runs/demo", help="run directory (default: %(default)s)")
     parser.add_argument("--bundle", default="bundles/demo",
                         help="bundle directory (default: %(default)s)")
-    parser.add_argument("--recipe", default="dynamic_int8",
-                        choices=("float32", "float16", "dynamic_int8", "int8"),
+    parser.add_argument("--recipe", default="dynamic_int8", choices=RECIPES,
                         help="quantization recipe (default: %(default)s)")
     parser.add_argument("--preset", default="small", choices=("tiny", "small", "base"),
                         help="model size (default: %(default)s)")

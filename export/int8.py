@@ -24,6 +24,7 @@ from export.errors import ExportError
 from export.flatbuffer import float_ops, op_names
 from export.load import rebuild
 from kit.decoding import greedy_search
+from kit.runtime.signatures import DECODE_STEP, ENCODE, POSITION, SOURCE_IDS, TOKEN_IDS
 from kit.tokenizers import PAD_ID, source_ids
 
 
@@ -54,8 +55,8 @@ def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
             nonlocal cache
             # A row fed its EOS (or padding after it) has finished: not a real step.
             live = (tokens != eos_id) & (tokens != PAD_ID)
-            recorded["token_ids"].append(tokens[live, None])
-            recorded["position"].append(np.full(live.sum(), position, np.int32))
+            recorded[TOKEN_IDS].append(tokens[live, None])
+            recorded[POSITION].append(np.full(live.sum(), position, np.int32))
             for name, value in encoded_numpy.items():
                 recorded[name].append(value[live])
             for name, value in cache.items():
@@ -65,7 +66,7 @@ def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
 
         greedy_search(step, len(batch), bos_id, eos_id, T - 1)
     decode_inputs = {name: np.concatenate(parts) for name, parts in recorded.items()}
-    return {"source_ids": np.asarray(source_ids, np.int32)}, decode_inputs
+    return {SOURCE_IDS: np.asarray(source_ids, np.int32)}, decode_inputs
 
 
 def calibration_dataset(encode_inputs, decode_inputs, max_decode_samples=1000, seed=0):
@@ -77,15 +78,15 @@ def calibration_dataset(encode_inputs, decode_inputs, max_decode_samples=1000, s
     encode = tf.data.Dataset.from_tensor_slices(encode_inputs).batch(1)
     decode = tf.data.Dataset.from_tensor_slices(decode_inputs)
     # One fixed subset: the converter may iterate the generator more than once.
-    decode = decode.shuffle(len(decode_inputs["position"]), seed=seed,
+    decode = decode.shuffle(len(decode_inputs[POSITION]), seed=seed,
                             reshuffle_each_iteration=False)
     decode = decode.take(max_decode_samples).batch(1)
 
     def generate():
         for inputs in encode.as_numpy_iterator():
-            yield "encode", inputs
+            yield ENCODE, inputs
         for inputs in decode.as_numpy_iterator():
-            yield "decode_step", inputs
+            yield DECODE_STEP, inputs
 
     return generate
 
@@ -136,15 +137,15 @@ def attention_score_stats(float32_content, encode_inputs, decode_inputs, mask_va
             model_content=float32_content, experimental_preserve_all_tensors=True,
             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     rows, leads, spreads = 0, [], []
-    for key, inputs in (("encode", encode_inputs), ("decode_step", decode_inputs)):
+    for key, inputs in ((ENCODE, encode_inputs), (DECODE_STEP, decode_inputs)):
         runner = interpreter.get_signature_runner(key)
         subgraph, softmax_inputs = subgraphs[key]
         for i in range(len(next(iter(inputs.values())))):
             runner(**{name: values[i:i + 1] for name, values in inputs.items()})
             for index in softmax_inputs:
                 scores = interpreter.get_tensor(index, subgraph).astype(np.float64)
-                if key == "encode":  # (1, H, S, S): real queries only
-                    scores = scores[:, :, inputs["source_ids"][i] != 0]
+                if key == ENCODE:  # (1, H, S, S): real queries only
+                    scores = scores[:, :, inputs[SOURCE_IDS][i] != 0]
                 scores = scores.reshape(-1, scores.shape[-1])
                 masked = scores < mask_value / 2
                 attending = ~masked.all(axis=-1)  # a row without a real key attends nowhere
@@ -215,7 +216,7 @@ def export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_sa
                              "run_mask_value": loaded.config.attention_mask_value},
         "calibration": {"encode_samples": len(ids),
                         "decode_samples": min(max_decode_samples,
-                                              len(decode_inputs["position"]))},
+                                              len(decode_inputs[POSITION]))},
         "float_ops": float_ops(content),
     }
     return Exported(content, model.config, quantization)

@@ -20,7 +20,7 @@ from kit.metrics import corpus_metrics, format_metrics
 from kit.tsv import TsvError, read_tsv, spaces_warning
 
 # What marks a run directory (training/run_dir.py) and a bundle directory
-# (kit/runtime/bundle.py): `--output` writes no file inside either.
+# (kit/runtime/bundle_format.py): `--output` writes no file inside either.
 MODEL_DIRECTORY_FILES = ("run.json", "bundle.json")
 
 

@@ -6,6 +6,12 @@ from kit.decoding import batched_beam_search, greedy_search, sample_search
 from kit.layers import DecoderBlock, EncoderBlock, TokenAndPositionEmbedding
 from kit.layers._register import register
 from kit.models.config import TransformerConfig
+from kit.runtime.signatures import (
+    SOURCE_MASK,
+    cache_names,
+    layer_cache_names,
+    layer_cross_names,
+)
 
 
 @register
@@ -137,13 +143,13 @@ class Seq2SeqTransformer(keras.Model):
 
     # -- decoding with a KV cache ----------------------------------------------------
     # The caches and the encoder's outputs are dicts of tensors named as the exported
-    # signatures name them, one K and one V tensor per decoder layer: a runtime can bind
-    # each self-attention cache as both the input and the output of `decode_step`.
+    # signatures name them (kit/runtime/signatures.py), one K and one V tensor per decoder
+    # layer: a runtime can bind each self-attention cache as both the input and the
+    # output of `decode_step`.
 
     def cache_names(self):
         """The self-attention cache's tensors: self_key_0, self_value_0, self_key_1, ..."""
-        return [f"self_{kind}_{i}" for i in range(self.config.num_decoder_layers)
-                for kind in ("key", "value")]
+        return list(cache_names(self.config.num_decoder_layers))
 
     def cache_shape(self, batch_size):
         """(B, T, H, Dh): the shape of each of the cache's tensors."""
@@ -169,10 +175,10 @@ class Seq2SeqTransformer(keras.Model):
         if not self.built:
             self.build()
         context, source_mask = self._encode_states(source_ids, training=False)
-        encoded = {"source_mask": source_mask}
+        encoded = {SOURCE_MASK: source_mask}
         for i, block in enumerate(self.decoder_blocks):
-            encoded[f"cross_key_{i}"], encoded[f"cross_value_{i}"] = block.project_context(
-                context)  # (B, S', H, Dh) each
+            key, value = layer_cross_names(i)
+            encoded[key], encoded[value] = block.project_context(context)  # (B, S', H, Dh) each
         return encoded
 
     def decode_step(self, token_ids, position, cache, encoded):
@@ -192,10 +198,12 @@ class Seq2SeqTransformer(keras.Model):
         x = self.target_embedding(token_ids, start_position=position)  # (B, 1, D)
         updated = {}
         for i, block in enumerate(self.decoder_blocks):
-            x, updated[f"self_key_{i}"], updated[f"self_value_{i}"] = block.call_with_cache(
-                x, position, cache[f"self_key_{i}"], cache[f"self_value_{i}"],
-                encoded[f"cross_key_{i}"], encoded[f"cross_value_{i}"],
-                context_padding_mask=encoded["source_mask"])
+            self_key, self_value = layer_cache_names(i)
+            cross_key, cross_value = layer_cross_names(i)
+            x, updated[self_key], updated[self_value] = block.call_with_cache(
+                x, position, cache[self_key], cache[self_value],
+                encoded[cross_key], encoded[cross_value],
+                context_padding_mask=encoded[SOURCE_MASK])
         logits = self._logits(x)  # (B, 1, V)
         return logits[:, 0, :], updated
 

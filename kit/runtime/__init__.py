@@ -10,12 +10,12 @@ requirements-runtime.txt` works.
     bundle.translate("Sun 29 Nov 2026")      # -> "2026-11-29"
 """
 
-from kit.runtime.bundle import (
+from kit.runtime.bundle import Bundle
+from kit.runtime.bundle_format import (
     BUNDLE_FORMAT_VERSION,
     BUNDLE_JSON,
     REPORT_JSON,
     TFLITE_FILE,
-    Bundle,
     BundleError,
     check_bundle_spec,
     read_bundle_json,

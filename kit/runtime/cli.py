@@ -23,7 +23,8 @@ from kit.commands import (
     number,
 )
 from kit.decoding import NonFiniteLogits, TopK, TopP
-from kit.runtime.bundle import Bundle, BundleError
+from kit.runtime.bundle import Bundle
+from kit.runtime.bundle_format import BundleError
 from kit.runtime.interpreter import RuntimeUnavailable, max_threads
 
 EPILOG = """\

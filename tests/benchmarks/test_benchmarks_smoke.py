@@ -10,6 +10,8 @@ import tensorflow as tf
 from benchmarks import _common as common
 from benchmarks import decode_speed, pipeline_speed, train_speed
 from kit.models import preset
+from kit.runtime.recipes import RECIPES
+from kit.runtime.steps import MODES
 
 TINY = preset("tiny", source_vocab_size=20, target_vocab_size=20, dropout=0.0)
 
@@ -145,12 +147,12 @@ def test_decode_speed_runs_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "x vs a" in printed and "the floor" in printed
     report = json.loads(out.read_text())
-    assert [row["recipe"] for row in report["setup"]["recipes"]] == list(decode_speed.RECIPES)
+    assert [row["recipe"] for row in report["setup"]["recipes"]] == list(RECIPES)
     (result,) = report["results"]
     rows = {row["name"]: row for row in result["rows"]}
     assert result["threads"] == 1 and result["rounds"] == 2
     assert result["raw"]["steps_per_sentence"] == 7  # T - 1: EOS does not stop a contender
-    for mode in decode_speed.MODES:
+    for mode in MODES:
         row = rows[f"c: bundle float32, {mode}"]
         assert row["ms_per_token"] > 0 and row["x_vs_keras"] > 0
         assert row["token_agreement"] == 1.0  # float32: the same tokens in every mode

@@ -19,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from kit.runtime.recipes import RECIPES
+
 EXPECTED_JSON = "expected.json"
 BUNDLES = "bundles"
 RUN = "run"
-RECIPES = ("float32", "float16", "dynamic_int8", "int8")
 SOURCES = 200
 EXPORT_SAMPLES = 32  # what tests/conftest.py's tiny_bundles verifies on
 

@@ -9,11 +9,11 @@ import pytest
 from export import cli
 from export.errors import ExportError
 from kit.runtime import BUNDLE_JSON, REPORT_JSON, TFLITE_FILE
+from kit.runtime.recipes import RECIPES
 from training.run_dir import RUN_JSON
 
 pytestmark = pytest.mark.slow
 
-RECIPES = ("float32", "float16", "dynamic_int8", "int8")
 
 
 def _one_line_error(capsys, code, after_progress=False):

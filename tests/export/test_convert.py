@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from export.convert import RECIPE_NOTES, RECIPES, convert, write_saved_model
+from export.convert import RECIPE_NOTES, convert, write_saved_model
 from export.errors import ExportError
 from export.flatbuffer import float_ops, model_ops, op_tensor_types
 from export.int8 import attention_score_stats, int8_mask_value
 from export.load import load_run
 from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle
+from kit.runtime.recipes import CHECKED_ON, RECIPES
 from tests.conftest import make_run_dir
 from training.run_dir import read_run
 
@@ -201,6 +202,10 @@ def test_op_outside_builtins_fails_with_one_line_naming_it(tmp_path):
     assert "tf.MatrixDeterminant" in message, message
 
 
+def test_every_recipe_has_its_notes():
+    assert list(RECIPE_NOTES) == list(CHECKED_ON) == list(RECIPES)
+
+
 def test_unknown_recipe_is_refused(tmp_path):
     with pytest.raises(ExportError, match="unknown recipe 'int4'"):
         convert(tmp_path, "int4")
@@ -225,7 +230,7 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     assert not [op for op in model_ops(content) if op.startswith("Flex")]
 
     from kit.runtime import signature_specs
-    from kit.runtime.bundle import bundle_spec, write_bundle_json
+    from kit.runtime.bundle_format import bundle_spec, write_bundle_json
     from training.run_dir import save_tokenizers
 
     bundle_dir = tmp_path / "bundle"

@@ -80,8 +80,8 @@ def test_non_finite_logits_are_one_error_line(bundle, capsys, monkeypatch):
 
     def broken(*args, **kwargs):
         loaded = real(*args, **kwargs)
-        step = loaded._steps.step
-        loaded._steps.step = lambda token, position: step(token, position) * np.nan
+        step = loaded.steps.step
+        loaded.steps.step = lambda token, position: step(token, position) * np.nan
         return loaded
 
     monkeypatch.setattr(Bundle, "load", broken)

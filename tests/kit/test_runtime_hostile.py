@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kit.runtime import BUNDLE_FORMAT_VERSION, BUNDLE_JSON, TFLITE_FILE, Bundle, BundleError
+from kit.runtime.steps import MODES
 from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, CharTokenizer
 
 pytestmark = pytest.mark.slow
@@ -281,8 +282,8 @@ def test_a_longer_target_with_a_wrong_eos_is_refused_not_a_hang(bundle_copy):
 def test_decoding_never_passes_the_last_cache_slot(tiny_bundles):
     """Even if a bundle's T got past the checks, the step refuses position T."""
     out, _ = tiny_bundles
-    for direct in (True, False):
-        bundle = Bundle.load(out / "float32", direct=direct)
+    for mode in MODES:
+        bundle = Bundle.load(out / "float32", mode=mode)
         T = bundle.target_length
         fed = [bundle.bos_id] + [5] * (T - 1)
         assert bundle.step_logits(bundle.source_ids("1 May 1990"), fed).shape[0] == T
@@ -376,7 +377,7 @@ def test_empty_and_blank_inputs_give_empty_lines_without_running_the_model(tiny_
     def no_model(*args):
         raise AssertionError("the model ran on an empty input")
 
-    bundle._steps.start = no_model
+    bundle.steps.start = no_model
     assert bundle.translate("") == "" and bundle.translate(" \t ") == ""
     result = decode(out / "float32", stdin=b"\n   \n1 May 1990\n\t\n")
     assert result.returncode == 0 and stderr_lines(result) == []
@@ -473,16 +474,18 @@ def test_a_file_the_compiled_api_cannot_run_falls_back_to_the_interpreter(tiny_b
     """A crafted file that CompiledModel loads but cannot run (outputs it cannot bind)
     raised a traceback mid-decode: load now probes it and falls back."""
     from kit.runtime import Bundle, BundleError
-    from kit.runtime import bundle as module
+    from kit.runtime.steps import CompiledSteps
 
     path = tiny_bundles[0] / "float32"
     expected = Bundle.load(path, mode="direct").translate("1 May 1990")
 
     def cannot_run(self, *args):
-        raise RuntimeError("Failed to run: shared constant output")
+        raise RuntimeError("Failed to run: shared constant output\nmore detail")
 
-    monkeypatch.setattr(module._CompiledSteps, "step", cannot_run)
+    monkeypatch.setattr(CompiledSteps, "step", cannot_run)
     loaded = Bundle.load(path)
     assert loaded.mode == "direct" and loaded.translate("1 May 1990") == expected
+    assert loaded.fallback_reason == ("compiled: CompiledModel cannot run this file: "
+                                      "Failed to run: shared constant output")
     with pytest.raises(BundleError, match="cannot run this file"):
         Bundle.load(path, mode="compiled")

@@ -1,0 +1,399 @@
+"""The bundle directory's format: what bundle.json holds, its version, the checks it
+must pass, and writing and reading it.
+
+    BUNDLE_DIR/
+      model.tflite            signatures `encode` and `decode_step` (see bundle.json)
+      source_tokenizer.json   kit.tokenizers: what turns the input text into ids
+      target_tokenizer.json   what turns the generated ids into text
+      source_tokenizer.model  a SentencePiece tokenizer's model, beside its JSON
+      target_tokenizer.model  (bundle.json's "tokenizer" lists each side's files)
+      bundle.json             what a device needs to write the loop: S, T, special
+                              ids, each side's tokenizer, every signature's input and
+                              output names, shapes and dtypes
+      report.json             what export measured (not needed for decoding)
+
+Export writes it (`bundle_spec`, `write_bundle_json`), the runtime reads it
+(`read_bundle_json`). Imports neither TensorFlow nor Keras.
+"""
+
+import hashlib
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from kit.files import write_json
+from kit.runtime.recipes import CHECKED_ON
+from kit.runtime.signatures import (
+    DECODE_STEP,
+    ENCODE,
+    LOGITS,
+    POSITION,
+    SIGNATURES,
+    SOURCE_IDS,
+    SOURCE_MASK,
+    TOKEN_IDS,
+    cache_names,
+    count_layers,
+    decode_step_inputs,
+    decode_step_outputs,
+    encode_outputs,
+    layer_cross_names,
+)
+from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
+
+# 2: bundle.json records the SHA-256 of the files it describes ("files"), and every
+# field is checked at load. A version 1 bundle has no checksums to check.
+# 3: one K and one V tensor per decoder layer, in both signatures (self_key_i,
+# self_value_i, cross_key_i, cross_value_i), each self-attention cache output produced
+# by its own in-place update, instead of one stacked (1, L, 2, T, H, Dh) cache.
+# 4: a tokenizer per side: "tokenizer" is {"source": {"type", "files"}, "target": {...}}
+# (no "tokenizer_file"), and vocab_size holds source_tokenizer and target_tokenizer.
+BUNDLE_FORMAT_VERSION = 4
+BUNDLE_JSON = "bundle.json"
+TFLITE_FILE = "model.tflite"
+REPORT_JSON = "report.json"
+
+# Sanity bounds for bundle.json's numbers, far above any model this kit makes, so that
+# a damaged or hostile file is refused before anything is sized from it.
+MAX_BUNDLE_JSON_BYTES = 4 << 20  # an exported bundle.json is a few KB
+MAX_LENGTH = 1 << 20  # S and T
+MAX_VOCAB_SIZE = 1 << 24
+MAX_DIMENSION = (1 << 31) - 1  # one axis of a tensor; TFLite shapes are int32
+MAX_LAYERS = 1024
+
+# The keys of a bundle.json of this format, and which of them hold free-form notes for
+# people (what export measured or chose), which the runtime does not read.
+_SPEC_KEYS = frozenset({"format_version", "recipe", "quantization", "model_file",
+                        "files", "source_length", "target_length", "special_ids",
+                        "vocab_size", "model", "signatures", "decoding", "source_run",
+                        "tokenizer"})  # tokenizer: {side: {"type", "files"}}
+_NOTES = ("quantization", "model", "decoding", "source_run")
+_SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
+SIDES = ("source", "target")
+_VOCAB_NAMES = ("source", "target", "source_tokenizer", "target_tokenizer")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class BundleError(ValueError):
+    """A bundle directory that is missing, incomplete or inconsistent (one line)."""
+
+
+def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run):
+    """The contents of bundle.json: all a device needs to write the decode loop.
+
+    Args:
+        recipe: the quantization recipe's name.
+        config: the model config the file was converted from, as a dict
+            (`TransformerConfig.to_dict()`: the int8 file's attention mask bias differs
+            from the run's).
+        tokenizers: the bundle's `kit.tokenizers.TokenizerPair`, saved in the bundle
+            directory as source_tokenizer.json and target_tokenizer.json.
+        signatures: `signature_specs` of the file.
+        quantization: what the recipe did (export's notes and chosen values).
+        source_run: where the model came from (path, data, metrics; for people).
+    """
+    return {
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "recipe": recipe,
+        "quantization": quantization,
+        "model_file": TFLITE_FILE,
+        # What an app loads for each side: "char" or "word" (the JSON's vocabulary)
+        # or "sentencepiece" (the .model file, for SentencePieceProcessor); every file
+        # the tokenizer uses, its JSON first. The source side encodes the input text,
+        # the target side decodes the generated ids.
+        "tokenizer": {
+            side: {"type": tokenizer.TYPE, "files": tokenizer.files(name)}
+            for side, tokenizer, name in (("source", tokenizers.source, SOURCE_TOKENIZER_FILE),
+                                          ("target", tokenizers.target, TARGET_TOKENIZER_FILE))},
+        "source_length": config["max_source_length"],
+        "target_length": config["max_target_length"],
+        # The kit's tokenizers all use these ids (kit/tokenizers/base.py).
+        "special_ids": {"pad": tokenizers.target.pad_id, "unk": tokenizers.target.unk_id,
+                        "bos": tokenizers.target.bos_id, "eos": tokenizers.target.eos_id},
+        "vocab_size": {"source": config["source_vocab_size"],
+                       "target": config["target_vocab_size"],
+                       "source_tokenizer": tokenizers.source.vocab_size,
+                       "target_tokenizer": tokenizers.target.vocab_size},
+        "model": {**config, "head_dim": config["model_dim"] // config["num_heads"]},
+        "signatures": signatures,
+        "decoding": {
+            "source_ids": "the source tokenizer's ids of the text (no BOS/EOS), cut to "
+                          "source_length and right-padded with the pad id",
+            "output": "the target tokenizer's decode of the generated ids",
+            "loop": "run encode once and pass all its outputs (source_mask, cross_key_i, "
+                    "cross_value_i) to every decode_step; self_key_i = self_value_i = "
+                    "zeros; token = bos; for position in 0 .. target_length - 2: run "
+                    "decode_step(token_ids=[[token]], position=[position], ...), "
+                    "token = argmax(logits[0]); stop after eos",
+            "kv_cache": "each self_key_i / self_value_i output is the same tensor as the "
+                        "input of that name, updated in place at `position`: bind one "
+                        "buffer as both input and output (no copy per step), or copy "
+                        "each output to its input before the next step",
+            "max_new_tokens": config["max_target_length"] - 1,
+            "io_types": "inputs and outputs are float32 and int32 in every recipe; "
+                        "quantization is internal to the file",
+            "checked_on": CHECKED_ON.get(recipe, {}),
+        },
+        "source_run": source_run,
+    }
+
+
+def write_bundle_json(directory, spec):
+    """Writes `spec` (from `bundle_spec`) as `directory`/bundle.json, atomically, with
+    the SHA-256 of its model and tokenizer files as they are in `directory` now (so
+    write them first): `Bundle.load` refuses files that are not these.
+
+    Raises:
+        BundleError if `spec` is not a valid bundle.json or a file is missing.
+    """
+    directory = Path(directory)
+    files = {}
+    for name in (spec["model_file"], *tokenizer_files(spec)):
+        try:
+            files[name] = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        except FileNotFoundError:
+            raise BundleError(f"{directory} is missing {name}: write it before "
+                              f"{BUNDLE_JSON}") from None
+    spec = {**spec, "files": files}
+    check_bundle_spec(spec, directory / BUNDLE_JSON)
+    write_json(directory / BUNDLE_JSON, spec)
+
+
+def read_bundle_json(path):
+    """The parsed and checked `bundle.json` of bundle directory `path`.
+
+    Raises:
+        BundleError, one line, for a missing, damaged or inconsistent file.
+    """
+    file = Path(path) / BUNDLE_JSON
+    raw = read_regular_file(file, f"{path} has no {BUNDLE_JSON}: not a bundle directory",
+                             limit=MAX_BUNDLE_JSON_BYTES)
+    try:
+        spec = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise BundleError(f"{file} is damaged: not UTF-8 (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise BundleError(f"{file} is damaged: {error.msg} at line {error.lineno}, "
+                          f"column {error.colno}") from None
+    except (ValueError, RecursionError) as error:
+        # Valid JSON that Python refuses: an integer of more than 4300 digits, or
+        # arrays nested deeper than the parser's recursion limit.
+        raise BundleError(f"{file} is damaged: {str(error).splitlines()[0]}") from None
+    check_bundle_spec(spec, file)
+    return spec
+
+
+def check_bundle_spec(spec, file=BUNDLE_JSON):
+    """Checks every field of a parsed bundle.json that the runtime relies on: types,
+    ranges, every nested key, and that S, T, the vocabulary sizes and the special ids
+    agree with the signatures it describes.
+
+    Args:
+        spec: the parsed JSON.
+        file: its path, for the message.
+
+    Raises:
+        BundleError, one line naming `file`, the field and the value.
+    """
+    def fail(message):
+        raise BundleError(f"{file}: {message}")
+
+    if not isinstance(spec, dict):
+        fail(f"holds a JSON {type(spec).__name__}, expected an object: not a bundle file")
+    if "format_version" not in spec:
+        fail("has no format_version: not a bundle file")
+    version = spec["format_version"]
+    if _integer(version) != BUNDLE_FORMAT_VERSION:
+        fail(f"the bundle has format version {_shown(version)}, and this runtime reads "
+             f"version {BUNDLE_FORMAT_VERSION} only: export it again with this kit")
+    missing = sorted(_SPEC_KEYS - set(spec))
+    if missing:
+        fail(f"lacks {', '.join(missing)}")
+    extra = sorted(set(spec) - _SPEC_KEYS, key=str)
+    if extra:
+        fail(f"has unknown keys {', '.join(map(_shown, extra))} (not a format "
+             f"{BUNDLE_FORMAT_VERSION} bundle file)")
+    for name in _NOTES:
+        if not isinstance(spec[name], dict):
+            fail(f"{name} must be an object. Received: {_shown(spec[name])}")
+    if not isinstance(spec["recipe"], str) or not spec["recipe"]:
+        fail(f"recipe must be a non-empty string. Received: {_shown(spec['recipe'])}")
+    if not _plain_file_name(spec["model_file"]):
+        fail(f"model_file must be a file name in the bundle directory. "
+             f"Received: {_shown(spec['model_file'])}")
+    sides = _object(spec, "tokenizer", SIDES, fail)
+    seen = {spec["model_file"]}
+    for side in SIDES:
+        kind = _object(sides, side, ("type", "files"), fail, f"tokenizer.{side}")
+        if not isinstance(kind["type"], str) or not kind["type"]:
+            fail(f"tokenizer.{side}.type must be a non-empty string. "
+                 f"Received: {_shown(kind['type'])}")
+        names = kind["files"]
+        if not isinstance(names, list) or not names \
+                or not all(_plain_file_name(name) for name in names) \
+                or len(set(names)) != len(names) or seen & set(names):
+            fail(f"tokenizer.{side}.files must list distinct file names in the bundle "
+                 f"directory, its JSON first, none of them model_file or the other "
+                 f"side's. Received: {_shown(names)}")
+        seen.update(names)
+    files = _object(spec, "files", (spec["model_file"], *tokenizer_files(spec)), fail)
+    for name, digest in files.items():
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            fail(f"files.{name} must be a SHA-256 (64 hex digits). Received: {_shown(digest)}")
+
+    S = _number(spec, "source_length", spec["source_length"], 1, MAX_LENGTH, fail)
+    T = _number(spec, "target_length", spec["target_length"], 2, MAX_LENGTH, fail)
+    sizes = _object(spec, "vocab_size", _VOCAB_NAMES, fail)
+    for name in _VOCAB_NAMES:
+        _number(spec, f"vocab_size.{name}", sizes[name], 4, MAX_VOCAB_SIZE, fail)
+    ids = _object(spec, "special_ids", _SPECIAL_NAMES, fail)
+    smallest = min(sizes["source"], sizes["target"])
+    for name in _SPECIAL_NAMES:
+        _number(spec, f"special_ids.{name}", ids[name], 0, smallest - 1, fail)
+    if len(set(ids.values())) != len(ids):
+        fail(f"special_ids must be four different ids. Received: {_shown(ids)}")
+
+    signatures = _object(spec, "signatures", SIGNATURES, fail)
+    tensors = {}
+    for key in SIGNATURES:
+        sides = _object(signatures, key, ("inputs", "outputs"), fail, f"signatures.{key}")
+        for side in ("inputs", "outputs"):
+            where = f"signatures.{key}.{side}"
+            found = sides[side]
+            if not isinstance(found, dict):
+                fail(f"{where} must be an object. Received: {_shown(found)}")
+            for name, tensor in found.items():
+                tensors[key, side, name] = _tensor(tensor, f"{where}.{name}", fail)
+
+    # The decoding contract (README, "The exported file"): what each signature takes and
+    # gives, with S, T and the target vocabulary V on the axes the loop relies on.
+    V = sizes["target"]
+    layers = count_layers(signatures[ENCODE]["outputs"])
+    first_cross = layer_cross_names(0)[0]
+    if not 1 <= layers <= MAX_LAYERS:
+        fail(f"signatures.{ENCODE}.outputs must name {first_cross} .. "
+             f"{layer_cross_names('(L-1)')[0]} for 1 to {MAX_LAYERS} decoder layers. "
+             f"Received: {layers} of them")
+    encoded, caches = encode_outputs(layers), cache_names(layers)
+    expected_names = {
+        (ENCODE, "inputs"): (SOURCE_IDS,),
+        (ENCODE, "outputs"): encoded,
+        (DECODE_STEP, "inputs"): decode_step_inputs(layers),
+        (DECODE_STEP, "outputs"): decode_step_outputs(layers),
+    }
+    for (key, side), names in expected_names.items():
+        have = set(signatures[key][side])
+        if have != set(names):
+            fail(f"signatures.{key}.{side} must name {', '.join(sorted(names))}. "
+                 f"Received: {', '.join(sorted(map(str, have))) or 'none'}")
+
+    def expect(key, side, name, dtype, rank, axes, meaning):
+        shape, found_dtype = tensors[key, side, name]
+        where = f"signatures.{key}.{side}.{name}"
+        if found_dtype != dtype:
+            fail(f"{where} must be {dtype}. Received: {_shown(found_dtype)}")
+        if len(shape) != rank or any(shape[axis] != size for axis, size in axes.items()):
+            fail(f"{where} has shape {shape}, expected {meaning}")
+        return shape
+
+    expect(ENCODE, "inputs", SOURCE_IDS, "int32", 2, {0: 1, 1: S}, f"(1, S={S})")
+    expect(ENCODE, "outputs", SOURCE_MASK, "float32", 2, {0: 1, 1: S}, f"(1, S={S})")
+    cross = expect(ENCODE, "outputs", first_cross, "float32", 4, {0: 1, 1: S},
+                   f"(1, S={S}, H, Dh)")
+    heads = {0: 1, 1: S, 2: cross[2], 3: cross[3]}
+    for name in encoded[1:]:
+        expect(ENCODE, "outputs", name, "float32", 4, heads,
+               f"(1, S={S}, H={cross[2]}, Dh={cross[3]}) as {first_cross}")
+    expect(DECODE_STEP, "inputs", TOKEN_IDS, "int32", 2, {0: 1, 1: 1}, "(1, 1)")
+    expect(DECODE_STEP, "inputs", POSITION, "int32", 1, {0: 1}, "(1,)")
+    for name in caches:
+        for side in ("inputs", "outputs"):
+            expect(DECODE_STEP, side, name, "float32", 4,
+                   {0: 1, 1: T, 2: cross[2], 3: cross[3]},
+                   f"(1, T={T}, H={cross[2]}, Dh={cross[3]})")
+    expect(DECODE_STEP, "outputs", LOGITS, "float32", 2, {0: 1, 1: V},
+           f"(1, V={V}) with V vocab_size.target")
+    for name in encoded:
+        if tensors[DECODE_STEP, "inputs", name] != tensors[ENCODE, "outputs", name]:
+            fail(f"signatures.{DECODE_STEP}.inputs.{name} differs from {ENCODE}'s output "
+                 f"{name}, which the loop passes to it")
+    return spec
+
+
+def tokenizer_files(spec):
+    """Every tokenizer file a bundle.json names: the source's, then the target's."""
+    return [name for side in SIDES for name in spec["tokenizer"][side]["files"]]
+
+
+def _integer(value):
+    """`value` if it is a JSON integer (not a bool, not 1.0), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(spec, where, value, low, high, fail):
+    if _integer(value) is None or not low <= value <= high:
+        fail(f"{where} must be an integer from {low} to {high}. Received: {_shown(value)}")
+    return value
+
+
+def _object(parent, key, names, fail, where=None):
+    """`parent[key]`, which must be an object holding exactly the keys `names`."""
+    where = where or key
+    value = parent[key]
+    if not isinstance(value, dict):
+        fail(f"{where} must be an object. Received: {_shown(value)}")
+    missing = [name for name in names if name not in value]
+    if missing:
+        fail(f"{where} lacks {', '.join(missing)}")
+    extra = sorted(set(value) - set(names))
+    if extra:
+        fail(f"{where} has unknown keys {', '.join(map(_shown, extra))}")
+    return value
+
+
+def _tensor(tensor, where, fail):
+    """(shape, dtype) of one {"shape": [...], "dtype": "..."} entry."""
+    if not isinstance(tensor, dict) or set(tensor) != {"shape", "dtype"}:
+        fail(f"{where} must be an object with shape and dtype. Received: {_shown(tensor)}")
+    shape, dtype = tensor["shape"], tensor["dtype"]
+    if not isinstance(shape, list) or not 0 < len(shape) <= 8 or any(
+            _integer(d) is None or not 1 <= d <= MAX_DIMENSION for d in shape):
+        fail(f"{where}.shape must be a list of 1 to 8 positive integers. "
+             f"Received: {_shown(shape)}")
+    if not isinstance(dtype, str):
+        fail(f"{where}.dtype must be a string. Received: {_shown(dtype)}")
+    return shape, dtype
+
+
+def _plain_file_name(name):
+    """A name that stays inside the bundle directory: no separators, no '..'."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
+            and os.path.basename(name) == name and "/" not in name and "\\" not in name)
+
+
+def _shown(value, limit=60):
+    """`value` for a one-line message: repr, cut to `limit` characters."""
+    text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, str) \
+        else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def read_regular_file(file, missing, limit=None):
+    """The bytes of `file`, a regular file (or a link to one) of at most `limit` bytes;
+    BundleError with the message `missing` if there is none. A FIFO would block the
+    read and a device such as /dev/zero would never end it, so neither is opened."""
+    try:
+        found = os.stat(file)
+        if not stat.S_ISREG(found.st_mode):
+            raise BundleError(f"{file} is not a regular file")
+        if limit is not None and found.st_size > limit:
+            raise BundleError(f"{file} is larger than {limit >> 20} MB: not a bundle file "
+                              "(export writes a few KB)")
+        with open(file, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise BundleError(missing) from None
+    except OSError as error:
+        raise BundleError(f"cannot read {file}: {error.strerror or error}") from None
