@@ -143,7 +143,13 @@ LIMITS = {  # option: (smallest, largest)
 
 def check_options(options):
     """Every option checked before any file is written or TensorFlow is imported, so a
-    bad value fails at once with one line and leaves nothing behind."""
+    bad value fails at once with one line and leaves nothing behind.
+
+    Returns:
+        (data, task): the checked --data (`training.data.DataSpec`, for the data to be
+        read without checking it again) and this process's multi-worker
+        `distribute.Task`, or None for a single process.
+    """
     from training.data import DataError, check_spec
 
     for name, (low, high) in LIMITS.items():
@@ -178,19 +184,15 @@ def check_options(options):
         if value not in choices:
             raise TrainError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
     try:
-        check_spec(options.data)
+        data = check_spec(options.data)
     except DataError as error:
         raise TrainError(str(error)) from None
-    _cluster_task(options)
-    _check_writable(Path(options.out))
-
-
-def _cluster_task(options):
-    """This process's multi-worker Task, or None for a single process."""
     try:
-        return distribute.check_strategy(options.strategy)
+        task = distribute.check_strategy(options.strategy)
     except distribute.DistributeError as error:
         raise TrainError(str(error)) from None
+    _check_writable(Path(options.out))
+    return data, task
 
 
 def _check_writable(out):
@@ -328,7 +330,9 @@ def _nan_guard():
 def _start_or_resume(options, state, pairs, out):
     """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
     the config, keep the samples export needs. A resumed run: read them back.
-    Returns (tokenizers, config, state): tokenizers a `kit.tokenizers.TokenizerPair`."""
+    Returns (tokenizers, config, state, train_ids): tokenizers a
+    `kit.tokenizers.TokenizerPair`, train_ids the training split's token ids, whole
+    (`pipeline.tokenize`): tokenized once, for the choices and for training."""
     from kit.models import TransformerConfig, preset
     from training.choices import (
         ChoiceError,
@@ -336,8 +340,8 @@ def _start_or_resume(options, state, pairs, out):
         choose_schedule,
         train_tokenizers,
     )
-    from training.data import check_spec
     from training.lengths import LengthError, Lengths
+    from training.pipeline import tokenize
 
     if state is not None:
         _log(f"resuming {out} after epoch {state['epochs_done']}")
@@ -350,8 +354,9 @@ def _start_or_resume(options, state, pairs, out):
             tokenizers = rd.load_tokenizers(out)
         except rd.RunDirError as error:
             raise TrainError(str(error)) from None
-        return tokenizers, TransformerConfig.from_dict(state["config"]), state
-    kind = check_spec(options.data)[0]
+        return (tokenizers, TransformerConfig.from_dict(state["config"]), state,
+                tokenize(pairs.train, tokenizers))
+    kind = pairs.kind
     try:
         tokenizers, tokenizer_record = train_tokenizers(
             pairs.train, options.source_tokenizer, options.target_tokenizer,
@@ -360,13 +365,13 @@ def _start_or_resume(options, state, pairs, out):
         raise TrainError(str(error)) from None
     for side in ("source", "target"):
         _log(tokenizer_record[side].pop("message"))
+    train_ids = tokenize(pairs.train, tokenizers)
     preset_name, preset_reason = choose_preset(
-        options.preset, kind, len(pairs.train),
-        sum(len(tokenizers.target.encode(target)) for _, target in pairs.train))
+        options.preset, kind, len(pairs.train), sum(len(target) for _, target in train_ids))
     _log(f"preset {preset_name} ({preset_reason})")
     preset_config = preset(preset_name)
     try:
-        lengths = _choose_lengths(options, kind, pairs, tokenizers, preset_config)
+        lengths = _choose_lengths(options, kind, train_ids, preset_config)
     except LengthError as error:
         raise TrainError(str(error)) from None
     _log(lengths.describe())
@@ -395,12 +400,13 @@ def _start_or_resume(options, state, pairs, out):
     rd.write_pairs(out / rd.TRAIN_SAMPLE,
                    rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
     rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
-    return tokenizers, config, state
+    return tokenizers, config, state, train_ids
 
 
-def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
-    """S and T: those given, else from the training split's token lengths. The built-in
-    data keeps its preset's (the README's figures were measured with them)."""
+def _choose_lengths(options, kind, train_ids, preset_config):
+    """S and T: those given, else from the training split's token lengths (`train_ids`,
+    `pipeline.tokenize`'s). The built-in data keeps its preset's (the README's figures
+    were measured with them)."""
     from training.lengths import choose_lengths
 
     source, target = options.max_source_length, options.max_target_length
@@ -412,8 +418,8 @@ def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
         if target is None:
             target = preset_config.max_target_length
             from_preset.append("T")
-    lengths = choose_lengths([len(tokenizers.source.encode(s)) for s, _ in pairs.train],
-                             [len(tokenizers.target.encode(t)) for _, t in pairs.train],
+    lengths = choose_lengths([len(source) for source, _ in train_ids],
+                             [len(target) for _, target in train_ids],
                              source=source, target=target,
                              from_preset=[{"S": "source", "T": "target"}[side]
                                           for side in from_preset])
@@ -463,21 +469,20 @@ def train(options):
     finished, or refused), load the data, prepare the run directory and the model,
     train the missing epochs, then evaluate the best model and write run.json.
     """
-    check_options(options)
-    task = _cluster_task(options)
+    data, task = check_options(options)
     writes_out = task is None or task.is_chief
     if not writes_out:  # reads the chief's --out and writes in a scratch directory
-        return _train(options, task, writes_out)
+        return _train(options, data, task, writes_out)
     # The one process that writes --out holds it for the whole command: a second
     # training there would take this one's fresh start for a failed one and delete it.
     try:
         with rd.locked(options.out):
-            return _train(options, task, writes_out)
+            return _train(options, data, task, writes_out)
     except rd.RunDirLocked as error:
         raise TrainError(str(error)) from None
 
 
-def _train(options, task, writes_out):
+def _train(options, data, task, writes_out):
     state = _check_out_dir(options, clear_failed_start=writes_out)
     out = Path(options.out)
     plan = _EpochPlan.of(options)
@@ -486,9 +491,9 @@ def _train(options, task, writes_out):
              f"{plan.stop_reason(state)}); nothing to do")
         return json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
     if not writes_out:
-        return _train_as_worker(options, state, plan, task)
+        return _train_as_worker(options, data, state, plan, task)
     distribution = _distribution(options, task)
-    pairs = _load_data(options, state)
+    pairs = _load_data(options, data, state)
     run = _prepare(options, state, pairs, out, distribution)
     _train_epochs(run, options, plan)
     info = _finish(run, options, pairs, plan)
@@ -517,7 +522,7 @@ _RESUME_FILES = (*rd.TOKENIZER_FILES, f"{rd.CHECKPOINT_DIR}/state.json",
                  f"{rd.CHECKPOINT_DIR}/last.keras")
 
 
-def _train_as_worker(options, state, plan, task):
+def _train_as_worker(options, data, state, plan, task):
     """A worker other than the chief: the same epochs in step with the chief (every
     worker must save too: the saves read distributed variables), into a temporary
     directory removed at the end. The chief evaluates and writes run.json."""
@@ -529,7 +534,7 @@ def _train_as_worker(options, state, plan, task):
                     shutil.copyfile(Path(options.out) / name, Path(scratch) / name)
         mine = dataclasses.replace(options, out=scratch)
         distribution = _distribution(mine, task)
-        pairs = _load_data(mine, state, out=options.out)
+        pairs = _load_data(mine, data, state, out=options.out)
         run = _prepare(mine, state, pairs, Path(scratch), distribution)
         _train_epochs(run, mine, plan)
         _log(f"{task.kind} {task.index} done; the chief writes {options.out}")
@@ -587,13 +592,14 @@ def _finished(out, state, plan):
     return bool(info.get("complete")) and info.get("epochs_done") == state["epochs_done"]
 
 
-def _load_data(options, state, out=None):
-    """The pairs of --data; for a resumed run (`state`), the same data it was trained
-    on so far, or TrainError. `out`: the run's directory, as errors name it."""
+def _load_data(options, data, state, out=None):
+    """The pairs of --data (`data`, already checked); for a resumed run (`state`), the
+    same data it was trained on so far, or TrainError. `out`: the run's directory, as
+    errors name it."""
     from training.data import DataError, load_pairs
 
     try:
-        pairs = load_pairs(options.data, seed=options.seed, strict=options.strict,
+        pairs = load_pairs(data, seed=options.seed, strict=options.strict,
                            limit=options.limit)
     except DataError as error:
         raise TrainError(str(error)) from None
@@ -650,6 +656,7 @@ class _Run:
     config: object
     model: object
     train_split: object
+    val_split: object  # training.pipeline.EncodedSplit, for the averaged model's loss
     val_data: object
     static_shapes: tuple
     precision: str
@@ -668,14 +675,14 @@ def _prepare(options, state, pairs, out, distribution):
         device = distribution.devices
     import keras
 
-    from training.pipeline import encode_split, make_dataset
+    from training.pipeline import encode_split, make_dataset, truncate_split
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(options.seed)
-    tokenizers, config, state = _start_or_resume(options, state, pairs, out)
+    tokenizers, config, state, train_ids = _start_or_resume(options, state, pairs, out)
 
     lengths = (config.max_source_length, config.max_target_length)
-    train_split = encode_split(pairs.train, tokenizers, *lengths)
+    train_split = truncate_split(train_ids, *lengths)
     val_split = encode_split(pairs.validation, tokenizers, *lengths)
     _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
          f"{len(pairs.test)} test pairs; vocabularies {tokenizers.source.vocab_size} "
@@ -696,7 +703,7 @@ def _prepare(options, state, pairs, out, distribution):
     distribute.adapt_model(model, distribution, val_data.element_spec)
     _check_workers_agree(distribution, out, state)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
-    return _Run(out, state, tokenizers, config, model, train_split, val_data, static,
+    return _Run(out, state, tokenizers, config, model, train_split, val_split, val_data, static,
                 precision, device, [tensorboard], distribution,
                 _baselines(options, config, tokenizers, pairs, train_split, val_split),
                 _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
@@ -927,7 +934,7 @@ def _finish(run, options, pairs, plan):
     from training.evaluate import describe_decoding
 
     state = run.state
-    averaged = _average_checkpoints(run, options, pairs)
+    averaged = _average_checkpoints(run, options)
     final = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE)
     best_logs = state["history"][state["best_epoch"] - 1]
     model_logs = state.get("model_keras") or {"val_loss": best_logs["val_loss"]}
@@ -959,11 +966,11 @@ def _scheduled(options, state):
     return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
 
 
-def _average_checkpoints(run, options, pairs):
+def _average_checkpoints(run, options):
     """Averages the weights of the last `--average-checkpoints` epochs; the mean becomes
     model.keras when its validation loss is not above that of what model.keras holds
     (the best epoch). Returns run.json's "averaging" record (None when turned off)."""
-    from training.pipeline import encode_split, make_dataset
+    from training.pipeline import make_dataset
 
     k, state = options.average_checkpoints, run.state
     if not k:
@@ -982,11 +989,9 @@ def _average_checkpoints(run, options, pairs):
     model = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE, compile=True)
     model.set_weights(averaging.average_weights(
         model, [files[epoch] for epoch in epochs]))
-    lengths = (run.config.max_source_length, run.config.max_target_length)
-    val_split = encode_split(pairs.validation, run.tokenizers, *lengths)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        logs = model.evaluate(make_dataset(val_split, options.batch_size, shuffle=False),
+        logs = model.evaluate(make_dataset(run.val_split, options.batch_size, shuffle=False),
                               verbose=0, return_dict=True)
     kept = logs["loss"] <= current["val_loss"]
     if kept:

@@ -268,14 +268,16 @@ def test_the_built_in_data_keeps_the_presets_lengths():
     from kit.models import preset
     from kit.tokenizers import CharTokenizer, TokenizerPair
     from training.data import load_pairs
+    from training.pipeline import tokenize
     from training.train import _choose_lengths
 
     pairs = load_pairs("default", limit=500)
     tokenizer = TokenizerPair(CharTokenizer.train(s for s, _ in pairs.train),
                               CharTokenizer.train(t for _, t in pairs.train))
-    lengths = _choose_lengths(TrainOptions(), "default", pairs, tokenizer, preset("small"))
+    ids = tokenize(pairs.train, tokenizer)
+    lengths = _choose_lengths(TrainOptions(), "default", ids, preset("small"))
     assert (lengths.source, lengths.target, lengths.chosen) == (48, 16, "the preset's")
-    lengths = _choose_lengths(TrainOptions(max_target_length=12), "default", pairs, tokenizer,
+    lengths = _choose_lengths(TrainOptions(max_target_length=12), "default", ids,
                               preset("small"))
     assert (lengths.source, lengths.target, lengths.chosen) == (48, 12, "S the preset's")
 
