@@ -14,8 +14,8 @@ from kit.models import preset
 from kit.tokenizers import CharTokenizer, TokenizerPair
 from training import train
 from training.dates import default_splits
+from training.options import TrainOptions
 from training.pipeline import encode_split, make_dataset
-from training.train import TrainOptions
 
 
 @dataclass

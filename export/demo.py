@@ -67,7 +67,8 @@ QUICK = {"preset": "tiny", "epochs": 8, "limit": 10_000, "recipe": "float32",
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from training.train import TrainError, TrainOptions, train
+    from training.options import TrainError, TrainOptions
+    from training.train import train
 
     limit = None
     if args.quick:

@@ -28,7 +28,8 @@ from training.choices import (
     train_tokenizers,
 )
 from training.data import load_pairs
-from training.train import DEFAULT_BEAM_SIZE, TrainOptions, _EpochPlan, _grouped
+from training.options import DEFAULT_BEAM_SIZE, TrainOptions
+from training.train import _EpochPlan, _grouped
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

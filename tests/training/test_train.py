@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import default_sigint, small_memory
 from training import run_dir as rd
-from training.train import TrainError, TrainOptions, train
+from training.options import TrainError, TrainOptions
+from training.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +86,7 @@ def test_default_data_gives_a_complete_run_directory(tmp_path):
     from kit.metrics import exact_match
     from training.data import load_pairs
     from training.evaluate import translate
-    from training.train import DEFAULT_BEAM_SIZE
+    from training.options import DEFAULT_BEAM_SIZE
 
     assert info["decoding"]["beam_size"] == DEFAULT_BEAM_SIZE
     pairs = load_pairs("default", limit=160).validation[:40]
