@@ -14,12 +14,9 @@ how long to train (`--epochs auto`: until the validation loss has not improved f
 the default, one device, runs exactly as the kit always did.
 """
 
-import contextlib
 import dataclasses
 import json
 import math
-import random
-import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +25,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
 from kit.tsv import spaces_warning
 from training import averaging, baselines, distribute
 from training import run_dir as rd
@@ -36,86 +32,10 @@ from training.choices import DEFAULT_DATA_WARMUP_STEPS
 from training.options import LostWorkerError, TrainError, check_options, resolve_precision
 
 DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
-TRAIN_SAMPLE_SIZE = 500  # calibration sentences kept for int8 export
-TEST_SAMPLE_SIZE = 1000  # held-out sentences kept for export's verification
-
-
-# Identity fields added after runs were made: an older run's state.json lacks them, and
-# it was made with what these values mean.
-_IDENTITY_ADDED = {"vocab_size": None}
-
-
-def _identity_of(state):
-    """The identity a state.json records, in today's fields. A run made before each side
-    had its own tokenizer recorded one "tokenizer" for both (default "auto")."""
-    identity = {**_IDENTITY_ADDED, **state.get("identity", {})}
-    if "source_tokenizer" not in identity:
-        shared = identity.pop("tokenizer", "auto")
-        identity.update(source_tokenizer=shared, target_tokenizer=shared)
-    return identity
 
 
 def _log(message):
     print(message, flush=True)
-
-
-# What a fresh start writes before its first epoch completes; a start that failed
-# (bad data found late, a NaN in epoch 1, Ctrl-C) leaves only these, and the next
-# command may remove them rather than refuse the directory.
-FRESH_START_FILES = (*rd.TOKENIZER_FILES, rd.SAMPLES_DIR, rd.CHECKPOINT_DIR, rd.LOG_DIR)
-
-
-def _check_out_dir(options, clear_failed_start=True):
-    """None for a fresh run, the saved state to resume from, or TrainError. A worker
-    that is not the chief reads the chief's --out and passes clear_failed_start=False:
-    it never changes it."""
-    out = Path(options.out)
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"--out {out} exists and is not a directory")
-    state_path = out / rd.CHECKPOINT_DIR / "state.json"
-    if not out.exists() or not _entries(out):
-        return None
-    if not state_path.is_file():
-        raise TrainError(f"--out {out} is not empty and holds no run of ours; "
-                         "choose another directory")
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise TrainError(f"{state_path} is damaged ({error}); choose another --out") from None
-    if not isinstance(state, dict):
-        raise TrainError(f"{state_path} is damaged (not a JSON object); choose another --out")
-    if clear_failed_start:  # the chief owns --out: a save killed mid-write left these
-        remove_partial_writes(out, (rd.RUN_JSON, rd.KERAS_MODEL_FILE, *rd.TOKENIZER_FILES))
-        remove_partial_writes(out / rd.CHECKPOINT_DIR, ("state.json", "last.keras"))
-    if _is_failed_start(out, state):
-        if not clear_failed_start:
-            return None
-        # Also with the same arguments: such a start may have died before writing its
-        # tokenizer or samples, and redoing it costs no completed epoch.
-        _log(f"{out} holds a start that completed no epoch; starting afresh")
-        for name in FRESH_START_FILES:
-            target = out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        return None
-    theirs, ours = _identity_of(state), options.identity()
-    if "schedule" not in state and theirs.get("warmup_steps") == DEFAULT_DATA_WARMUP_STEPS:
-        theirs["warmup_steps"] = None  # the default before the warm-up followed the data
-    if theirs != ours:
-        differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise TrainError(f"--out {out} holds a different run (differs in: "
-                         f"{', '.join(differing)}); choose another --out or repeat its arguments")
-    return state
-
-
-def _is_failed_start(out, state):
-    return (state.get("epochs_done") == 0 and not state.get("complete")
-            and all(entry.name in FRESH_START_FILES for entry in _entries(out)))
-
-
-def _entries(out):
-    """What `out` holds but the lock: the chief's, held while it trains (on a host
-    whose --out a worker reads too), or left by a killed training."""
-    return [entry for entry in out.iterdir() if entry.name != rd.LOCK_FILE]
 
 
 def compile_for_training(model, options, config):
@@ -188,10 +108,7 @@ def _start_or_resume(options, state, pairs, out):
         # run.json stays as it is (a finished run stays exportable) until a new epoch
         # completes and replaces it; state.json says training is under way.
         state["complete"] = False
-        try:
-            tokenizers = rd.load_tokenizers(out)
-        except rd.RunDirError as error:
-            raise TrainError(str(error)) from None
+        tokenizers = rd.load_tokenizers(out)
         return (tokenizers, TransformerConfig.from_dict(state["config"]), state,
                 tokenize(pairs.train, tokenizers))
     kind = pairs.kind
@@ -222,22 +139,14 @@ def _start_or_resume(options, state, pairs, out):
                         max_source_length=lengths.source, max_target_length=lengths.target)
     except ValueError as error:
         raise TrainError(str(error)) from None
-    state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
-             "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": [],
-             "tokenizer": tokenizer_record,
-             "preset": {"name": preset_name, "reason": preset_reason},
-             "schedule": {"norm_first": norm_first, "warmup_steps": warmup_steps,
-                          "reason": schedule_reason},
-             "lengths": lengths.to_dict(), "data_fingerprint": pairs.fingerprint}
-    # state.json first: whatever a failure (a full disk, Ctrl-C, SIGKILL) leaves after
-    # it is a start the next command recognizes and clears (`_is_failed_start`), where
-    # files without it would make the directory look like someone else's.
-    write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
-    rd.save_tokenizers(out, tokenizers)
-    rng = random.Random(options.seed)
-    rd.write_pairs(out / rd.TRAIN_SAMPLE,
-                   rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
-    rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
+    state = rd.new_state(
+        options.identity(), config.to_dict(), tokenizer=tokenizer_record,
+        preset={"name": preset_name, "reason": preset_reason},
+        schedule={"norm_first": norm_first, "warmup_steps": warmup_steps,
+                  "reason": schedule_reason},
+        lengths=lengths.to_dict(), data_fingerprint=pairs.fingerprint)
+    rd.save_start(out, state, tokenizers, pairs.train, pairs.test or pairs.validation,
+                  options.seed)
     return tokenizers, config, state, train_ids
 
 
@@ -309,25 +218,27 @@ def train(options):
     """
     data, task = check_options(options)
     writes_out = task is None or task.is_chief
-    if not writes_out:  # reads the chief's --out and writes in a scratch directory
-        return _train(options, data, task, writes_out)
-    # The one process that writes --out holds it for the whole command: a second
-    # training there would take this one's fresh start for a failed one and delete it.
     try:
+        if not writes_out:  # reads the chief's --out and writes in a scratch directory
+            return _train(options, data, task, writes_out)
+        # The one process that writes --out holds it for the whole command: a second
+        # training there would take this one's fresh start for a failed one and delete it.
         with rd.locked(options.out):
             return _train(options, data, task, writes_out)
-    except rd.RunDirLocked as error:
+    except rd.RunDirError as error:  # held by another training, damaged, another run's
         raise TrainError(str(error)) from None
 
 
 def _train(options, data, task, writes_out):
-    state = _check_out_dir(options, clear_failed_start=writes_out)
     out = Path(options.out)
+    state = rd.clear_failed_start_or_resume(out, options.identity(), owner=writes_out,
+                                            log=_log)
     plan = _EpochPlan.of(options)
-    if _finished(out, state, plan):
+    finished = state and plan.stop_reason(state) and rd.finished_run(out, state)
+    if finished:
         _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs: "
              f"{plan.stop_reason(state)}); nothing to do")
-        return json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
+        return finished
     if not writes_out:
         return _train_as_worker(options, data, state, plan, task)
     distribution = _distribution(options, task)
@@ -346,7 +257,7 @@ def _refuse_trivial(run):
     state = run.state
     verdict = state["history"][state["best_epoch"] - 1].get("baselines_verdict")
     if verdict and verdict["trivial"]:
-        kind = _target_tokenizer_kind(state)
+        kind = rd.target_tokenizer_kind(state)
         raise TrainError(
             f"the model learned nothing useful: its best epoch ({state['best_epoch']}) is "
             f"no better than a trivial baseline ({'; '.join(verdict['reasons'])}). Likely "
@@ -355,21 +266,13 @@ def _refuse_trivial(run):
             "--accept-trivial exits 0 all the same)")
 
 
-# What a worker other than the chief copies from the chief's --out to resume with.
-_RESUME_FILES = (*rd.TOKENIZER_FILES, f"{rd.CHECKPOINT_DIR}/state.json",
-                 f"{rd.CHECKPOINT_DIR}/last.keras")
-
-
 def _train_as_worker(options, data, state, plan, task):
     """A worker other than the chief: the same epochs in step with the chief (every
     worker must save too: the saves read distributed variables), into a temporary
     directory removed at the end. The chief evaluates and writes run.json."""
     with tempfile.TemporaryDirectory(prefix="kit-train-worker-") as scratch:
         if state is not None:
-            for name in _RESUME_FILES:
-                if (Path(options.out) / name).is_file():
-                    (Path(scratch) / name).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(Path(options.out) / name, Path(scratch) / name)
+            rd.copy_for_resuming(options.out, scratch)
         mine = dataclasses.replace(options, out=scratch)
         distribution = _distribution(mine, task)
         pairs = _load_data(mine, data, state, out=options.out)
@@ -419,17 +322,6 @@ class _EpochPlan:
                 "rule": "fixed" if self.patience is None else "until no improvement"}
 
 
-def _finished(out, state, plan):
-    """The run in `out` is over by `plan` and has a run.json that says so."""
-    if not state or plan.stop_reason(state) is None:
-        return False
-    try:
-        info = json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(info.get("complete")) and info.get("epochs_done") == state["epochs_done"]
-
-
 def _load_data(options, data, state, out=None):
     """The pairs of --data (`data`, already checked); for a resumed run (`state`), the
     same data it was trained on so far, or TrainError. `out`: the run's directory, as
@@ -442,7 +334,8 @@ def _load_data(options, data, state, out=None):
     except DataError as error:
         raise TrainError(str(error)) from None
     if state is not None:
-        _check_same_data(options.data, out or options.out, state, pairs.fingerprint)
+        rd.check_same_data(out or options.out, state, options.data, pairs.fingerprint,
+                           log=_log)
     spaced = spaces_warning(pairs.train + pairs.validation + pairs.test, pairs.spec)
     if spaced:
         _log(spaced)
@@ -454,34 +347,6 @@ def _load_data(options, data, state, out=None):
                          f"{len(pairs.validation)} validation pairs; both must be non-empty "
                          "(pairs are split by source: at least 3 distinct sources)")
     return pairs
-
-
-def _check_same_data(spec, out, state, fingerprint):
-    """TrainError when the data of `spec` is not what the run in `out` recorded (a TSV
-    file replaced or edited, a TFDS set rebuilt at another version): its splits, its
-    characters and its validation losses would no longer be those of the run. A run
-    made before fingerprints were recorded gets today's, so later changes are noticed."""
-    if "data_fingerprint" not in state:
-        if fingerprint is not None:
-            _log(f"note: {out} was made before runs recorded their data's size and hash; "
-                 f"recording those of {spec} now")
-        state["data_fingerprint"] = fingerprint
-        return
-    recorded = state["data_fingerprint"]
-    if recorded == fingerprint:
-        return
-    recorded, fingerprint = recorded or {}, fingerprint or {}
-    if recorded.get("kind") == fingerprint.get("kind") == "tsv":
-        if recorded["size"] != fingerprint["size"]:
-            what = f"size {recorded['size']} -> {fingerprint['size']} bytes"
-        else:
-            what = f"same size ({fingerprint['size']} bytes), different SHA-256"
-    else:
-        what = ", ".join(f"{key} {recorded.get(key)!r} -> {fingerprint.get(key)!r}"
-                         for key in sorted(set(recorded) | set(fingerprint))
-                         if recorded.get(key) != fingerprint.get(key))
-    raise TrainError(f"{spec} changed since {out} was trained on it ({what}); train into "
-                     "a new --out, or put the original data back to resume this run")
 
 
 @dataclass
@@ -527,10 +392,10 @@ def _prepare(options, state, pairs, out, distribution):
          f"(source), {tokenizers.target.vocab_size} (target); "
          f"precision {precision} on {device}")
 
-    last = out / rd.CHECKPOINT_DIR / "last.keras"
+    last = out / rd.LAST_CHECKPOINT
     with distribution.scope():
         if state["epochs_done"] and last.is_file():
-            model = _load_checkpoint(last, compile=True)  # the optimizer's state too
+            model = rd.load_keras(last, compile=True)  # the optimizer's state too
         else:
             model = _build_model(_scheduled(options, state), config)
     # XLA compiles once per distinct shape: give it a few.
@@ -679,31 +544,22 @@ def _judge(run, logs):
                            sources=list(run.sample) if outputs else None)
 
 
-def _target_tokenizer_kind(state):
-    """The target tokenizer's kind from the state's record (runs made before a
-    tokenizer per side recorded one shared "type")."""
-    record = state.get("tokenizer") or {}
-    return (record.get("target") or record).get("type", "char")
-
-
 def _trivial_line(run, epoch, verdict):
     """One line: which baselines the epoch does not beat, and (after the first epoch,
     which may just be early) the likely cause and the flag to try."""
     line = (f"epoch {epoch} is no better than a trivial baseline: "
             f"{'; '.join(verdict.reasons)}")
     if epoch > 1:
-        kind = _target_tokenizer_kind(run.state)
+        kind = rd.target_tokenizer_kind(run.state)
         line += (f". Likely cause: "
                  f"{baselines.likely_cause(run.baselines, kind, len(run.train_split))}")
     return line
 
 
 def _save_epoch(run, options, plan, logs, elapsed, verdict):
-    """The epoch's checkpoints, state.json and run.json, all or none: every file is
-    written beside its old self first, and only once all are written (a full disk
-    fails one of these writes) are they renamed over the old ones. A failure leaves
-    the previous epoch's files and state as they were, which the same command resumes
-    from."""
+    """The epoch in the run's state, and its checkpoints, state.json and run.json
+    saved all or none (`run_dir.save_epoch`): a full disk leaves the previous epoch's
+    files and state as they were, which the same command resumes from."""
     state, out = _copy(run.state), run.out
     epoch = state["epochs_done"] + 1
     state["history"].append({"epoch": epoch, "wall_time_s": round(elapsed, 2), **logs,
@@ -716,24 +572,9 @@ def _save_epoch(run, options, plan, logs, elapsed, verdict):
     state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
     info = _run_info(dataclasses.replace(run, state=state), options, plan, metrics={},
                      complete=False)
-    # Renamed in the reverse order of entry: the models, run.json, then state.json,
-    # which is what the next command resumes from.
+    weights = averaging.EPOCH_WEIGHTS.format(epoch) if options.average_checkpoints else None
     try:
-        with contextlib.ExitStack() as stack:
-            def staged(path, suffix=".tmp"):
-                return stack.enter_context(replacing(path, suffix=suffix))
-
-            state_tmp = staged(out / rd.CHECKPOINT_DIR / "state.json")
-            run_tmp = staged(out / rd.RUN_JSON)
-            run.model.save(staged(out / rd.CHECKPOINT_DIR / "last.keras", ".keras"))
-            if improved:
-                run.model.save(staged(out / rd.KERAS_MODEL_FILE, ".keras"))
-            if options.average_checkpoints:
-                run.model.save_weights(staged(
-                    out / rd.CHECKPOINT_DIR / averaging.EPOCH_WEIGHTS.format(epoch),
-                    ".weights.h5"))
-            write_synced(run_tmp, json_text(info))
-            write_synced(state_tmp, json_text(state))
+        rd.save_epoch(out, state, info, run.model, best=improved, weights_name=weights)
         # Only once state.json says this epoch is done: a kill before this line leaves
         # one file too many, which the next epoch's pruning removes.
         averaging.prune_weight_files(out / rd.CHECKPOINT_DIR, averaging.averaged_epochs(
@@ -745,14 +586,6 @@ def _save_epoch(run, options, plan, logs, elapsed, verdict):
                          "to resume") from None
     run.state.clear()
     run.state.update(state)
-
-
-def _load_checkpoint(path, compile=False):
-    """One of the run's .keras files (`run_dir.load_keras`), a damaged one as TrainError."""
-    try:
-        return rd.load_keras(path, compile=compile)
-    except rd.RunDirError as error:
-        raise TrainError(str(error)) from None
 
 
 def _copy(values):
@@ -773,9 +606,9 @@ def _finish(run, options, pairs, plan):
 
     state = run.state
     averaged = _average_checkpoints(run, options)
-    final = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE)
+    final = rd.load_keras(run.out / rd.KERAS_MODEL_FILE)
     best_logs = state["history"][state["best_epoch"] - 1]
-    model_logs = state.get("model_keras") or {"val_loss": best_logs["val_loss"]}
+    model_logs = rd.held_by_model_keras(state)
     how = ("greedy decoding" if options.beam_size == 1
            else f"beam search of {options.beam_size} beams")
     _log(f"final evaluation: {how} on up to {options.eval_samples} validation and test "
@@ -790,9 +623,7 @@ def _finish(run, options, pairs, plan):
                      evaluation_time_s=round(time.monotonic() - started, 2),
                      metric=pairs.metric, train_pairs=len(pairs.train),
                      decoding=describe_decoding(options.beam_size), averaging=averaged)
-    state["complete"] = True
-    write_json(run.out / rd.CHECKPOINT_DIR / "state.json", state)
-    write_json(run.out / rd.RUN_JSON, info)
+    rd.save_finished(run.out, state, info)
     _log("metrics: " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
     return info
 
@@ -816,15 +647,14 @@ def _average_checkpoints(run, options):
     epochs = averaging.averaged_epochs(state["history"], k)
     files = averaging.kept_weight_files(run.out / rd.CHECKPOINT_DIR)
     epochs = [epoch for epoch in epochs if epoch in files]
-    current = state.get("model_keras") or {"epochs": [state["best_epoch"]],
-                                           "val_loss": state["best_val_loss"]}
+    current = rd.held_by_model_keras(state)
     record = {"k": k, "epochs": epochs, "best_single_val_loss": state["best_val_loss"],
               "best_epoch": state["best_epoch"]}
     if len(epochs) < 2:
         _log(f"checkpoint averaging: skipped ({len(epochs)} epoch weight file(s) kept)")
         return {**record, "kept": False, "val_loss": None}
     # A model outside the training strategy: the chief alone evaluates.
-    model = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE, compile=True)
+    model = rd.load_keras(run.out / rd.KERAS_MODEL_FILE, compile=True)
     model.set_weights(averaging.average_weights(
         model, [files[epoch] for epoch in epochs]))
     with warnings.catch_warnings():
@@ -833,8 +663,7 @@ def _average_checkpoints(run, options):
                               verbose=0, return_dict=True)
     kept = logs["loss"] <= current["val_loss"]
     if kept:
-        with replacing(run.out / rd.KERAS_MODEL_FILE, suffix=".keras") as tmp:
-            model.save(tmp)
+        rd.save_model(run.out, model)
         state["model_keras"] = {"epochs": epochs, "val_loss": logs["loss"],
                                 "val_token_accuracy": logs["token_accuracy"]}
     _log(f"checkpoint averaging of epochs {epochs[0]}-{epochs[-1]}: val_loss "
@@ -862,36 +691,22 @@ def _learning_rate_info(options, config):
 
 
 def _run_info(run, options, plan, metrics, complete, **extra):
-    """The run.json dict; `complete` only once the final metrics are in."""
+    """The run.json dict (`run_dir.run_record`); `complete` only once the final
+    metrics are in."""
     state = run.state
-    return {
-        "format_version": rd.RUN_FORMAT_VERSION,
-        "complete": complete,
-        "data": options.data,
-        # The data's size and SHA-256 (tsv) or TFDS name and version: what a resumed
-        # run must be given again (absent in runs made before it was recorded).
-        "data_fingerprint": state.get("data_fingerprint"),
-        "config": run.config.to_dict(),
-        "options": dataclasses.asdict(options),
-        # What was decided from the data (absent in runs made before these choices).
-        "tokenizer": state.get("tokenizer"),
-        "preset": state.get("preset"),
-        "lengths": state.get("lengths"),
-        "precision": run.precision,
-        "device": run.device,
-        "distribution": run.distribution.to_dict(options.batch_size),
-        "schedule": state.get("schedule"),
-        "learning_rate": _learning_rate_info(_scheduled(options, state), run.config),
-        "epochs": options.epochs,
-        "stopping": {**plan.to_dict(), "stopped": plan.stop_reason(state)},
-        "epochs_done": state["epochs_done"],
-        "best_epoch": state["best_epoch"],
-        "wall_time_s": state["wall_time_s"],
-        "truncated": {"source": run.train_split.source_truncated,
-                      "target": run.train_split.target_truncated},
-        "metrics": metrics,
-        "history": state["history"],
+    return rd.run_record(
+        state, complete=complete, metrics=metrics,
+        data=options.data,
+        config=run.config.to_dict(),
+        options=dataclasses.asdict(options),
+        precision=run.precision,
+        device=run.device,
+        distribution=run.distribution.to_dict(options.batch_size),
+        learning_rate=_learning_rate_info(_scheduled(options, state), run.config),
+        epochs=options.epochs,
+        stopping={**plan.to_dict(), "stopped": plan.stop_reason(state)},
+        truncated={"source": run.train_split.source_truncated,
+                   "target": run.train_split.target_truncated},
         # What every epoch was compared with; each history entry has its verdict.
-        "baselines": run.baselines.to_dict(),
-        **extra,
-    }
+        baselines=run.baselines.to_dict(),
+        **extra)

@@ -487,7 +487,7 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
 
 def test_tokenizer_flags_set_each_side_and_both():
     from training.cli import build_parser, options_from_args
-    from training.train import _identity_of
+    from training.run_dir import recorded_identity
 
     def options(*args):
         return options_from_args(build_parser().parse_args(["--out", "x", *args]))
@@ -501,5 +501,5 @@ def test_tokenizer_flags_set_each_side_and_both():
     # A run made with one --tokenizer for both sides keeps its identity.
     old = {key: value for key, value in both.identity().items()
            if key not in ("source_tokenizer", "target_tokenizer")}
-    assert _identity_of({"identity": {**old, "tokenizer": "char"}}) == both.identity()
-    assert _identity_of({"identity": old}) == options().identity()
+    assert recorded_identity({"identity": {**old, "tokenizer": "char"}}) == both.identity()
+    assert recorded_identity({"identity": old}) == options().identity()
