@@ -16,26 +16,18 @@ the default, one device, runs exactly as the kit always did.
 
 import dataclasses
 import json
-import math
-import sys
 import tempfile
 import time
 import warnings
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from kit.tsv import spaces_warning
 from training import averaging, baselines, distribute
 from training import run_dir as rd
 from training.choices import DEFAULT_DATA_WARMUP_STEPS
-from training.options import LostWorkerError, TrainError, check_options, resolve_precision
-
-DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
-
-
-def _log(message):
-    print(message, flush=True)
+from training.epochs import EpochPlan, Run, log, refuse_trivial, run_info, train_epochs
+from training.options import TrainError, check_options, resolve_precision
 
 
 def compile_for_training(model, options, config):
@@ -66,25 +58,6 @@ def _build_model(options, config):
     return compile_for_training(model, options, config)
 
 
-def _nan_guard():
-    import keras
-
-    class NaNGuard(keras.callbacks.Callback):
-        """Stops at the first non-finite loss and remembers where."""
-
-        def __init__(self):
-            super().__init__()
-            self.where = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                self.where = batch
-                self.model.stop_training = True
-
-    return NaNGuard()
-
-
 def _start_or_resume(options, state, pairs, out):
     """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
     the config, keep the samples export needs. A resumed run: read them back.
@@ -102,9 +75,9 @@ def _start_or_resume(options, state, pairs, out):
     from training.pipeline import tokenize
 
     if state is not None:
-        _log(f"resuming {out} after epoch {state['epochs_done']}")
+        log(f"resuming {out} after epoch {state['epochs_done']}")
         if "lengths" in state:
-            _log(Lengths(**state["lengths"]).describe())
+            log(Lengths(**state["lengths"]).describe())
         # run.json stays as it is (a finished run stays exportable) until a new epoch
         # completes and replaces it; state.json says training is under way.
         state["complete"] = False
@@ -119,20 +92,20 @@ def _start_or_resume(options, state, pairs, out):
     except ChoiceError as error:
         raise TrainError(str(error)) from None
     for side in ("source", "target"):
-        _log(tokenizer_record[side].pop("message"))
+        log(tokenizer_record[side].pop("message"))
     train_ids = tokenize(pairs.train, tokenizers)
     preset_name, preset_reason = choose_preset(
         options.preset, kind, len(pairs.train), sum(len(target) for _, target in train_ids))
-    _log(f"preset {preset_name} ({preset_reason})")
+    log(f"preset {preset_name} ({preset_reason})")
     preset_config = preset(preset_name)
     try:
         lengths = _choose_lengths(options, kind, train_ids, preset_config)
     except LengthError as error:
         raise TrainError(str(error)) from None
-    _log(lengths.describe())
+    log(lengths.describe())
     norm_first, warmup_steps, schedule_reason = choose_schedule(
         kind, len(pairs.train), options.batch_size, options.warmup_steps)
-    _log(f"schedule {schedule_reason}")
+    log(f"schedule {schedule_reason}")
     try:
         config = preset(preset_name, source_vocab_size=tokenizers.source.vocab_size,
                         target_vocab_size=tokenizers.target.vocab_size, norm_first=norm_first,
@@ -232,38 +205,23 @@ def train(options):
 def _train(options, data, task, writes_out):
     out = Path(options.out)
     state = rd.clear_failed_start_or_resume(out, options.identity(), owner=writes_out,
-                                            log=_log)
-    plan = _EpochPlan.of(options)
+                                            log=log)
+    plan = EpochPlan.of(options)
     finished = state and plan.stop_reason(state) and rd.finished_run(out, state)
     if finished:
-        _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs: "
-             f"{plan.stop_reason(state)}); nothing to do")
+        log(f"{out} already holds this run, finished ({state['epochs_done']} epochs: "
+            f"{plan.stop_reason(state)}); nothing to do")
         return finished
     if not writes_out:
         return _train_as_worker(options, data, state, plan, task)
     distribution = _distribution(options, task)
     pairs = _load_data(options, data, state)
     run = _prepare(options, state, pairs, out, distribution)
-    _train_epochs(run, options, plan)
+    train_epochs(run, options, plan)
     info = _finish(run, options, pairs, plan)
     if not options.accept_trivial:
-        _refuse_trivial(run)
+        refuse_trivial(run)
     return info
-
-
-def _refuse_trivial(run):
-    """A run whose best epoch is still no better than a trivial baseline ends in an
-    error (its files are kept: the user may look, or resume with more epochs)."""
-    state = run.state
-    verdict = state["history"][state["best_epoch"] - 1].get("baselines_verdict")
-    if verdict and verdict["trivial"]:
-        kind = rd.target_tokenizer_kind(state)
-        raise TrainError(
-            f"the model learned nothing useful: its best epoch ({state['best_epoch']}) is "
-            f"no better than a trivial baseline ({'; '.join(verdict['reasons'])}). Likely "
-            f"cause: {baselines.likely_cause(run.baselines, kind, len(run.train_split))}. "
-            f"The run is kept in {run.out} (run.json says what was measured; "
-            "--accept-trivial exits 0 all the same)")
 
 
 def _train_as_worker(options, data, state, plan, task):
@@ -277,49 +235,18 @@ def _train_as_worker(options, data, state, plan, task):
         distribution = _distribution(mine, task)
         pairs = _load_data(mine, data, state, out=options.out)
         run = _prepare(mine, state, pairs, Path(scratch), distribution)
-        _train_epochs(run, mine, plan)
-        _log(f"{task.kind} {task.index} done; the chief writes {options.out}")
-        return _run_info(run, mine, plan, metrics={}, complete=False)
+        train_epochs(run, mine, plan)
+        log(f"{task.kind} {task.index} done; the chief writes {options.out}")
+        return run_info(run, mine, plan, metrics={}, complete=False)
 
 
 def _distribution(options, task):
     """The strategy, created before any other TensorFlow op (MultiWorkerMirroredStrategy
     must set up the collectives first)."""
     distribution = distribute.resolve(options.strategy, task, options.worker_timeout,
-                                      log=_log)
-    _log(distribution.describe(options.batch_size))
+                                      log=log)
+    log(distribution.describe(options.batch_size))
     return distribution
-
-
-@dataclass
-class _EpochPlan:
-    """When training stops: after `total` epochs, or (with `patience`) once the
-    validation loss has not improved for `patience` epochs, whichever comes first."""
-
-    total: int  # the most epochs
-    patience: int = None  # None: exactly `total` epochs
-
-    @classmethod
-    def of(cls, options):
-        if options.epochs != "auto":
-            return cls(options.epochs)
-        if options.data == "default":
-            return cls(DEFAULT_DATA_EPOCHS)
-        return cls(options.max_epochs, options.patience)
-
-    def stop_reason(self, state):
-        """Why training is over after the epochs in `state`, or None to go on."""
-        done, best = state["epochs_done"], state.get("best_epoch")
-        if self.patience and best and done - best >= self.patience:
-            return (f"val_loss has not improved for {done - best} epochs, best at epoch "
-                    f"{best}")
-        if done >= self.total:
-            return f"{'the most, ' if self.patience else ''}{self.total} epochs done"
-        return None
-
-    def to_dict(self):
-        return {"max_epochs": self.total, "patience": self.patience,
-                "rule": "fixed" if self.patience is None else "until no improvement"}
 
 
 def _load_data(options, data, state, out=None):
@@ -335,39 +262,18 @@ def _load_data(options, data, state, out=None):
         raise TrainError(str(error)) from None
     if state is not None:
         rd.check_same_data(out or options.out, state, options.data, pairs.fingerprint,
-                           log=_log)
+                           log=log)
     spaced = spaces_warning(pairs.train + pairs.validation + pairs.test, pairs.spec)
     if spaced:
-        _log(spaced)
+        log(spaced)
     if pairs.skipped:
-        _log(f"skipped {pairs.skipped} malformed line(s) (first: {pairs.skipped_lines}); "
-             "--strict makes them an error")
+        log(f"skipped {pairs.skipped} malformed line(s) (first: {pairs.skipped_lines}); "
+            "--strict makes them an error")
     if not pairs.train or not pairs.validation:
         raise TrainError(f"{options.data} gave {len(pairs.train)} training and "
                          f"{len(pairs.validation)} validation pairs; both must be non-empty "
                          "(pairs are split by source: at least 3 distinct sources)")
     return pairs
-
-
-@dataclass
-class _Run:
-    """What the epochs need, prepared once."""
-
-    out: Path
-    state: dict
-    tokenizers: object  # kit.tokenizers.TokenizerPair
-    config: object
-    model: object
-    train_split: object
-    val_split: object  # training.pipeline.EncodedSplit, for the averaged model's loss
-    val_data: object
-    static_shapes: tuple
-    precision: str
-    device: str
-    callbacks: list
-    distribution: object  # distribute.Distribution
-    baselines: object  # training.baselines.Baselines of the validation split
-    sample: dict  # validation sources decoded after each epoch -> their targets
 
 
 def _prepare(options, state, pairs, out, distribution):
@@ -387,10 +293,10 @@ def _prepare(options, state, pairs, out, distribution):
     lengths = (config.max_source_length, config.max_target_length)
     train_split = truncate_split(train_ids, *lengths)
     val_split = encode_split(pairs.validation, tokenizers, *lengths)
-    _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
-         f"{len(pairs.test)} test pairs; vocabularies {tokenizers.source.vocab_size} "
-         f"(source), {tokenizers.target.vocab_size} (target); "
-         f"precision {precision} on {device}")
+    log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
+        f"{len(pairs.test)} test pairs; vocabularies {tokenizers.source.vocab_size} "
+        f"(source), {tokenizers.target.vocab_size} (target); "
+        f"precision {precision} on {device}")
 
     last = out / rd.LAST_CHECKPOINT
     with distribution.scope():
@@ -406,10 +312,11 @@ def _prepare(options, state, pairs, out, distribution):
     distribute.adapt_model(model, distribution, val_data.element_spec)
     _check_workers_agree(distribution, out, state)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
-    return _Run(out, state, tokenizers, config, model, train_split, val_split, val_data, static,
-                precision, device, [tensorboard], distribution,
-                _baselines(options, config, tokenizers, pairs, train_split, val_split),
-                _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
+    return Run(out, state, tokenizers, config, model, train_split, val_split, val_data, static,
+               precision, device, [tensorboard], distribution,
+               _learning_rate_info(_scheduled(options, state), config),
+               _baselines(options, config, tokenizers, pairs, train_split, val_split),
+               _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
 
 
 def _baselines(options, config, tokenizers, pairs, train_split, val_split):
@@ -435,163 +342,6 @@ def _check_workers_agree(distribution, out, state):
                          "shared file system)")
 
 
-def _duration(seconds):
-    """'42 s', '3 min 05 s', '1 h 07 min': for the per-epoch line."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _epoch_line(state, plan, logs, elapsed):
-    """'epoch 3/8: 41 s; 2 min 05 s so far, about 3 min 25 s left; val_loss ...'."""
-    done = state["epochs_done"]
-    # The first epoch of a process also builds the graph: the later ones say more.
-    times = [entry["wall_time_s"] for entry in state["history"]]
-    times = times[1:] or times
-    left = sum(times) / len(times) * (plan.total - done)
-    if done >= plan.total:
-        remaining = "the last epoch"
-    elif plan.patience is None:
-        remaining = f"about {_duration(left)} left"
-    else:
-        remaining = (f"at most {_duration(left)} left (until val_loss has not improved for "
-                     f"{plan.patience} epochs)")
-    best = " (best)" if state["best_epoch"] == done else f" (best: epoch {state['best_epoch']})"
-    return (f"epoch {done}/{plan.total}: {_duration(elapsed)}; "
-            f"{_duration(state['wall_time_s'])} so far, {remaining}; val_loss "
-            f"{logs['val_loss']:.4f}{best}, val_token_accuracy {logs['val_token_accuracy']:.4f}")
-
-
-def _one_epoch_callback():
-    import keras
-
-    class OneEpoch(keras.callbacks.Callback):
-        """Ends `fit` after one epoch. `fit` is called with epochs=the plan's total and
-        initial_epoch=this epoch, so that Keras's progress bar header reads "Epoch
-        3/8" and not "Epoch 3/3"; each epoch has its own shuffled dataset, so each is
-        its own `fit` call."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.stop_training = True
-
-    return OneEpoch()
-
-
-def _train_epochs(run, options, plan):
-    """One `fit` call per epoch over that epoch's own shuffled data (seed + epoch),
-    until `plan` says stop; after each, the checkpoints, state.json and run.json are
-    replaced atomically, so an interruption loses at most the epoch under way.
-
-    In a terminal Keras shows its progress bar; in a log (not a tty) there is one line
-    per epoch, ours."""
-    from training.pipeline import make_dataset
-
-    state = run.state
-    while plan.stop_reason(state) is None:
-        epoch = state["epochs_done"]
-        started = time.monotonic()
-        guard = _nan_guard()
-        train_data = distribute.distributed_input(
-            make_dataset(run.train_split, options.batch_size, shuffle=True,
-                         seed=options.seed * 100_003 + epoch, static_shapes=run.static_shapes),
-            run.distribution)
-        with warnings.catch_warnings():
-            # Bucketed batches have no known count: Keras warns at each epoch's end.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            try:
-                history = run.model.fit(train_data, validation_data=run.val_data,
-                                        epochs=plan.total, initial_epoch=epoch, shuffle=False,
-                                        callbacks=[guard, _one_epoch_callback(),
-                                                   *run.callbacks],
-                                        verbose=1 if sys.stdout.isatty() else 0)
-            except Exception as error:
-                if run.distribution.workers > 1 and distribute.lost_worker(error):
-                    raise LostWorkerError(
-                        f"a worker of the cluster stopped during epoch {epoch + 1} "
-                        f"({type(error).__name__}); nothing of this epoch was saved. Start "
-                        "every worker again with the same command to resume") from None
-                raise
-        if guard.where is not None:
-            raise TrainError(f"the loss became NaN at epoch {epoch + 1}, batch {guard.where + 1}; "
-                             "nothing of this epoch was saved. Lower --learning-rate, or "
-                             "train with --precision float32")
-        logs = {k: float(v[-1]) for k, v in history.history.items()}
-        verdict = _judge(run, logs)
-        elapsed = time.monotonic() - started
-        _save_epoch(run, options, plan, logs, elapsed, verdict)
-        _log(_epoch_line(state, plan, logs, elapsed))
-        if verdict.trivial:
-            _log(_trivial_line(run, epoch + 1, verdict))
-    _log(f"training stops: {plan.stop_reason(state)}; model.keras is epoch "
-         f"{state['best_epoch']} (lowest val_loss {state['best_val_loss']:.4f})")
-
-
-def _judge(run, logs):
-    """This epoch against the trivial baselines, with a decoded sample of validation
-    sources (skipped across several workers: each would decode it)."""
-    outputs = references = None
-    if run.sample and run.distribution.workers == 1:
-        from training.evaluate import greedy_translate
-
-        outputs = greedy_translate(run.model, run.tokenizers, list(run.sample))
-        references = list(run.sample.values())
-    majority = run.tokenizers.target.decode([run.baselines.majority_token]) or "</s>"
-    return baselines.judge(run.baselines, logs["val_loss"], logs["val_token_accuracy"],
-                           outputs, references, token_name=repr(majority),
-                           sources=list(run.sample) if outputs else None)
-
-
-def _trivial_line(run, epoch, verdict):
-    """One line: which baselines the epoch does not beat, and (after the first epoch,
-    which may just be early) the likely cause and the flag to try."""
-    line = (f"epoch {epoch} is no better than a trivial baseline: "
-            f"{'; '.join(verdict.reasons)}")
-    if epoch > 1:
-        kind = rd.target_tokenizer_kind(run.state)
-        line += (f". Likely cause: "
-                 f"{baselines.likely_cause(run.baselines, kind, len(run.train_split))}")
-    return line
-
-
-def _save_epoch(run, options, plan, logs, elapsed, verdict):
-    """The epoch in the run's state, and its checkpoints, state.json and run.json
-    saved all or none (`run_dir.save_epoch`): a full disk leaves the previous epoch's
-    files and state as they were, which the same command resumes from."""
-    state, out = _copy(run.state), run.out
-    epoch = state["epochs_done"] + 1
-    state["history"].append({"epoch": epoch, "wall_time_s": round(elapsed, 2), **logs,
-                             "baselines_verdict": verdict.to_dict()})
-    improved = state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]
-    if improved:
-        state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch
-        state["model_keras"] = {"epochs": [epoch], "val_loss": logs["val_loss"]}
-    state["epochs_done"] = epoch
-    state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
-    info = _run_info(dataclasses.replace(run, state=state), options, plan, metrics={},
-                     complete=False)
-    weights = averaging.EPOCH_WEIGHTS.format(epoch) if options.average_checkpoints else None
-    try:
-        rd.save_epoch(out, state, info, run.model, best=improved, weights_name=weights)
-        # Only once state.json says this epoch is done: a kill before this line leaves
-        # one file too many, which the next epoch's pruning removes.
-        averaging.prune_weight_files(out / rd.CHECKPOINT_DIR, averaging.averaged_epochs(
-            state["history"], options.average_checkpoints))
-    except OSError as error:  # a full disk, a quota: the machine's refusal, not a bug
-        kept = f"as of epoch {epoch - 1}" if epoch > 1 else "with no epoch"
-        raise TrainError(f"{error.strerror or error} while saving epoch {epoch} in {out}; "
-                         f"the run is kept {kept}: make room, then run the same command "
-                         "to resume") from None
-    run.state.clear()
-    run.state.update(state)
-
-
-def _copy(values):
-    return json.loads(json.dumps(values))
-
-
 def _format_metric(value):
     """2 to 4 significant digits: 'val_loss 0.1634', 'val_exact_match 99.95'."""
     if isinstance(value, float):
@@ -611,20 +361,20 @@ def _finish(run, options, pairs, plan):
     model_logs = rd.held_by_model_keras(state)
     how = ("greedy decoding" if options.beam_size == 1
            else f"beam search of {options.beam_size} beams")
-    _log(f"final evaluation: {how} on up to {options.eval_samples} validation and test "
-         "sources")
+    log(f"final evaluation: {how} on up to {options.eval_samples} validation and test "
+        "sources")
     started = time.monotonic()
     metrics = {"val_loss": model_logs["val_loss"],
                "val_token_accuracy": model_logs.get("val_token_accuracy",
                                                     best_logs["val_token_accuracy"]),
                **_decoding_metrics(final, run.tokenizers, pairs, options.eval_samples,
                                    options.beam_size)}
-    info = _run_info(run, options, plan, metrics, complete=True,
-                     evaluation_time_s=round(time.monotonic() - started, 2),
-                     metric=pairs.metric, train_pairs=len(pairs.train),
-                     decoding=describe_decoding(options.beam_size), averaging=averaged)
+    info = run_info(run, options, plan, metrics, complete=True,
+                    evaluation_time_s=round(time.monotonic() - started, 2),
+                    metric=pairs.metric, train_pairs=len(pairs.train),
+                    decoding=describe_decoding(options.beam_size), averaging=averaged)
     rd.save_finished(run.out, state, info)
-    _log("metrics: " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
+    log("metrics: " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
     return info
 
 
@@ -651,7 +401,7 @@ def _average_checkpoints(run, options):
     record = {"k": k, "epochs": epochs, "best_single_val_loss": state["best_val_loss"],
               "best_epoch": state["best_epoch"]}
     if len(epochs) < 2:
-        _log(f"checkpoint averaging: skipped ({len(epochs)} epoch weight file(s) kept)")
+        log(f"checkpoint averaging: skipped ({len(epochs)} epoch weight file(s) kept)")
         return {**record, "kept": False, "val_loss": None}
     # A model outside the training strategy: the chief alone evaluates.
     model = rd.load_keras(run.out / rd.KERAS_MODEL_FILE, compile=True)
@@ -666,10 +416,10 @@ def _average_checkpoints(run, options):
         rd.save_model(run.out, model)
         state["model_keras"] = {"epochs": epochs, "val_loss": logs["loss"],
                                 "val_token_accuracy": logs["token_accuracy"]}
-    _log(f"checkpoint averaging of epochs {epochs[0]}-{epochs[-1]}: val_loss "
-         f"{logs['loss']:.4f} against {current['val_loss']:.4f} for "
-         f"{_epochs_text(current['epochs'])}; model.keras is "
-         f"{'the average' if kept else _epochs_text(current['epochs'])}")
+    log(f"checkpoint averaging of epochs {epochs[0]}-{epochs[-1]}: val_loss "
+        f"{logs['loss']:.4f} against {current['val_loss']:.4f} for "
+        f"{_epochs_text(current['epochs'])}; model.keras is "
+        f"{'the average' if kept else _epochs_text(current['epochs'])}")
     return {**record, "kept": kept, "val_loss": logs["loss"],
             "val_token_accuracy": logs["token_accuracy"]}
 
@@ -689,24 +439,3 @@ def _learning_rate_info(options, config):
             "formula": "model_dim^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)",
             "per": per}
 
-
-def _run_info(run, options, plan, metrics, complete, **extra):
-    """The run.json dict (`run_dir.run_record`); `complete` only once the final
-    metrics are in."""
-    state = run.state
-    return rd.run_record(
-        state, complete=complete, metrics=metrics,
-        data=options.data,
-        config=run.config.to_dict(),
-        options=dataclasses.asdict(options),
-        precision=run.precision,
-        device=run.device,
-        distribution=run.distribution.to_dict(options.batch_size),
-        learning_rate=_learning_rate_info(_scheduled(options, state), run.config),
-        epochs=options.epochs,
-        stopping={**plan.to_dict(), "stopped": plan.stop_reason(state)},
-        truncated={"source": run.train_split.source_truncated,
-                   "target": run.train_split.target_truncated},
-        # What every epoch was compared with; each history entry has its verdict.
-        baselines=run.baselines.to_dict(),
-        **extra)

@@ -28,8 +28,9 @@ from training.choices import (
     train_tokenizers,
 )
 from training.data import load_pairs
+from training.epochs import EpochPlan
 from training.options import DEFAULT_BEAM_SIZE, TrainOptions
-from training.train import _EpochPlan, _grouped
+from training.train import _grouped
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -288,13 +289,13 @@ def test_when_auto_epochs_stop():
         best = min(range(len(losses)), key=losses.__getitem__) + 1 if losses else None
         return {"epochs_done": len(losses), "best_epoch": best}
 
-    auto = _EpochPlan.of(TrainOptions(data="tsv:x", patience=2, max_epochs=6))
+    auto = EpochPlan.of(TrainOptions(data="tsv:x", patience=2, max_epochs=6))
     assert auto.stop_reason(state([3.0, 2.0, 2.1])) is None
     assert "not improved for 2 epochs, best at epoch 2" in auto.stop_reason(
         state([3.0, 2.0, 2.1, 2.2]))
     assert "6 epochs" in auto.stop_reason(state([6, 5, 4, 3, 2, 1]))
-    assert _EpochPlan.of(TrainOptions(data="default")) == _EpochPlan(8)
-    fixed = _EpochPlan.of(TrainOptions(data="tsv:x", epochs=3))
+    assert EpochPlan.of(TrainOptions(data="default")) == EpochPlan(8)
+    fixed = EpochPlan.of(TrainOptions(data="tsv:x", epochs=3))
     assert fixed.stop_reason(state([1.0, 2.0])) is None
     assert fixed.stop_reason(state([1.0, 2.0, 3.0])) == "3 epochs done"
 
