@@ -18,40 +18,19 @@ import dataclasses
 import json
 import tempfile
 import time
-import warnings
 import zlib
 from pathlib import Path
 
 from kit.tsv import spaces_warning
 from training import averaging, baselines, distribute
 from training import run_dir as rd
-from training.choices import DEFAULT_DATA_WARMUP_STEPS
 from training.epochs import EpochPlan, Run, log, refuse_trivial, run_info, train_epochs
 from training.options import TrainError, check_options, resolve_precision
 
 
-def compile_for_training(model, options, config):
-    """Compile `model` as `python -m kit train` does: Adam 0.9/0.98/1e-9 on the paper's
-    warm-up schedule (or `options.learning_rate`), the label-smoothed loss weighted by
-    the pipeline's sample weights, token accuracy. The benchmarks compile with it too."""
-    import keras
-
-    from training.losses import SmoothedSparseCrossentropy, WarmupInverseSqrt, tutorial_adam
-
-    learning_rate = (options.learning_rate if options.learning_rate is not None
-                     else WarmupInverseSqrt(config.model_dim, options.warmup_steps or
-                                            DEFAULT_DATA_WARMUP_STEPS))
-    model.compile(
-        optimizer=tutorial_adam(learning_rate),
-        loss=SmoothedSparseCrossentropy(options.label_smoothing),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-        jit_compile=options.jit_compile,
-    )
-    return model
-
-
 def _build_model(options, config):
     from kit.models import Seq2SeqTransformer
+    from training.losses import compile_for_training
 
     model = Seq2SeqTransformer(config)
     model.build()
@@ -284,6 +263,7 @@ def _prepare(options, state, pairs, out, distribution):
         device = distribution.devices
     import keras
 
+    from training.losses import learning_rate_record
     from training.pipeline import encode_split, make_dataset, truncate_split
 
     keras.mixed_precision.set_global_policy(precision)
@@ -314,7 +294,7 @@ def _prepare(options, state, pairs, out, distribution):
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
     return Run(out, state, tokenizers, config, model, train_split, val_split, val_data, static,
                precision, device, [tensorboard], distribution,
-               _learning_rate_info(_scheduled(options, state), config),
+               learning_rate_record(_scheduled(options, state), config),
                _baselines(options, config, tokenizers, pairs, train_split, val_split),
                _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
 
@@ -355,7 +335,9 @@ def _finish(run, options, pairs, plan):
     from training.evaluate import describe_decoding
 
     state = run.state
-    averaged = _average_checkpoints(run, options)
+    averaged = averaging.average_checkpoints(run.out, run.state, run.val_split,
+                                             options.average_checkpoints,
+                                             options.batch_size, log=log)
     final = rd.load_keras(run.out / rd.KERAS_MODEL_FILE)
     best_logs = state["history"][state["best_epoch"] - 1]
     model_logs = rd.held_by_model_keras(state)
@@ -383,59 +365,3 @@ def _scheduled(options, state):
     none recorded: theirs was --warmup-steps, or 1000 then)."""
     chosen = (state.get("schedule") or {}).get("warmup_steps")
     return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
-
-
-def _average_checkpoints(run, options):
-    """Averages the weights of the last `--average-checkpoints` epochs; the mean becomes
-    model.keras when its validation loss is not above that of what model.keras holds
-    (the best epoch). Returns run.json's "averaging" record (None when turned off)."""
-    from training.pipeline import make_dataset
-
-    k, state = options.average_checkpoints, run.state
-    if not k:
-        return None
-    epochs = averaging.averaged_epochs(state["history"], k)
-    files = averaging.kept_weight_files(run.out / rd.CHECKPOINT_DIR)
-    epochs = [epoch for epoch in epochs if epoch in files]
-    current = rd.held_by_model_keras(state)
-    record = {"k": k, "epochs": epochs, "best_single_val_loss": state["best_val_loss"],
-              "best_epoch": state["best_epoch"]}
-    if len(epochs) < 2:
-        log(f"checkpoint averaging: skipped ({len(epochs)} epoch weight file(s) kept)")
-        return {**record, "kept": False, "val_loss": None}
-    # A model outside the training strategy: the chief alone evaluates.
-    model = rd.load_keras(run.out / rd.KERAS_MODEL_FILE, compile=True)
-    model.set_weights(averaging.average_weights(
-        model, [files[epoch] for epoch in epochs]))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        logs = model.evaluate(make_dataset(run.val_split, options.batch_size, shuffle=False),
-                              verbose=0, return_dict=True)
-    kept = logs["loss"] <= current["val_loss"]
-    if kept:
-        rd.save_model(run.out, model)
-        state["model_keras"] = {"epochs": epochs, "val_loss": logs["loss"],
-                                "val_token_accuracy": logs["token_accuracy"]}
-    log(f"checkpoint averaging of epochs {epochs[0]}-{epochs[-1]}: val_loss "
-        f"{logs['loss']:.4f} against {current['val_loss']:.4f} for "
-        f"{_epochs_text(current['epochs'])}; model.keras is "
-        f"{'the average' if kept else _epochs_text(current['epochs'])}")
-    return {**record, "kept": kept, "val_loss": logs["loss"],
-            "val_token_accuracy": logs["token_accuracy"]}
-
-
-def _epochs_text(epochs):
-    return f"epoch {epochs[0]}" if len(epochs) == 1 else \
-        f"the average of epochs {epochs[0]}-{epochs[-1]}"
-
-
-def _learning_rate_info(options, config):
-    """The schedule as run.json states it: per global batch, whatever the replicas."""
-    per = "optimizer step: one per global batch, the same on every --strategy"
-    if options.learning_rate is not None:
-        return {"schedule": "constant", "value": options.learning_rate, "per": per}
-    return {"schedule": "warmup_inverse_sqrt", "model_dim": config.model_dim,
-            "warmup_steps": options.warmup_steps or DEFAULT_DATA_WARMUP_STEPS,
-            "formula": "model_dim^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)",
-            "per": per}
-
