@@ -125,6 +125,7 @@ class RunInfo:
     complete: bool
     epochs_done: int
     metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)  # one entry per epoch: its losses, time
     raw: dict = field(default_factory=dict)
 
 
@@ -323,7 +324,7 @@ def read_run(run_dir):
         return RunInfo(path=path, config=raw["config"], data=raw["data"], metric=raw["metric"],
                        precision=raw["precision"], complete=True,
                        epochs_done=raw["epochs_done"], metrics=raw.get("metrics", {}),
-                       raw=raw)
+                       history=raw.get("history", []), raw=raw)
     except KeyError as error:
         raise RunDirError(f"{info_path} lacks the field {error}") from None
 
