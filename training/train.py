@@ -1,4 +1,10 @@
-"""Train a Seq2SeqTransformer on a data spec into a resumable run directory.
+"""Train a Seq2SeqTransformer on a data spec into a resumable run directory: the
+script of a run, from the options to the final metrics.
+
+    training/options.py   the options, their limits, checked before anything is written
+    training/run_dir.py   the run directory: fresh, a failed start, resumed or finished,
+                          and the files written in it
+    training/epochs.py    when to stop, one `fit` per epoch, its line and its files
 
 The loop runs one `fit` call per epoch over that epoch's own shuffled dataset (seed +
 epoch), then checkpoints. An interrupted run, started again with the same arguments,
@@ -26,139 +32,6 @@ from training import averaging, baselines, distribute
 from training import run_dir as rd
 from training.epochs import EpochPlan, Run, log, refuse_trivial, run_info, train_epochs
 from training.options import TrainError, check_options, resolve_precision
-
-
-def _build_model(options, config):
-    from kit.models import Seq2SeqTransformer
-    from training.losses import compile_for_training
-
-    model = Seq2SeqTransformer(config)
-    model.build()
-    return compile_for_training(model, options, config)
-
-
-def _start_or_resume(options, state, pairs, out):
-    """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
-    the config, keep the samples export needs. A resumed run: read them back.
-    Returns (tokenizers, config, state, train_ids): tokenizers a
-    `kit.tokenizers.TokenizerPair`, train_ids the training split's token ids, whole
-    (`pipeline.tokenize`): tokenized once, for the choices and for training."""
-    from kit.models import TransformerConfig, preset
-    from training.choices import (
-        ChoiceError,
-        choose_preset,
-        choose_schedule,
-        train_tokenizers,
-    )
-    from training.lengths import LengthError, Lengths
-    from training.pipeline import tokenize
-
-    if state is not None:
-        log(f"resuming {out} after epoch {state['epochs_done']}")
-        if "lengths" in state:
-            log(Lengths(**state["lengths"]).describe())
-        # run.json stays as it is (a finished run stays exportable) until a new epoch
-        # completes and replaces it; state.json says training is under way.
-        state["complete"] = False
-        tokenizers = rd.load_tokenizers(out)
-        return (tokenizers, TransformerConfig.from_dict(state["config"]), state,
-                tokenize(pairs.train, tokenizers))
-    kind = pairs.kind
-    try:
-        tokenizers, tokenizer_record = train_tokenizers(
-            pairs.train, options.source_tokenizer, options.target_tokenizer,
-            options.vocab_size)
-    except ChoiceError as error:
-        raise TrainError(str(error)) from None
-    for side in ("source", "target"):
-        log(tokenizer_record[side].pop("message"))
-    train_ids = tokenize(pairs.train, tokenizers)
-    preset_name, preset_reason = choose_preset(
-        options.preset, kind, len(pairs.train), sum(len(target) for _, target in train_ids))
-    log(f"preset {preset_name} ({preset_reason})")
-    preset_config = preset(preset_name)
-    try:
-        lengths = _choose_lengths(options, kind, train_ids, preset_config)
-    except LengthError as error:
-        raise TrainError(str(error)) from None
-    log(lengths.describe())
-    norm_first, warmup_steps, schedule_reason = choose_schedule(
-        kind, len(pairs.train), options.batch_size, options.warmup_steps)
-    log(f"schedule {schedule_reason}")
-    try:
-        config = preset(preset_name, source_vocab_size=tokenizers.source.vocab_size,
-                        target_vocab_size=tokenizers.target.vocab_size, norm_first=norm_first,
-                        max_source_length=lengths.source, max_target_length=lengths.target)
-    except ValueError as error:
-        raise TrainError(str(error)) from None
-    state = rd.new_state(
-        options.identity(), config.to_dict(), tokenizer=tokenizer_record,
-        preset={"name": preset_name, "reason": preset_reason},
-        schedule={"norm_first": norm_first, "warmup_steps": warmup_steps,
-                  "reason": schedule_reason},
-        lengths=lengths.to_dict(), data_fingerprint=pairs.fingerprint)
-    rd.save_start(out, state, tokenizers, pairs.train, pairs.test or pairs.validation,
-                  options.seed)
-    return tokenizers, config, state, train_ids
-
-
-def _choose_lengths(options, kind, train_ids, preset_config):
-    """S and T: those given, else from the training split's token lengths (`train_ids`,
-    `pipeline.tokenize`'s). The built-in data keeps its preset's (the README's figures
-    were measured with them)."""
-    from training.lengths import choose_lengths
-
-    source, target = options.max_source_length, options.max_target_length
-    from_preset = []
-    if kind == "default":
-        if source is None:
-            source = preset_config.max_source_length
-            from_preset.append("S")
-        if target is None:
-            target = preset_config.max_target_length
-            from_preset.append("T")
-    lengths = choose_lengths([len(source) for source, _ in train_ids],
-                             [len(target) for _, target in train_ids],
-                             source=source, target=target,
-                             from_preset=[{"S": "source", "T": "target"}[side]
-                                          for side in from_preset])
-    if len(from_preset) == 2:
-        lengths.chosen = "the preset's"
-    elif from_preset:
-        lengths.chosen = f"{from_preset[0]} the preset's"
-    return lengths
-
-
-def _grouped(pairs, samples):
-    """The first `samples` distinct sources of `pairs`, each with all its targets:
-    alternative right answers (a word's two pronunciations), in order."""
-    grouped = {}
-    for source, target in pairs:
-        if source in grouped:
-            grouped[source].append(target)
-        elif len(grouped) < samples:
-            grouped[source] = [target]
-    return grouped
-
-
-def _decoding_metrics(model, tokenizers, pairs, samples, beam_size=1):
-    """Task metrics of decoding with the KV cache (greedy, or beam search of
-    `beam_size`) on the first `samples` distinct sources of the validation and test
-    splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
-    it equals any of its source's targets; CER and WER take the closest one."""
-    from training.evaluate import task_metrics, translate
-
-    metrics = {}
-    for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
-        grouped = _grouped(split_pairs, samples)
-        if not grouped:
-            continue
-        hypotheses = translate(model, tokenizers, list(grouped), beam_size)
-        for name, value in task_metrics(pairs.metric, hypotheses,
-                                        list(grouped.values())).items():
-            metrics[f"{split_name}_{name}"] = round(value, 3)
-        metrics[f"{split_name}_decoded"] = len(grouped)
-    return metrics
 
 
 def train(options):
@@ -299,6 +172,114 @@ def _prepare(options, state, pairs, out, distribution):
                _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
 
 
+def _start_or_resume(options, state, pairs, out):
+    """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
+    the config, keep the samples export needs. A resumed run: read them back.
+    Returns (tokenizers, config, state, train_ids): tokenizers a
+    `kit.tokenizers.TokenizerPair`, train_ids the training split's token ids, whole
+    (`pipeline.tokenize`): tokenized once, for the choices and for training."""
+    from kit.models import TransformerConfig, preset
+    from training.choices import (
+        ChoiceError,
+        choose_preset,
+        choose_schedule,
+        train_tokenizers,
+    )
+    from training.lengths import LengthError, Lengths
+    from training.pipeline import tokenize
+
+    if state is not None:
+        log(f"resuming {out} after epoch {state['epochs_done']}")
+        if "lengths" in state:
+            log(Lengths(**state["lengths"]).describe())
+        # run.json stays as it is (a finished run stays exportable) until a new epoch
+        # completes and replaces it; state.json says training is under way.
+        state["complete"] = False
+        tokenizers = rd.load_tokenizers(out)
+        return (tokenizers, TransformerConfig.from_dict(state["config"]), state,
+                tokenize(pairs.train, tokenizers))
+    kind = pairs.kind
+    try:
+        tokenizers, tokenizer_record = train_tokenizers(
+            pairs.train, options.source_tokenizer, options.target_tokenizer,
+            options.vocab_size)
+    except ChoiceError as error:
+        raise TrainError(str(error)) from None
+    for side in ("source", "target"):
+        log(tokenizer_record[side].pop("message"))
+    train_ids = tokenize(pairs.train, tokenizers)
+    preset_name, preset_reason = choose_preset(
+        options.preset, kind, len(pairs.train), sum(len(target) for _, target in train_ids))
+    log(f"preset {preset_name} ({preset_reason})")
+    preset_config = preset(preset_name)
+    try:
+        lengths = _choose_lengths(options, kind, train_ids, preset_config)
+    except LengthError as error:
+        raise TrainError(str(error)) from None
+    log(lengths.describe())
+    norm_first, warmup_steps, schedule_reason = choose_schedule(
+        kind, len(pairs.train), options.batch_size, options.warmup_steps)
+    log(f"schedule {schedule_reason}")
+    try:
+        config = preset(preset_name, source_vocab_size=tokenizers.source.vocab_size,
+                        target_vocab_size=tokenizers.target.vocab_size, norm_first=norm_first,
+                        max_source_length=lengths.source, max_target_length=lengths.target)
+    except ValueError as error:
+        raise TrainError(str(error)) from None
+    state = rd.new_state(
+        options.identity(), config.to_dict(), tokenizer=tokenizer_record,
+        preset={"name": preset_name, "reason": preset_reason},
+        schedule={"norm_first": norm_first, "warmup_steps": warmup_steps,
+                  "reason": schedule_reason},
+        lengths=lengths.to_dict(), data_fingerprint=pairs.fingerprint)
+    rd.save_start(out, state, tokenizers, pairs.train, pairs.test or pairs.validation,
+                  options.seed)
+    return tokenizers, config, state, train_ids
+
+
+def _choose_lengths(options, kind, train_ids, preset_config):
+    """S and T: those given, else from the training split's token lengths (`train_ids`,
+    `pipeline.tokenize`'s). The built-in data keeps its preset's (the README's figures
+    were measured with them)."""
+    from training.lengths import choose_lengths
+
+    source, target = options.max_source_length, options.max_target_length
+    from_preset = []
+    if kind == "default":
+        if source is None:
+            source = preset_config.max_source_length
+            from_preset.append("S")
+        if target is None:
+            target = preset_config.max_target_length
+            from_preset.append("T")
+    lengths = choose_lengths([len(source) for source, _ in train_ids],
+                             [len(target) for _, target in train_ids],
+                             source=source, target=target,
+                             from_preset=[{"S": "source", "T": "target"}[side]
+                                          for side in from_preset])
+    if len(from_preset) == 2:
+        lengths.chosen = "the preset's"
+    elif from_preset:
+        lengths.chosen = f"{from_preset[0]} the preset's"
+    return lengths
+
+
+def _build_model(options, config):
+    from kit.models import Seq2SeqTransformer
+    from training.losses import compile_for_training
+
+    model = Seq2SeqTransformer(config)
+    model.build()
+    return compile_for_training(model, options, config)
+
+
+def _scheduled(options, state):
+    """`options` with the warm-up the run chose (runs made before the choice have
+    none recorded: theirs was --warmup-steps, or 1000 then)."""
+    chosen = (state.get("schedule") or {}).get("warmup_steps")
+    return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
+
+
 def _baselines(options, config, tokenizers, pairs, train_split, val_split):
     """The trivial baselines every epoch is compared with (training/baselines.py)."""
     return baselines.measure(
@@ -322,20 +303,13 @@ def _check_workers_agree(distribution, out, state):
                          "shared file system)")
 
 
-def _format_metric(value):
-    """2 to 4 significant digits: 'val_loss 0.1634', 'val_exact_match 99.95'."""
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
-    return str(value)
-
-
 def _finish(run, options, pairs, plan):
     """Checkpoint averaging, task metrics of the final model, then run.json with
     `"complete": true`."""
     from training.evaluate import describe_decoding
 
     state = run.state
-    averaged = averaging.average_checkpoints(run.out, run.state, run.val_split,
+    averaged = averaging.average_checkpoints(run.out, state, run.val_split,
                                              options.average_checkpoints,
                                              options.batch_size, log=log)
     final = rd.load_keras(run.out / rd.KERAS_MODEL_FILE)
@@ -360,8 +334,40 @@ def _finish(run, options, pairs, plan):
     return info
 
 
-def _scheduled(options, state):
-    """`options` with the warm-up the run chose (runs made before the choice have
-    none recorded: theirs was --warmup-steps, or 1000 then)."""
-    chosen = (state.get("schedule") or {}).get("warmup_steps")
-    return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
+def _decoding_metrics(model, tokenizers, pairs, samples, beam_size=1):
+    """Task metrics of decoding with the KV cache (greedy, or beam search of
+    `beam_size`) on the first `samples` distinct sources of the validation and test
+    splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
+    it equals any of its source's targets; CER and WER take the closest one."""
+    from training.evaluate import task_metrics, translate
+
+    metrics = {}
+    for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
+        grouped = _grouped(split_pairs, samples)
+        if not grouped:
+            continue
+        hypotheses = translate(model, tokenizers, list(grouped), beam_size)
+        for name, value in task_metrics(pairs.metric, hypotheses,
+                                        list(grouped.values())).items():
+            metrics[f"{split_name}_{name}"] = round(value, 3)
+        metrics[f"{split_name}_decoded"] = len(grouped)
+    return metrics
+
+
+def _grouped(pairs, samples):
+    """The first `samples` distinct sources of `pairs`, each with all its targets:
+    alternative right answers (a word's two pronunciations), in order."""
+    grouped = {}
+    for source, target in pairs:
+        if source in grouped:
+            grouped[source].append(target)
+        elif len(grouped) < samples:
+            grouped[source] = [target]
+    return grouped
+
+
+def _format_metric(value):
+    """2 to 4 significant digits: 'val_loss 0.1634', 'val_exact_match 99.95'."""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
+    return str(value)
