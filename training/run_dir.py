@@ -17,7 +17,8 @@ nowhere else. Training writes through it and export reads through it.
       samples/test.tsv   held-out test pairs: what export verifies a bundle on
       checkpoints/       the last completed epoch, for resuming (not needed by export):
                          state.json, last.keras (with the optimizer's state), and the
-                         epochs' weights that checkpoint averaging needs
+                         epochs' weights that checkpoint averaging needs (named by
+                         training/averaging.py)
       logs/              TensorBoard
       train.lock         held (fcntl.flock) by the training that writes the directory,
                          with its PID; removed when it ends, left by a killed one
@@ -93,7 +94,8 @@ TOKENIZER_FILES = tuple(f"{stem}.{suffix}" for stem in ("source_tokenizer",
 
 
 class RunDirError(ValueError):
-    """A run directory that is missing, unfinished or damaged (one line for the user)."""
+    """A run directory that is missing, unfinished, damaged or another run's, or data
+    that is not what the run was trained on (one line for the user)."""
 
 
 class RunDirLocked(RunDirError):
@@ -331,11 +333,11 @@ def read_run(run_dir):
 
 def clear_failed_start_or_resume(run_dir, identity, *, owner=True, log=print):
     """What a train command with `identity` (`TrainOptions.identity()`) finds in
-    `run_dir`: None to start afresh, or the state.json to resume from. A failed start
-    is removed first (and the temporary files of a save killed mid-write), so that it
-    reads as fresh; a worker that is not the chief reads the chief's directory with
-    owner=False, and never changes it. RunDirError for a directory that holds
-    something else: a file, a foreign directory, a damaged state, another run."""
+    `run_dir`: None to start afresh, or the state.json to resume from; RunDirError for
+    a directory that holds something else (a file, a foreign directory, a damaged
+    state, another run). The owner removes what a save killed mid-write left, and a
+    failed start, which then reads as fresh; a worker that is not the chief reads the
+    chief's directory with owner=False and changes nothing."""
     path = Path(run_dir)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--out {path} exists and is not a directory")
