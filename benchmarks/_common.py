@@ -1,5 +1,5 @@
 """What the training benchmarks share: the built-in data, the two input pipelines, the
-compile call of `training.train`, padding accounting and timing helpers."""
+compile call of `python -m kit train`, padding accounting and timing helpers."""
 
 import contextlib
 import gc
@@ -12,10 +12,10 @@ import numpy as np
 
 from kit.models import preset
 from kit.tokenizers import CharTokenizer, TokenizerPair
-from training import train
+from training import losses
 from training.dates import default_splits
+from training.options import TrainOptions
 from training.pipeline import encode_split, make_dataset
-from training.train import TrainOptions
 
 
 @dataclass
@@ -69,7 +69,7 @@ def epochs_of(pipeline, split, batch_size, epochs, seed=0, **kwargs):
 
 def compile_for_training(model, config, jit_compile):
     """Compile as `python -m kit train` does (its default options)."""
-    return train.compile_for_training(model, TrainOptions(jit_compile=jit_compile), config)
+    return losses.compile_for_training(model, TrainOptions(jit_compile=jit_compile), config)
 
 
 @dataclass

@@ -87,7 +87,8 @@ def load_average():
 
 def train_run(args, run_dir):
     """A finished run directory: `--train-steps` steps of the kit's training."""
-    from training.train import TrainOptions, train
+    from training.options import TrainOptions
+    from training.train import train
 
     return train(TrainOptions(
         data="default", out=str(run_dir), preset=args.preset, epochs=1,

@@ -43,7 +43,7 @@ TASKS = ("numbers", "g2p", "hyphenation")
 TRAIN_PAIRS = 40_000
 VALID_PAIRS = 2_000
 EXACT_MATCH_SOURCES = 500
-BATCH_SIZE = 64  # the kit's default (training/train.py): warm-up steps mean the same here
+BATCH_SIZE = 64  # the kit's default (training/options.py): warm-up steps mean the same here
 
 # -- the tasks' TSVs (made here from PyPI packages; never committed) ---------------------
 

@@ -5,6 +5,10 @@ quantized LiteRT bundle with the verification table, decode a few dates with the
 on-device runtime (numpy + LiteRT only), and draw two pictures beside the run: the
 cross-attention of one example and the training curves. Running it again reuses what
 is done. `--quick` does it all with a tiny model and a slice of the data.
+
+The one module of export/ that calls into training, because the demo is every command
+in a row: the train command's entry point, and the attention command's picture. Like
+the rest of export, it reads the run through training/run_dir.py.
 """
 
 import json
@@ -68,7 +72,8 @@ QUICK = {"preset": "tiny", "epochs": 8, "limit": 10_000, "recipe": "float32",
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from training.train import TrainError, TrainOptions, train
+    from training.options import TrainError, TrainOptions
+    from training.train import train
 
     limit = None
     if args.quick:
@@ -140,16 +145,16 @@ def _pictures(run, text):
     """The cross-attention picture of `text` and the training curves, beside the run."""
     from kit.plots import attention_figure, training_curves_figure
     from training.attention import attention_picture
-    from training.run_dir import KERAS_MODEL_FILE, RUN_JSON, load_keras, load_tokenizers
+    from training.run_dir import KERAS_MODEL_FILE, load_keras, load_tokenizers, read_run
 
     run = Path(run)
+    info = read_run(run)
     picture = attention_picture(load_keras(run / KERAS_MODEL_FILE),
                                 load_tokenizers(run), text, "cross",
                                 run_name=str(run))
     attention = run.parent / f"{run.name}-attention.png"
     attention_figure(picture.weights, picture.rows, picture.columns, picture.title,
                      attention)
-    history = json.loads((run / RUN_JSON).read_text(encoding="utf-8"))["history"]
     curves = run.parent / f"{run.name}-training.png"
-    training_curves_figure(history, f"{run}: training curves", curves)
+    training_curves_figure(info.history, f"{run}: training curves", curves)
     return attention, curves

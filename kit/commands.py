@@ -27,7 +27,7 @@ import functools
 import sys
 
 # Beam search's options in `decode` and `evaluate` (train's --beam-size is bounded
-# alike, in training.train.LIMITS).
+# alike, in training.options.LIMITS).
 MAX_BEAM_SIZE = 64
 MAX_LENGTH_PENALTY = 10.0
 

@@ -5,13 +5,16 @@ last 5 or 20) smooths the noise of the last updates: the mean usually sits neare
 middle of the valley the epochs walked around. `python -m kit train` keeps the
 weights of the epochs it may average in checkpoints/ (`epoch_NNN.weights.h5`) and
 prunes the others as epochs go, so that a resumed run averages the same epochs as one
-that was never interrupted.
+that was never interrupted; at the end, the mean replaces model.keras if it is better.
 """
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+from training import run_dir as rd
 
 EPOCH_WEIGHTS = "epoch_{:03d}.weights.h5"  # in checkpoints/: one epoch's weights
 _EPOCH_WEIGHTS = re.compile(r"epoch_(\d+)\.weights\.h5")
@@ -61,3 +64,47 @@ def average_weights(model, paths):
             total[i] = total[i] + w if np.issubdtype(w.dtype, np.floating) else w
     return [(t / len(paths)).astype(w.dtype) if np.issubdtype(w.dtype, np.floating) else t
             for t, w in zip(total, weights)]
+
+
+def average_checkpoints(run_dir, state, val_split, k, batch_size, log=print):
+    """Averages the weights of the last `k` epochs (`--average-checkpoints`) of the run
+    in `run_dir` whose state is `state`; the mean becomes model.keras, and `state` says
+    so, when its loss on `val_split` (a `training.pipeline.EncodedSplit`) is not above
+    that of what model.keras holds (the best epoch). Returns run.json's "averaging"
+    record (None when k is 0)."""
+    from training.pipeline import make_dataset
+
+    if not k:
+        return None
+    epochs = averaged_epochs(state["history"], k)
+    files = kept_weight_files(Path(run_dir) / rd.CHECKPOINT_DIR)
+    epochs = [epoch for epoch in epochs if epoch in files]
+    current = rd.held_by_model_keras(state)
+    record = {"k": k, "epochs": epochs, "best_single_val_loss": state["best_val_loss"],
+              "best_epoch": state["best_epoch"]}
+    if len(epochs) < 2:
+        log(f"checkpoint averaging: skipped ({len(epochs)} epoch weight file(s) kept)")
+        return {**record, "kept": False, "val_loss": None}
+    # A model outside the training strategy: the chief alone evaluates.
+    model = rd.load_keras(Path(run_dir) / rd.KERAS_MODEL_FILE, compile=True)
+    model.set_weights(average_weights(model, [files[epoch] for epoch in epochs]))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        logs = model.evaluate(make_dataset(val_split, batch_size, shuffle=False),
+                              verbose=0, return_dict=True)
+    kept = logs["loss"] <= current["val_loss"]
+    if kept:
+        rd.save_model(run_dir, model)
+        state["model_keras"] = {"epochs": epochs, "val_loss": logs["loss"],
+                                "val_token_accuracy": logs["token_accuracy"]}
+    log(f"checkpoint averaging of epochs {epochs[0]}-{epochs[-1]}: val_loss "
+        f"{logs['loss']:.4f} against {current['val_loss']:.4f} for "
+        f"{_epochs_text(current['epochs'])}; model.keras is "
+        f"{'the average' if kept else _epochs_text(current['epochs'])}")
+    return {**record, "kept": kept, "val_loss": logs["loss"],
+            "val_token_accuracy": logs["token_accuracy"]}
+
+
+def _epochs_text(epochs):
+    return f"epoch {epochs[0]}" if len(epochs) == 1 else \
+        f"the average of epochs {epochs[0]}-{epochs[-1]}"

@@ -7,7 +7,7 @@ import sys
 from kit.commands import CommandParser, integer, number
 from training.choices import PRESETS, TOKENIZERS
 from training.distribute import STRATEGIES
-from training.train import PRECISIONS, LostWorkerError, TrainError, TrainOptions
+from training.options import PRECISIONS, LostWorkerError, TrainError, TrainOptions
 
 DEFAULTS = TrainOptions()
 

@@ -30,6 +30,15 @@ class DataError(ValueError):
     """The data named by a spec cannot be used; the message is one line for the user."""
 
 
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """A --data value whose form `check_spec` has checked: what `load_pairs` reads."""
+
+    text: str  # the --data value, as given
+    kind: str  # "default", "tsv" or "tfds"
+    location: str = ""  # tsv: the file's expanded path; tfds: NAME[/CONFIG]
+
+
 @dataclasses.dataclass
 class Pairs:
     """Text pairs split for training, ready for the tokenizer.
@@ -42,6 +51,7 @@ class Pairs:
     validation: list[tuple[str, str]]
     test: list[tuple[str, str]]
     spec: str  # the --data value these came from
+    kind: str  # its form: "default", "tsv" or "tfds" (DataSpec.kind)
     metric: str  # "exact_match" (one right answer) or "bleu" (translation)
     skipped: int = 0  # malformed records left out
     # The first few of their 1-based line numbers (tsv only).
@@ -53,12 +63,14 @@ class Pairs:
 
 
 def load_pairs(
-    spec: str, *, seed: int = 0, strict: bool = False, limit: int | None = None
+    spec: str | DataSpec, *, seed: int = 0, strict: bool = False, limit: int | None = None
 ) -> Pairs:
     """Loads the pairs that `spec` names; see the module docstring for the forms.
 
     Args:
-        spec: the --data value.
+        spec: the --data value, or the `DataSpec` that `check_spec` made of it (a
+            command that checked its options first reads the data without checking
+            its spec again).
         seed: which built-in data set to generate (`default` only; a file's split
             does not depend on it, so its test set is the same in every run).
         strict: for `tsv:`, raise on the first malformed lines instead of skipping.
@@ -66,12 +78,12 @@ def load_pairs(
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be a positive integer. Received: limit={limit!r}")
-    kind, rest = check_spec(spec)
-    if kind == "default":
-        return _load_default(spec, seed, limit)
-    if kind == "tsv":
-        return _load_tsv(spec, rest, strict, limit)
-    return _load_tfds(spec, rest, limit)
+    checked = spec if isinstance(spec, DataSpec) else check_spec(spec)
+    if checked.kind == "default":
+        return _load_default(checked.text, seed, limit)
+    if checked.kind == "tsv":
+        return _load_tsv(checked.text, checked.location, strict, limit)
+    return _load_tfds(checked.text, checked.location, limit)
 
 
 def check_spec(spec):
@@ -79,10 +91,10 @@ def check_spec(spec):
     reading the data or importing TensorFlow: what a command checks before it starts.
 
     Returns:
-        (kind, rest): ("default", ""), ("tsv", expanded path) or ("tfds", NAME[/CONFIG]).
+        the `DataSpec`.
     """
     if spec == "default":
-        return "default", ""
+        return DataSpec(spec, "default")
     kind, colon, rest = spec.partition(":")
     if colon and kind in ("tsv", "tfds") and not rest:
         what = "a file path" if kind == "tsv" else "a data set name"
@@ -95,14 +107,14 @@ def check_spec(spec):
             raise DataError(str(error)) from None
         if not os.access(path, os.R_OK):
             raise DataError(f"{spec}: cannot read {path}: permission denied")
-        return "tsv", path
+        return DataSpec(spec, "tsv", path)
     if colon and kind == "tfds":
         if not _TFDS_NAME.fullmatch(rest):
             raise DataError(
                 f"{spec}: expected tfds:NAME[/CONFIG], e.g. tfds:ted_hrlr_translate/pt_to_en "
                 "(community namespaces such as huggingface: are not supported, they download)"
             )
-        return "tfds", rest
+        return DataSpec(spec, "tfds", rest)
     raise DataError(f"unknown --data {spec!r}: expected {ACCEPTED_SPECS}")
 
 
@@ -112,7 +124,7 @@ def _load_default(spec, seed, limit):
         for name, size in dates.DEFAULT_SIZES.items()
     }
     splits = dates.default_splits(seed, **sizes)
-    return Pairs(**splits, spec=spec, metric="exact_match")
+    return Pairs(**splits, spec=spec, kind="default", metric="exact_match")
 
 
 def _load_tsv(spec, path, strict, limit):
@@ -151,6 +163,7 @@ def _load_tsv(spec, path, strict, limit):
     return Pairs(
         **_capped(splits, limit),
         spec=spec,
+        kind="tsv",
         metric="bleu",
         skipped=len(bad_lines),
         skipped_lines=bad_lines[:MAX_REPORTED_LINES],
@@ -271,7 +284,7 @@ def _load_tfds(spec, name, limit):
                    "splits": {split: {"num_examples": info.splits[split].num_examples,
                                       "num_bytes": info.splits[split].num_bytes}
                               for split in datasets if split in known}}
-    return Pairs(**_capped(splits, limit), spec=spec, metric="bleu", skipped=skipped,
+    return Pairs(**_capped(splits, limit), spec=spec, kind="tfds", metric="bleu", skipped=skipped,
                  fingerprint=fingerprint)
 
 

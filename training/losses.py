@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from kit.layers._register import register
+from training.choices import DEFAULT_DATA_WARMUP_STEPS
 
 
 @register
@@ -71,3 +72,30 @@ class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
 def tutorial_adam(learning_rate):
     """Adam with the betas and epsilon of the paper and the tutorial."""
     return keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.98, epsilon=1e-9)
+
+
+def compile_for_training(model, options, config):
+    """Compile `model` as `python -m kit train` does: Adam 0.9/0.98/1e-9 on the paper's
+    warm-up schedule (or `options.learning_rate`), the label-smoothed loss weighted by
+    the pipeline's sample weights, token accuracy. The benchmarks compile with it too."""
+    learning_rate = (options.learning_rate if options.learning_rate is not None
+                     else WarmupInverseSqrt(config.model_dim, options.warmup_steps or
+                                            DEFAULT_DATA_WARMUP_STEPS))
+    model.compile(
+        optimizer=tutorial_adam(learning_rate),
+        loss=SmoothedSparseCrossentropy(options.label_smoothing),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        jit_compile=options.jit_compile,
+    )
+    return model
+
+
+def learning_rate_record(options, config):
+    """The schedule as run.json states it: per global batch, whatever the replicas."""
+    per = "optimizer step: one per global batch, the same on every --strategy"
+    if options.learning_rate is not None:
+        return {"schedule": "constant", "value": options.learning_rate, "per": per}
+    return {"schedule": "warmup_inverse_sqrt", "model_dim": config.model_dim,
+            "warmup_steps": options.warmup_steps or DEFAULT_DATA_WARMUP_STEPS,
+            "formula": "model_dim^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)",
+            "per": per}

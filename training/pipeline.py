@@ -30,11 +30,21 @@ class EncodedSplit:
 def encode_split(pairs, tokenizers, max_source_length, max_target_length):
     """Tokenize (source, target) pairs, each side with its tokenizer of the
     `kit.tokenizers.TokenizerPair`; count what had to be truncated."""
+    return truncate_split(tokenize(pairs, tokenizers), max_source_length, max_target_length)
+
+
+def tokenize(pairs, tokenizers):
+    """[(source ids, target ids), ...] of (source, target) pairs, whole: training
+    chooses S and T from these lengths, then truncates the same ids."""
+    return [(tokenizers.source.encode(source), tokenizers.target.encode(target))
+            for source, target in pairs]
+
+
+def truncate_split(token_ids, max_source_length, max_target_length):
+    """The `EncodedSplit` of `tokenize`'s ids cut to S and T, counting what was cut."""
     sources, targets = [], []
     source_truncated = target_truncated = 0
-    for source, target in pairs:
-        source_ids = tokenizers.source.encode(source)
-        target_ids = tokenizers.target.encode(target)
+    for source_ids, target_ids in token_ids:
         source_truncated += len(source_ids) > max_source_length
         target_truncated += len(target_ids) > max_target_length - 1  # BOS or EOS takes one slot
         sources.append(source_ids[:max_source_length])

@@ -1,5 +1,9 @@
 """The run directory: what training leaves behind and export reads.
 
+This module owns it: the file names, and the two JSON files, run.json and
+checkpoints/state.json, are declared, versioned, validated, written and read here and
+nowhere else. Training writes through it and export reads through it.
+
     RUN_DIR/
       model.keras        the best model by validation loss (in the training precision)
       source_tokenizer.json   the sources' tokenizer (kit.tokenizers), shared by
@@ -11,13 +15,30 @@
                          preset, lengths), precision, device, epochs, metrics
       samples/train.tsv  training pairs: calibration data for int8 export
       samples/test.tsv   held-out test pairs: what export verifies a bundle on
-      checkpoints/       the last completed epoch, for resuming (not needed by export)
+      checkpoints/       the last completed epoch, for resuming (not needed by export):
+                         state.json, last.keras (with the optimizer's state), and the
+                         epochs' weights that checkpoint averaging needs (named by
+                         training/averaging.py)
       logs/              TensorBoard
       train.lock         held (fcntl.flock) by the training that writes the directory,
                          with its PID; removed when it ends, left by a killed one
 
 `run.json` is written last and atomically, with `"complete": true` only once training
-has finished: a directory without it is a run in progress or an interrupted one.
+has finished: a directory without it is a run in progress or an interrupted one. Its
+`format_version` is RUN_FORMAT_VERSION; what it holds is `run_record`'s.
+
+`checkpoints/state.json` is what the next train command resumes from (`new_state`);
+it has no version field, and its older forms are told by what they lack (a run made
+before a choice was recorded lacks that choice's field), which the readers here fill
+in: `recorded_identity`, `target_tokenizer_kind`, `held_by_model_keras`.
+
+What a train command finds in --out (`clear_failed_start_or_resume`):
+
+    fresh         no directory, or an empty one (but for the lock)
+    failed start  state.json with no epoch done, and only what a fresh start writes
+                  before its first epoch ends (FRESH_START_FILES): removed, then fresh
+    resumed       state.json of a run with the same identity
+    finished      that, and a run.json that says it is complete (`finished_run`)
 
 A run made before each side had its own tokenizer holds one `tokenizer.json` (and
 `tokenizer.model`) for both sides: `load_tokenizers` reads it as the tokenizer of each.
@@ -27,12 +48,21 @@ import contextlib
 import errno
 import json
 import os
+import random
+import shutil
 import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kit.files import atomic_write
+from kit.files import (
+    atomic_write,
+    json_text,
+    remove_partial_writes,
+    replacing,
+    write_json,
+    write_synced,
+)
 from kit.tokenizers import (
     SOURCE_TOKENIZER_FILE,
     TARGET_TOKENIZER_FILE,
@@ -48,7 +78,11 @@ KERAS_MODEL_FILE = "model.keras"
 SAMPLES_DIR = "samples"
 TRAIN_SAMPLE = "samples/train.tsv"
 TEST_SAMPLE = "samples/test.tsv"
+TRAIN_SAMPLE_SIZE = 500  # calibration sentences kept for int8 export
+TEST_SAMPLE_SIZE = 1000  # held-out sentences kept for export's verification
 CHECKPOINT_DIR = "checkpoints"
+STATE_JSON = "checkpoints/state.json"
+LAST_CHECKPOINT = "checkpoints/last.keras"
 LOG_DIR = "logs"
 LOCK_FILE = "train.lock"
 LEGACY_TOKENIZER_FILE = "tokenizer.json"  # one for both sides, in runs made before
@@ -60,11 +94,25 @@ TOKENIZER_FILES = tuple(f"{stem}.{suffix}" for stem in ("source_tokenizer",
 
 
 class RunDirError(ValueError):
-    """A run directory that is missing, unfinished or damaged (one line for the user)."""
+    """A run directory that is missing, unfinished, damaged or another run's, or data
+    that is not what the run was trained on (one line for the user)."""
 
 
 class RunDirLocked(RunDirError):
     """Another training holds the run directory (`locked`)."""
+
+
+# What a fresh start writes before its first epoch completes; a start that failed
+# (bad data found late, a NaN in epoch 1, Ctrl-C) leaves only these, and the next
+# command may remove them rather than refuse the directory.
+FRESH_START_FILES = (*TOKENIZER_FILES, SAMPLES_DIR, CHECKPOINT_DIR, LOG_DIR)
+# What a worker other than the chief copies from the chief's --out to resume with.
+RESUME_FILES = (*TOKENIZER_FILES, STATE_JSON, LAST_CHECKPOINT)
+# Identity fields added after runs were made: an older run's state.json lacks them, and
+# it was made with what these values mean.
+_IDENTITY_ADDED = {"vocab_size": None}
+# The warm-up of runs made before it followed the data, recorded in their identity.
+_FIXED_WARMUP_STEPS = 1000
 
 
 @dataclass
@@ -79,6 +127,7 @@ class RunInfo:
     complete: bool
     epochs_done: int
     metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)  # one entry per epoch: its losses, time
     raw: dict = field(default_factory=dict)
 
 
@@ -277,6 +326,234 @@ def read_run(run_dir):
         return RunInfo(path=path, config=raw["config"], data=raw["data"], metric=raw["metric"],
                        precision=raw["precision"], complete=True,
                        epochs_done=raw["epochs_done"], metrics=raw.get("metrics", {}),
-                       raw=raw)
+                       history=raw.get("history", []), raw=raw)
     except KeyError as error:
         raise RunDirError(f"{info_path} lacks the field {error}") from None
+
+
+def clear_failed_start_or_resume(run_dir, identity, *, owner=True, log=print):
+    """What a train command with `identity` (`TrainOptions.identity()`) finds in
+    `run_dir`: None to start afresh, or the state.json to resume from; RunDirError for
+    a directory that holds something else (a file, a foreign directory, a damaged
+    state, another run). The owner removes what a save killed mid-write left, and a
+    failed start, which then reads as fresh; a worker that is not the chief reads the
+    chief's directory with owner=False and changes nothing."""
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path} exists and is not a directory")
+    if not path.exists() or not _entries(path):
+        return None
+    state_path = path / STATE_JSON
+    if not state_path.is_file():
+        raise RunDirError(f"--out {path} is not empty and holds no run of ours; "
+                          "choose another directory")
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RunDirError(f"{state_path} is damaged ({error}); choose another --out") from None
+    if not isinstance(state, dict):
+        raise RunDirError(f"{state_path} is damaged (not a JSON object); choose another --out")
+    if owner:  # a save killed mid-write left these
+        remove_partial_writes(path, (RUN_JSON, KERAS_MODEL_FILE, *TOKENIZER_FILES))
+        remove_partial_writes(path / CHECKPOINT_DIR, (Path(STATE_JSON).name,
+                                                      Path(LAST_CHECKPOINT).name))
+    if _is_failed_start(path, state):
+        if not owner:
+            return None
+        # Also with the same arguments: such a start may have died before writing its
+        # tokenizer or samples, and redoing it costs no completed epoch.
+        log(f"{path} holds a start that completed no epoch; starting afresh")
+        for name in FRESH_START_FILES:
+            target = path / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        return None
+    theirs = recorded_identity(state)
+    if theirs != identity:
+        differing = sorted(k for k in set(theirs) | set(identity)
+                           if theirs.get(k) != identity.get(k))
+        raise RunDirError(f"--out {path} holds a different run (differs in: "
+                          f"{', '.join(differing)}); choose another --out or repeat its "
+                          "arguments")
+    return state
+
+
+def _is_failed_start(path, state):
+    return (state.get("epochs_done") == 0 and not state.get("complete")
+            and all(entry.name in FRESH_START_FILES for entry in _entries(path)))
+
+
+def _entries(path):
+    """What `path` holds but the lock: the chief's, held while it trains (on a host
+    whose --out a worker reads too), or left by a killed training."""
+    return [entry for entry in path.iterdir() if entry.name != LOCK_FILE]
+
+
+def recorded_identity(state):
+    """The identity a state.json records, in today's fields. A run made before each side
+    had its own tokenizer recorded one "tokenizer" for both (default "auto"); one made
+    before the warm-up followed the data recorded the fixed warm-up it then had, which
+    today's default (None) means."""
+    identity = {**_IDENTITY_ADDED, **state.get("identity", {})}
+    if "source_tokenizer" not in identity:
+        shared = identity.pop("tokenizer", "auto")
+        identity.update(source_tokenizer=shared, target_tokenizer=shared)
+    if "schedule" not in state and identity.get("warmup_steps") == _FIXED_WARMUP_STEPS:
+        identity["warmup_steps"] = None
+    return identity
+
+
+def target_tokenizer_kind(state):
+    """The target tokenizer's kind from the state's record (runs made before a
+    tokenizer per side recorded one shared "type")."""
+    record = state.get("tokenizer") or {}
+    return (record.get("target") or record).get("type", "char")
+
+
+def held_by_model_keras(state):
+    """What model.keras holds: {"epochs": [...], "val_loss": ...}, with
+    "val_token_accuracy" once averaged. Runs made before checkpoint averaging recorded
+    nothing: theirs is the best epoch."""
+    return state.get("model_keras") or {"epochs": [state["best_epoch"]],
+                                        "val_loss": state["best_val_loss"]}
+
+
+def finished_run(run_dir, state):
+    """The run.json of `run_dir` when it says the run of `state` finished (complete,
+    after as many epochs), else None."""
+    try:
+        info = json.loads((Path(run_dir) / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(info, dict) and info.get("complete") and \
+            info.get("epochs_done") == state["epochs_done"]:
+        return info
+    return None
+
+
+def check_same_data(run_dir, state, spec, fingerprint, log=print):
+    """RunDirError when the data of `spec` is not what the run's `state` recorded (a
+    TSV file replaced or edited, a TFDS set rebuilt at another version): its splits,
+    its characters and its validation losses would no longer be those of the run. A
+    run made before fingerprints were recorded gets today's, so later changes are
+    noticed."""
+    if "data_fingerprint" not in state:
+        if fingerprint is not None:
+            log(f"note: {run_dir} was made before runs recorded their data's size and "
+                f"hash; recording those of {spec} now")
+        state["data_fingerprint"] = fingerprint
+        return
+    recorded = state["data_fingerprint"]
+    if recorded == fingerprint:
+        return
+    recorded, fingerprint = recorded or {}, fingerprint or {}
+    if recorded.get("kind") == fingerprint.get("kind") == "tsv":
+        if recorded["size"] != fingerprint["size"]:
+            what = f"size {recorded['size']} -> {fingerprint['size']} bytes"
+        else:
+            what = f"same size ({fingerprint['size']} bytes), different SHA-256"
+    else:
+        what = ", ".join(f"{key} {recorded.get(key)!r} -> {fingerprint.get(key)!r}"
+                         for key in sorted(set(recorded) | set(fingerprint))
+                         if recorded.get(key) != fingerprint.get(key))
+    raise RunDirError(f"{spec} changed since {run_dir} was trained on it ({what}); train "
+                      "into a new --out, or put the original data back to resume this run")
+
+
+def new_state(identity, config, *, tokenizer, preset, schedule, lengths, data_fingerprint):
+    """The state.json of a fresh start: what the run is (`identity`, the config dict),
+    what was chosen from the data and why (each a record for run.json), no epoch yet.
+    Each epoch adds its history entry and moves epochs_done, best_val_loss, best_epoch,
+    wall_time_s and model_keras; "complete" is true once the run has finished."""
+    return {"identity": identity, "config": config, "epochs_done": 0,
+            "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": [],
+            "tokenizer": tokenizer, "preset": preset, "schedule": schedule,
+            "lengths": lengths, "data_fingerprint": data_fingerprint}
+
+
+def save_start(run_dir, state, tokenizers, train_pairs, test_pairs, seed):
+    """A fresh start's files: state.json, the tokenizers, and the samples export reads
+    (TRAIN_SAMPLE_SIZE training pairs drawn with `seed`, the first TEST_SAMPLE_SIZE
+    held-out pairs)."""
+    path = Path(run_dir)
+    # state.json first: whatever a failure (a full disk, Ctrl-C, SIGKILL) leaves after
+    # it is a start the next command recognizes and clears (`_is_failed_start`), where
+    # files without it would make the directory look like someone else's.
+    write_json(path / STATE_JSON, state)
+    save_tokenizers(path, tokenizers)
+    rng = random.Random(seed)
+    write_pairs(path / TRAIN_SAMPLE,
+                rng.sample(train_pairs, min(TRAIN_SAMPLE_SIZE, len(train_pairs))))
+    write_pairs(path / TEST_SAMPLE, test_pairs[:TEST_SAMPLE_SIZE])
+
+
+def save_epoch(run_dir, state, info, model, *, best, weights_name=None):
+    """An epoch's files, all or none: last.keras, model.keras when the epoch is the
+    `best` so far, the epoch's weights as checkpoints/`weights_name` (for averaging),
+    run.json (`info`) and state.json. Every file is written beside its old self first,
+    and only once all are written (a full disk fails one of these writes) are they
+    renamed over the old ones; an OSError leaves the previous epoch's files and state
+    as they were, which the same command resumes from."""
+    path = Path(run_dir)
+    # Renamed in the reverse order of entry: the models, run.json, then state.json,
+    # which is what the next command resumes from.
+    with contextlib.ExitStack() as stack:
+        def staged(target, suffix=".tmp"):
+            return stack.enter_context(replacing(target, suffix=suffix))
+
+        state_tmp = staged(path / STATE_JSON)
+        run_tmp = staged(path / RUN_JSON)
+        model.save(staged(path / LAST_CHECKPOINT, ".keras"))
+        if best:
+            model.save(staged(path / KERAS_MODEL_FILE, ".keras"))
+        if weights_name:
+            model.save_weights(staged(path / CHECKPOINT_DIR / weights_name, ".weights.h5"))
+        write_synced(run_tmp, json_text(info))
+        write_synced(state_tmp, json_text(state))
+
+
+def save_model(run_dir, model):
+    """`model` as the run's model.keras, atomically."""
+    with replacing(Path(run_dir) / KERAS_MODEL_FILE, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def save_finished(run_dir, state, info):
+    """The end of a run: state.json and run.json (`info`), both saying it is complete."""
+    state["complete"] = True
+    write_json(Path(run_dir) / STATE_JSON, state)
+    write_json(Path(run_dir) / RUN_JSON, info)
+
+
+def run_record(state, *, complete, metrics, **measured):
+    """The run.json dict: its format, `complete` (true only once the final `metrics`
+    are in), what state.json holds of the run, and what training `measured` and
+    decided besides (data, config, options, precision, device, distribution,
+    learning_rate, epochs, stopping, truncated, baselines, and at the end metric,
+    train_pairs, decoding, averaging, evaluation_time_s)."""
+    return {
+        "format_version": RUN_FORMAT_VERSION,
+        "complete": complete,
+        # The data's size and SHA-256 (tsv) or TFDS name and version: what a resumed
+        # run must be given again (absent in runs made before it was recorded).
+        "data_fingerprint": state.get("data_fingerprint"),
+        # What was decided from the data (absent in runs made before these choices).
+        "tokenizer": state.get("tokenizer"),
+        "preset": state.get("preset"),
+        "lengths": state.get("lengths"),
+        "schedule": state.get("schedule"),
+        "epochs_done": state["epochs_done"],
+        "best_epoch": state["best_epoch"],
+        "wall_time_s": state["wall_time_s"],
+        "metrics": metrics,
+        "history": state["history"],
+        **measured,
+    }
+
+
+def copy_for_resuming(run_dir, target):
+    """Copies what a resumed run reads (RESUME_FILES) from `run_dir` into `target`: a
+    worker other than the chief trains in a directory of its own."""
+    for name in RESUME_FILES:
+        if (Path(run_dir) / name).is_file():
+            (Path(target) / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(run_dir) / name, Path(target) / name)

@@ -1,4 +1,10 @@
-"""Train a Seq2SeqTransformer on a data spec into a resumable run directory.
+"""Train a Seq2SeqTransformer on a data spec into a resumable run directory: the
+script of a run, from the options to the final metrics.
+
+    training/options.py   the options, their limits, checked before anything is written
+    training/run_dir.py   the run directory: fresh, a failed start, resumed or finished,
+                          and the files written in it
+    training/epochs.py    when to stop, one `fit` per epoch, its line and its files
 
 The loop runs one `fit` call per epoch over that epoch's own shuffled dataset (seed +
 epoch), then checkpoints. An interrupted run, started again with the same arguments,
@@ -14,321 +20,164 @@ how long to train (`--epochs auto`: until the validation loss has not improved f
 the default, one device, runs exactly as the kit always did.
 """
 
-import contextlib
 import dataclasses
 import json
-import math
-import os
-import random
-import shutil
-import sys
 import tempfile
 import time
-import warnings
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
-from kit.files import json_text, remove_partial_writes, replacing, write_json, write_synced
 from kit.tsv import spaces_warning
 from training import averaging, baselines, distribute
 from training import run_dir as rd
-from training.choices import DEFAULT_DATA_WARMUP_STEPS, PRESETS, TOKENIZERS
-
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
-TRAIN_SAMPLE_SIZE = 500  # calibration sentences kept for int8 export
-TEST_SAMPLE_SIZE = 1000  # held-out sentences kept for export's verification
-# The beams of the final evaluation (run.json's metrics); 1 is greedy decoding.
-DEFAULT_BEAM_SIZE = 4
-# The epochs whose weights are averaged into the final model (0: no averaging), and so
-# the per-epoch weight files kept in checkpoints/.
-DEFAULT_AVERAGE_CHECKPOINTS = 5
+from training.epochs import EpochPlan, Run, log, refuse_trivial, run_info, train_epochs
+from training.options import TrainError, check_options, resolve_precision
 
 
-class TrainError(ValueError):
-    """A user error: bad data, a directory that holds another run, a diverged loss."""
+def train(options):
+    """Run (or resume) training; returns the run.json dict. Raises TrainError.
 
-
-class LostWorkerError(TrainError):
-    """A worker of a multi-worker cluster went away: this process's collectives are
-    broken, and so is a clean exit (see training/cli.py)."""
-
-
-@dataclass
-class TrainOptions:
-    """What `python -m kit train` takes; the identity of a run (all but `epochs`)."""
-
-    data: str = "default"  # default | tsv:PATH | tfds:NAME[/CONFIG]
-    out: str = "runs/default"  # the run directory
-    preset: str = "auto"  # auto | tiny | small | base (auto: training/choices.py)
-    epochs: int | str = "auto"  # a number, or auto: 8 for default data, else early stopping
-    patience: int = 3  # auto epochs: stop after this many epochs without a better val_loss
-    max_epochs: int = 100  # auto epochs: never more than this
-    source_tokenizer: str = "auto"  # auto | char | word | sentencepiece (training/choices.py)
-    target_tokenizer: str = "auto"  # the same, for the targets: each side has its own
-    vocab_size: int = None  # each side's; None: every symbol, or a SentencePiece size from the data
-    batch_size: int = 64
-    precision: str = "auto"  # auto: mixed_float16 with a GPU, float32 without
-    seed: int = 0
-    learning_rate: float = None  # None: the warm-up schedule of the paper
-    warmup_steps: int = None  # None: one epoch of steps (training/choices.py)
-    label_smoothing: float = 0.1
-    max_source_length: int = None  # None: S from the data (default data: the preset's)
-    max_target_length: int = None  # None: T from the data (default data: the preset's)
-    limit: int = None  # cap on pairs per split (tsv, tfds)
-    strict: bool = False  # fail on malformed tsv lines instead of skipping them
-    jit_compile: bool = False  # XLA; measured slower here on 2 CPU cores (see README)
-    eval_samples: int = 2000  # sentences decoded for exact match / BLEU
-    beam_size: int = DEFAULT_BEAM_SIZE  # beams of the final evaluation (1: greedy)
-    average_checkpoints: int = DEFAULT_AVERAGE_CHECKPOINTS  # epochs averaged (0: none)
-    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker (distribute.py)
-    worker_timeout: float = distribute.WORKER_TIMEOUT_S  # s, for the workers to connect
-    # Exit 0 when the best epoch is no better than the trivial baselines (plumbing tests,
-    # or a user who wants the run anyway); training/baselines.py
-    accept_trivial: bool = False
-
-    def identity(self):
-        """What must not change between the commands of one run: all but when to stop
-        (so `--epochs auto` runs resume, and a number extends a finished run), where
-        it is, how much and how to evaluate, how many epochs to average, and the
-        strategy: every strategy takes the same global batches and makes one update
-        per global batch (training/distribute.py), so a run may go on over more or
-        fewer devices."""
-        values = dataclasses.asdict(self)
-        for field in ("epochs", "patience", "max_epochs", "out", "eval_samples", "strategy",
-                      "accept_trivial", "beam_size", "average_checkpoints"):
-            values.pop(field)
-        return values
-
-
-# Identity fields added after runs were made: an older run's state.json lacks them, and
-# it was made with what these values mean.
-_IDENTITY_ADDED = {"vocab_size": None}
-
-
-def _identity_of(state):
-    """The identity a state.json records, in today's fields. A run made before each side
-    had its own tokenizer recorded one "tokenizer" for both (default "auto")."""
-    identity = {**_IDENTITY_ADDED, **state.get("identity", {})}
-    if "source_tokenizer" not in identity:
-        shared = identity.pop("tokenizer", "auto")
-        identity.update(source_tokenizer=shared, target_tokenizer=shared)
-    return identity
-
-
-def _log(message):
-    print(message, flush=True)
-
-
-# Bounds of the numeric options: wide enough for any real run, narrow enough that a
-# typo (an extra zero, a minus sign) fails at once instead of after an epoch.
-MAX_LENGTH = 1024  # S and T: the exported file's fixed shapes and its KV cache
-LIMITS = {  # option: (smallest, largest)
-    "epochs": (1, 10_000),
-    "patience": (1, 1_000),
-    "max_epochs": (1, 10_000),
-    "vocab_size": (8, 1_000_000),  # the specials and a few tokens; SentencePiece's ids
-    "batch_size": (1, 65_536),
-    "warmup_steps": (1, 10_000_000),
-    "seed": (0, 2**31 - 1),
-    "limit": (1, 10**9),
-    "eval_samples": (0, 10**7),
-    "beam_size": (1, 64),  # as `decode` and `evaluate`
-    "average_checkpoints": (0, 100),
-    "max_source_length": (1, MAX_LENGTH),
-    "max_target_length": (3, MAX_LENGTH),  # BOS, at least one token, EOS
-}
-
-
-def check_options(options):
-    """Every option checked before any file is written or TensorFlow is imported, so a
-    bad value fails at once with one line and leaves nothing behind."""
-    from training.data import DataError, check_spec
-
-    for name, (low, high) in LIMITS.items():
-        value = getattr(options, name)
-        if value is None and name in ("limit", "max_source_length", "max_target_length",
-                                      "vocab_size", "warmup_steps"):
-            continue
-        if name == "epochs" and value == "auto":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            flag = "--" + name.replace("_", "-")
-            also = " (or auto)" if name == "epochs" else ""
-            raise TrainError(f"{flag} must be an integer from {low} to {high}{also}, "
-                             f"got {value!r}")
-    if options.learning_rate is not None and not (
-            isinstance(options.learning_rate, (int, float))
-            and math.isfinite(options.learning_rate) and options.learning_rate > 0):
-        raise TrainError(f"--learning-rate must be a positive number, got "
-                         f"{options.learning_rate!r}")
-    if not (isinstance(options.label_smoothing, (int, float))
-            and 0 <= options.label_smoothing < 1):
-        raise TrainError(f"--label-smoothing must be in [0, 1), got {options.label_smoothing!r}")
-    if not (isinstance(options.worker_timeout, (int, float))
-            and not isinstance(options.worker_timeout, bool)
-            and 1 <= options.worker_timeout <= 86400):
-        raise TrainError("--worker-timeout must be a number of seconds from 1 to 86400, got "
-                         f"{options.worker_timeout!r}")
-    for flag, value, choices in (("--precision", options.precision, PRECISIONS),
-                                 ("--source-tokenizer", options.source_tokenizer, TOKENIZERS),
-                                 ("--target-tokenizer", options.target_tokenizer, TOKENIZERS),
-                                 ("--preset", options.preset, PRESETS)):
-        if value not in choices:
-            raise TrainError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+    The steps: check every option (no TensorFlow yet), look at --out (fresh, resume,
+    finished, or refused), load the data, prepare the run directory and the model,
+    train the missing epochs, then evaluate the best model and write run.json.
+    """
+    data, task = check_options(options)
+    writes_out = task is None or task.is_chief
     try:
-        check_spec(options.data)
+        if not writes_out:  # reads the chief's --out and writes in a scratch directory
+            return _train(options, data, task, writes_out)
+        # The one process that writes --out holds it for the whole command: a second
+        # training there would take this one's fresh start for a failed one and delete it.
+        with rd.locked(options.out):
+            return _train(options, data, task, writes_out)
+    except rd.RunDirError as error:  # held by another training, damaged, another run's
+        raise TrainError(str(error)) from None
+
+
+def _train(options, data, task, writes_out):
+    out = Path(options.out)
+    state = rd.clear_failed_start_or_resume(out, options.identity(), owner=writes_out,
+                                            log=log)
+    plan = EpochPlan.of(options)
+    finished = state and plan.stop_reason(state) and rd.finished_run(out, state)
+    if finished:
+        log(f"{out} already holds this run, finished ({state['epochs_done']} epochs: "
+            f"{plan.stop_reason(state)}); nothing to do")
+        return finished
+    if not writes_out:
+        return _train_as_worker(options, data, state, plan, task)
+    distribution = _distribution(options, task)
+    pairs = _load_data(options, data, state)
+    run = _prepare(options, state, pairs, out, distribution)
+    train_epochs(run, options, plan)
+    info = _finish(run, options, pairs, plan)
+    if not options.accept_trivial:
+        refuse_trivial(run)
+    return info
+
+
+def _train_as_worker(options, data, state, plan, task):
+    """A worker other than the chief: the same epochs in step with the chief (every
+    worker must save too: the saves read distributed variables), into a temporary
+    directory removed at the end. The chief evaluates and writes run.json."""
+    with tempfile.TemporaryDirectory(prefix="kit-train-worker-") as scratch:
+        if state is not None:
+            rd.copy_for_resuming(options.out, scratch)
+        mine = dataclasses.replace(options, out=scratch)
+        distribution = _distribution(mine, task)
+        pairs = _load_data(mine, data, state, out=options.out)
+        run = _prepare(mine, state, pairs, Path(scratch), distribution)
+        train_epochs(run, mine, plan)
+        log(f"{task.kind} {task.index} done; the chief writes {options.out}")
+        return run_info(run, mine, plan, metrics={}, complete=False)
+
+
+def _distribution(options, task):
+    """The strategy, created before any other TensorFlow op (MultiWorkerMirroredStrategy
+    must set up the collectives first)."""
+    distribution = distribute.resolve(options.strategy, task, options.worker_timeout,
+                                      log=log)
+    log(distribution.describe(options.batch_size))
+    return distribution
+
+
+def _load_data(options, data, state, out=None):
+    """The pairs of --data (`data`, already checked); for a resumed run (`state`), the
+    same data it was trained on so far, or TrainError. `out`: the run's directory, as
+    errors name it."""
+    from training.data import DataError, load_pairs
+
+    try:
+        pairs = load_pairs(data, seed=options.seed, strict=options.strict,
+                           limit=options.limit)
     except DataError as error:
         raise TrainError(str(error)) from None
-    _cluster_task(options)
-    _check_writable(Path(options.out))
+    if state is not None:
+        rd.check_same_data(out or options.out, state, options.data, pairs.fingerprint,
+                           log=log)
+    spaced = spaces_warning(pairs.train + pairs.validation + pairs.test, pairs.spec)
+    if spaced:
+        log(spaced)
+    if pairs.skipped:
+        log(f"skipped {pairs.skipped} malformed line(s) (first: {pairs.skipped_lines}); "
+            "--strict makes them an error")
+    if not pairs.train or not pairs.validation:
+        raise TrainError(f"{options.data} gave {len(pairs.train)} training and "
+                         f"{len(pairs.validation)} validation pairs; both must be non-empty "
+                         "(pairs are split by source: at least 3 distinct sources)")
+    return pairs
 
 
-def _cluster_task(options):
-    """This process's multi-worker Task, or None for a single process."""
-    try:
-        return distribute.check_strategy(options.strategy)
-    except distribute.DistributeError as error:
-        raise TrainError(str(error)) from None
-
-
-def _check_writable(out):
-    """--out must be (or be creatable as) a directory we can write in."""
-    from kit.files import link_loop
-
-    if link_loop(out):
-        raise TrainError(f"--out {out} is a symbolic link loop (or too deep to follow); "
-                         "choose another directory")
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise TrainError(f"--out {out}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise TrainError(f"--out {out}: cannot write in {existing} (permission denied)")
-
-
-def resolve_precision(precision):
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    device = f"GPU x{len(gpus)} ({gpus[0].name})" if gpus else "CPU"
-    if precision == "auto":
-        precision = "mixed_float16" if gpus else "float32"
-    return precision, device
-
-
-# What a fresh start writes before its first epoch completes; a start that failed
-# (bad data found late, a NaN in epoch 1, Ctrl-C) leaves only these, and the next
-# command may remove them rather than refuse the directory.
-FRESH_START_FILES = (*rd.TOKENIZER_FILES, rd.SAMPLES_DIR, rd.CHECKPOINT_DIR, rd.LOG_DIR)
-
-
-def _check_out_dir(options, clear_failed_start=True):
-    """None for a fresh run, the saved state to resume from, or TrainError. A worker
-    that is not the chief reads the chief's --out and passes clear_failed_start=False:
-    it never changes it."""
-    out = Path(options.out)
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"--out {out} exists and is not a directory")
-    state_path = out / rd.CHECKPOINT_DIR / "state.json"
-    if not out.exists() or not _entries(out):
-        return None
-    if not state_path.is_file():
-        raise TrainError(f"--out {out} is not empty and holds no run of ours; "
-                         "choose another directory")
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise TrainError(f"{state_path} is damaged ({error}); choose another --out") from None
-    if not isinstance(state, dict):
-        raise TrainError(f"{state_path} is damaged (not a JSON object); choose another --out")
-    if clear_failed_start:  # the chief owns --out: a save killed mid-write left these
-        remove_partial_writes(out, (rd.RUN_JSON, rd.KERAS_MODEL_FILE, *rd.TOKENIZER_FILES))
-        remove_partial_writes(out / rd.CHECKPOINT_DIR, ("state.json", "last.keras"))
-    if _is_failed_start(out, state):
-        if not clear_failed_start:
-            return None
-        # Also with the same arguments: such a start may have died before writing its
-        # tokenizer or samples, and redoing it costs no completed epoch.
-        _log(f"{out} holds a start that completed no epoch; starting afresh")
-        for name in FRESH_START_FILES:
-            target = out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        return None
-    theirs, ours = _identity_of(state), options.identity()
-    if "schedule" not in state and theirs.get("warmup_steps") == DEFAULT_DATA_WARMUP_STEPS:
-        theirs["warmup_steps"] = None  # the default before the warm-up followed the data
-    if theirs != ours:
-        differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise TrainError(f"--out {out} holds a different run (differs in: "
-                         f"{', '.join(differing)}); choose another --out or repeat its arguments")
-    return state
-
-
-def _is_failed_start(out, state):
-    return (state.get("epochs_done") == 0 and not state.get("complete")
-            and all(entry.name in FRESH_START_FILES for entry in _entries(out)))
-
-
-def _entries(out):
-    """What `out` holds but the lock: the chief's, held while it trains (on a host
-    whose --out a worker reads too), or left by a killed training."""
-    return [entry for entry in out.iterdir() if entry.name != rd.LOCK_FILE]
-
-
-def compile_for_training(model, options, config):
-    """Compile `model` as `python -m kit train` does: Adam 0.9/0.98/1e-9 on the paper's
-    warm-up schedule (or `options.learning_rate`), the label-smoothed loss weighted by
-    the pipeline's sample weights, token accuracy. The benchmarks compile with it too."""
+def _prepare(options, state, pairs, out, distribution):
+    """Precision and seeds, the run directory (fresh or resumed), the tokenized splits
+    and the model (built, or loaded from the last checkpoint, under the strategy)."""
+    precision, device = resolve_precision(options.precision)
+    if distribution.strategy is not None:
+        device = distribution.devices
     import keras
 
-    from training.losses import SmoothedSparseCrossentropy, WarmupInverseSqrt, tutorial_adam
+    from training.losses import learning_rate_record
+    from training.pipeline import encode_split, make_dataset, truncate_split
 
-    learning_rate = (options.learning_rate if options.learning_rate is not None
-                     else WarmupInverseSqrt(config.model_dim, options.warmup_steps or
-                                            DEFAULT_DATA_WARMUP_STEPS))
-    model.compile(
-        optimizer=tutorial_adam(learning_rate),
-        loss=SmoothedSparseCrossentropy(options.label_smoothing),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-        jit_compile=options.jit_compile,
-    )
-    return model
+    keras.mixed_precision.set_global_policy(precision)
+    keras.utils.set_random_seed(options.seed)
+    tokenizers, config, state, train_ids = _start_or_resume(options, state, pairs, out)
 
+    lengths = (config.max_source_length, config.max_target_length)
+    train_split = truncate_split(train_ids, *lengths)
+    val_split = encode_split(pairs.validation, tokenizers, *lengths)
+    log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
+        f"{len(pairs.test)} test pairs; vocabularies {tokenizers.source.vocab_size} "
+        f"(source), {tokenizers.target.vocab_size} (target); "
+        f"precision {precision} on {device}")
 
-def _build_model(options, config):
-    from kit.models import Seq2SeqTransformer
-
-    model = Seq2SeqTransformer(config)
-    model.build()
-    return compile_for_training(model, options, config)
-
-
-def _nan_guard():
-    import keras
-
-    class NaNGuard(keras.callbacks.Callback):
-        """Stops at the first non-finite loss and remembers where."""
-
-        def __init__(self):
-            super().__init__()
-            self.where = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                self.where = batch
-                self.model.stop_training = True
-
-    return NaNGuard()
+    last = out / rd.LAST_CHECKPOINT
+    with distribution.scope():
+        if state["epochs_done"] and last.is_file():
+            model = rd.load_keras(last, compile=True)  # the optimizer's state too
+        else:
+            model = _build_model(_scheduled(options, state), config)
+    # XLA compiles once per distinct shape: give it a few.
+    static = lengths if options.jit_compile else None
+    val_data = distribute.distributed_input(
+        make_dataset(val_split, options.batch_size, shuffle=False, static_shapes=static),
+        distribution)
+    distribute.adapt_model(model, distribution, val_data.element_spec)
+    _check_workers_agree(distribution, out, state)
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
+    return Run(out, state, tokenizers, config, model, train_split, val_split, val_data, static,
+               precision, device, [tensorboard], distribution,
+               learning_rate_record(_scheduled(options, state), config),
+               _baselines(options, config, tokenizers, pairs, train_split, val_split),
+               _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
 
 
 def _start_or_resume(options, state, pairs, out):
     """A fresh run: choose and train the tokenizer, choose the preset and S and T, fix
     the config, keep the samples export needs. A resumed run: read them back.
-    Returns (tokenizers, config, state): tokenizers a `kit.tokenizers.TokenizerPair`."""
+    Returns (tokenizers, config, state, train_ids): tokenizers a
+    `kit.tokenizers.TokenizerPair`, train_ids the training split's token ids, whole
+    (`pipeline.tokenize`): tokenized once, for the choices and for training."""
     from kit.models import TransformerConfig, preset
     from training.choices import (
         ChoiceError,
@@ -336,22 +185,20 @@ def _start_or_resume(options, state, pairs, out):
         choose_schedule,
         train_tokenizers,
     )
-    from training.data import check_spec
     from training.lengths import LengthError, Lengths
+    from training.pipeline import tokenize
 
     if state is not None:
-        _log(f"resuming {out} after epoch {state['epochs_done']}")
+        log(f"resuming {out} after epoch {state['epochs_done']}")
         if "lengths" in state:
-            _log(Lengths(**state["lengths"]).describe())
+            log(Lengths(**state["lengths"]).describe())
         # run.json stays as it is (a finished run stays exportable) until a new epoch
         # completes and replaces it; state.json says training is under way.
         state["complete"] = False
-        try:
-            tokenizers = rd.load_tokenizers(out)
-        except rd.RunDirError as error:
-            raise TrainError(str(error)) from None
-        return tokenizers, TransformerConfig.from_dict(state["config"]), state
-    kind = check_spec(options.data)[0]
+        tokenizers = rd.load_tokenizers(out)
+        return (tokenizers, TransformerConfig.from_dict(state["config"]), state,
+                tokenize(pairs.train, tokenizers))
+    kind = pairs.kind
     try:
         tokenizers, tokenizer_record = train_tokenizers(
             pairs.train, options.source_tokenizer, options.target_tokenizer,
@@ -359,48 +206,41 @@ def _start_or_resume(options, state, pairs, out):
     except ChoiceError as error:
         raise TrainError(str(error)) from None
     for side in ("source", "target"):
-        _log(tokenizer_record[side].pop("message"))
+        log(tokenizer_record[side].pop("message"))
+    train_ids = tokenize(pairs.train, tokenizers)
     preset_name, preset_reason = choose_preset(
-        options.preset, kind, len(pairs.train),
-        sum(len(tokenizers.target.encode(target)) for _, target in pairs.train))
-    _log(f"preset {preset_name} ({preset_reason})")
+        options.preset, kind, len(pairs.train), sum(len(target) for _, target in train_ids))
+    log(f"preset {preset_name} ({preset_reason})")
     preset_config = preset(preset_name)
     try:
-        lengths = _choose_lengths(options, kind, pairs, tokenizers, preset_config)
+        lengths = _choose_lengths(options, kind, train_ids, preset_config)
     except LengthError as error:
         raise TrainError(str(error)) from None
-    _log(lengths.describe())
+    log(lengths.describe())
     norm_first, warmup_steps, schedule_reason = choose_schedule(
         kind, len(pairs.train), options.batch_size, options.warmup_steps)
-    _log(f"schedule {schedule_reason}")
+    log(f"schedule {schedule_reason}")
     try:
         config = preset(preset_name, source_vocab_size=tokenizers.source.vocab_size,
                         target_vocab_size=tokenizers.target.vocab_size, norm_first=norm_first,
                         max_source_length=lengths.source, max_target_length=lengths.target)
     except ValueError as error:
         raise TrainError(str(error)) from None
-    state = {"identity": options.identity(), "config": config.to_dict(), "epochs_done": 0,
-             "best_val_loss": None, "best_epoch": None, "wall_time_s": 0.0, "history": [],
-             "tokenizer": tokenizer_record,
-             "preset": {"name": preset_name, "reason": preset_reason},
-             "schedule": {"norm_first": norm_first, "warmup_steps": warmup_steps,
-                          "reason": schedule_reason},
-             "lengths": lengths.to_dict(), "data_fingerprint": pairs.fingerprint}
-    # state.json first: whatever a failure (a full disk, Ctrl-C, SIGKILL) leaves after
-    # it is a start the next command recognizes and clears (`_is_failed_start`), where
-    # files without it would make the directory look like someone else's.
-    write_json(out / rd.CHECKPOINT_DIR / "state.json", state)
-    rd.save_tokenizers(out, tokenizers)
-    rng = random.Random(options.seed)
-    rd.write_pairs(out / rd.TRAIN_SAMPLE,
-                   rng.sample(pairs.train, min(TRAIN_SAMPLE_SIZE, len(pairs.train))))
-    rd.write_pairs(out / rd.TEST_SAMPLE, (pairs.test or pairs.validation)[:TEST_SAMPLE_SIZE])
-    return tokenizers, config, state
+    state = rd.new_state(
+        options.identity(), config.to_dict(), tokenizer=tokenizer_record,
+        preset={"name": preset_name, "reason": preset_reason},
+        schedule={"norm_first": norm_first, "warmup_steps": warmup_steps,
+                  "reason": schedule_reason},
+        lengths=lengths.to_dict(), data_fingerprint=pairs.fingerprint)
+    rd.save_start(out, state, tokenizers, pairs.train, pairs.test or pairs.validation,
+                  options.seed)
+    return tokenizers, config, state, train_ids
 
 
-def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
-    """S and T: those given, else from the training split's token lengths. The built-in
-    data keeps its preset's (the README's figures were measured with them)."""
+def _choose_lengths(options, kind, train_ids, preset_config):
+    """S and T: those given, else from the training split's token lengths (`train_ids`,
+    `pipeline.tokenize`'s). The built-in data keeps its preset's (the README's figures
+    were measured with them)."""
     from training.lengths import choose_lengths
 
     source, target = options.max_source_length, options.max_target_length
@@ -412,8 +252,8 @@ def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
         if target is None:
             target = preset_config.max_target_length
             from_preset.append("T")
-    lengths = choose_lengths([len(tokenizers.source.encode(s)) for s, _ in pairs.train],
-                             [len(tokenizers.target.encode(t)) for _, t in pairs.train],
+    lengths = choose_lengths([len(source) for source, _ in train_ids],
+                             [len(target) for _, target in train_ids],
                              source=source, target=target,
                              from_preset=[{"S": "source", "T": "target"}[side]
                                           for side in from_preset])
@@ -424,283 +264,20 @@ def _choose_lengths(options, kind, pairs, tokenizers, preset_config):
     return lengths
 
 
-def _grouped(pairs, samples):
-    """The first `samples` distinct sources of `pairs`, each with all its targets:
-    alternative right answers (a word's two pronunciations), in order."""
-    grouped = {}
-    for source, target in pairs:
-        if source in grouped:
-            grouped[source].append(target)
-        elif len(grouped) < samples:
-            grouped[source] = [target]
-    return grouped
+def _build_model(options, config):
+    from kit.models import Seq2SeqTransformer
+    from training.losses import compile_for_training
+
+    model = Seq2SeqTransformer(config)
+    model.build()
+    return compile_for_training(model, options, config)
 
 
-def _decoding_metrics(model, tokenizers, pairs, samples, beam_size=1):
-    """Task metrics of decoding with the KV cache (greedy, or beam search of
-    `beam_size`) on the first `samples` distinct sources of the validation and test
-    splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
-    it equals any of its source's targets; CER and WER take the closest one."""
-    from kit.metrics import task_metrics
-    from training.evaluate import translate
-
-    metrics = {}
-    for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
-        grouped = _grouped(split_pairs, samples)
-        if not grouped:
-            continue
-        hypotheses = translate(model, tokenizers, list(grouped), beam_size)
-        for name, value in task_metrics(pairs.metric, hypotheses,
-                                        list(grouped.values())).items():
-            metrics[f"{split_name}_{name}"] = round(value, 3)
-        metrics[f"{split_name}_decoded"] = len(grouped)
-    return metrics
-
-
-def train(options):
-    """Run (or resume) training; returns the run.json dict. Raises TrainError.
-
-    The steps: check every option (no TensorFlow yet), look at --out (fresh, resume,
-    finished, or refused), load the data, prepare the run directory and the model,
-    train the missing epochs, then evaluate the best model and write run.json.
-    """
-    check_options(options)
-    task = _cluster_task(options)
-    writes_out = task is None or task.is_chief
-    if not writes_out:  # reads the chief's --out and writes in a scratch directory
-        return _train(options, task, writes_out)
-    # The one process that writes --out holds it for the whole command: a second
-    # training there would take this one's fresh start for a failed one and delete it.
-    try:
-        with rd.locked(options.out):
-            return _train(options, task, writes_out)
-    except rd.RunDirLocked as error:
-        raise TrainError(str(error)) from None
-
-
-def _train(options, task, writes_out):
-    state = _check_out_dir(options, clear_failed_start=writes_out)
-    out = Path(options.out)
-    plan = _EpochPlan.of(options)
-    if _finished(out, state, plan):
-        _log(f"{out} already holds this run, finished ({state['epochs_done']} epochs: "
-             f"{plan.stop_reason(state)}); nothing to do")
-        return json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
-    if not writes_out:
-        return _train_as_worker(options, state, plan, task)
-    distribution = _distribution(options, task)
-    pairs = _load_data(options, state)
-    run = _prepare(options, state, pairs, out, distribution)
-    _train_epochs(run, options, plan)
-    info = _finish(run, options, pairs, plan)
-    if not options.accept_trivial:
-        _refuse_trivial(run)
-    return info
-
-
-def _refuse_trivial(run):
-    """A run whose best epoch is still no better than a trivial baseline ends in an
-    error (its files are kept: the user may look, or resume with more epochs)."""
-    state = run.state
-    verdict = state["history"][state["best_epoch"] - 1].get("baselines_verdict")
-    if verdict and verdict["trivial"]:
-        kind = _target_tokenizer_kind(state)
-        raise TrainError(
-            f"the model learned nothing useful: its best epoch ({state['best_epoch']}) is "
-            f"no better than a trivial baseline ({'; '.join(verdict['reasons'])}). Likely "
-            f"cause: {baselines.likely_cause(run.baselines, kind, len(run.train_split))}. "
-            f"The run is kept in {run.out} (run.json says what was measured; "
-            "--accept-trivial exits 0 all the same)")
-
-
-# What a worker other than the chief copies from the chief's --out to resume with.
-_RESUME_FILES = (*rd.TOKENIZER_FILES, f"{rd.CHECKPOINT_DIR}/state.json",
-                 f"{rd.CHECKPOINT_DIR}/last.keras")
-
-
-def _train_as_worker(options, state, plan, task):
-    """A worker other than the chief: the same epochs in step with the chief (every
-    worker must save too: the saves read distributed variables), into a temporary
-    directory removed at the end. The chief evaluates and writes run.json."""
-    with tempfile.TemporaryDirectory(prefix="kit-train-worker-") as scratch:
-        if state is not None:
-            for name in _RESUME_FILES:
-                if (Path(options.out) / name).is_file():
-                    (Path(scratch) / name).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(Path(options.out) / name, Path(scratch) / name)
-        mine = dataclasses.replace(options, out=scratch)
-        distribution = _distribution(mine, task)
-        pairs = _load_data(mine, state, out=options.out)
-        run = _prepare(mine, state, pairs, Path(scratch), distribution)
-        _train_epochs(run, mine, plan)
-        _log(f"{task.kind} {task.index} done; the chief writes {options.out}")
-        return _run_info(run, mine, plan, metrics={}, complete=False)
-
-
-def _distribution(options, task):
-    """The strategy, created before any other TensorFlow op (MultiWorkerMirroredStrategy
-    must set up the collectives first)."""
-    distribution = distribute.resolve(options.strategy, task, options.worker_timeout,
-                                      log=_log)
-    _log(distribution.describe(options.batch_size))
-    return distribution
-
-
-@dataclass
-class _EpochPlan:
-    """When training stops: after `total` epochs, or (with `patience`) once the
-    validation loss has not improved for `patience` epochs, whichever comes first."""
-
-    total: int  # the most epochs
-    patience: int = None  # None: exactly `total` epochs
-
-    @classmethod
-    def of(cls, options):
-        if options.epochs != "auto":
-            return cls(options.epochs)
-        if options.data == "default":
-            return cls(DEFAULT_DATA_EPOCHS)
-        return cls(options.max_epochs, options.patience)
-
-    def stop_reason(self, state):
-        """Why training is over after the epochs in `state`, or None to go on."""
-        done, best = state["epochs_done"], state.get("best_epoch")
-        if self.patience and best and done - best >= self.patience:
-            return (f"val_loss has not improved for {done - best} epochs, best at epoch "
-                    f"{best}")
-        if done >= self.total:
-            return f"{'the most, ' if self.patience else ''}{self.total} epochs done"
-        return None
-
-    def to_dict(self):
-        return {"max_epochs": self.total, "patience": self.patience,
-                "rule": "fixed" if self.patience is None else "until no improvement"}
-
-
-def _finished(out, state, plan):
-    """The run in `out` is over by `plan` and has a run.json that says so."""
-    if not state or plan.stop_reason(state) is None:
-        return False
-    try:
-        info = json.loads((out / rd.RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(info.get("complete")) and info.get("epochs_done") == state["epochs_done"]
-
-
-def _load_data(options, state, out=None):
-    """The pairs of --data; for a resumed run (`state`), the same data it was trained
-    on so far, or TrainError. `out`: the run's directory, as errors name it."""
-    from training.data import DataError, load_pairs
-
-    try:
-        pairs = load_pairs(options.data, seed=options.seed, strict=options.strict,
-                           limit=options.limit)
-    except DataError as error:
-        raise TrainError(str(error)) from None
-    if state is not None:
-        _check_same_data(options.data, out or options.out, state, pairs.fingerprint)
-    spaced = spaces_warning(pairs.train + pairs.validation + pairs.test, pairs.spec)
-    if spaced:
-        _log(spaced)
-    if pairs.skipped:
-        _log(f"skipped {pairs.skipped} malformed line(s) (first: {pairs.skipped_lines}); "
-             "--strict makes them an error")
-    if not pairs.train or not pairs.validation:
-        raise TrainError(f"{options.data} gave {len(pairs.train)} training and "
-                         f"{len(pairs.validation)} validation pairs; both must be non-empty "
-                         "(pairs are split by source: at least 3 distinct sources)")
-    return pairs
-
-
-def _check_same_data(spec, out, state, fingerprint):
-    """TrainError when the data of `spec` is not what the run in `out` recorded (a TSV
-    file replaced or edited, a TFDS set rebuilt at another version): its splits, its
-    characters and its validation losses would no longer be those of the run. A run
-    made before fingerprints were recorded gets today's, so later changes are noticed."""
-    if "data_fingerprint" not in state:
-        if fingerprint is not None:
-            _log(f"note: {out} was made before runs recorded their data's size and hash; "
-                 f"recording those of {spec} now")
-        state["data_fingerprint"] = fingerprint
-        return
-    recorded = state["data_fingerprint"]
-    if recorded == fingerprint:
-        return
-    recorded, fingerprint = recorded or {}, fingerprint or {}
-    if recorded.get("kind") == fingerprint.get("kind") == "tsv":
-        if recorded["size"] != fingerprint["size"]:
-            what = f"size {recorded['size']} -> {fingerprint['size']} bytes"
-        else:
-            what = f"same size ({fingerprint['size']} bytes), different SHA-256"
-    else:
-        what = ", ".join(f"{key} {recorded.get(key)!r} -> {fingerprint.get(key)!r}"
-                         for key in sorted(set(recorded) | set(fingerprint))
-                         if recorded.get(key) != fingerprint.get(key))
-    raise TrainError(f"{spec} changed since {out} was trained on it ({what}); train into "
-                     "a new --out, or put the original data back to resume this run")
-
-
-@dataclass
-class _Run:
-    """What the epochs need, prepared once."""
-
-    out: Path
-    state: dict
-    tokenizers: object  # kit.tokenizers.TokenizerPair
-    config: object
-    model: object
-    train_split: object
-    val_data: object
-    static_shapes: tuple
-    precision: str
-    device: str
-    callbacks: list
-    distribution: object  # distribute.Distribution
-    baselines: object  # training.baselines.Baselines of the validation split
-    sample: dict  # validation sources decoded after each epoch -> their targets
-
-
-def _prepare(options, state, pairs, out, distribution):
-    """Precision and seeds, the run directory (fresh or resumed), the tokenized splits
-    and the model (built, or loaded from the last checkpoint, under the strategy)."""
-    precision, device = resolve_precision(options.precision)
-    if distribution.strategy is not None:
-        device = distribution.devices
-    import keras
-
-    from training.pipeline import encode_split, make_dataset
-
-    keras.mixed_precision.set_global_policy(precision)
-    keras.utils.set_random_seed(options.seed)
-    tokenizers, config, state = _start_or_resume(options, state, pairs, out)
-
-    lengths = (config.max_source_length, config.max_target_length)
-    train_split = encode_split(pairs.train, tokenizers, *lengths)
-    val_split = encode_split(pairs.validation, tokenizers, *lengths)
-    _log(f"data {options.data}: {len(pairs.train)} train, {len(pairs.validation)} validation, "
-         f"{len(pairs.test)} test pairs; vocabularies {tokenizers.source.vocab_size} "
-         f"(source), {tokenizers.target.vocab_size} (target); "
-         f"precision {precision} on {device}")
-
-    last = out / rd.CHECKPOINT_DIR / "last.keras"
-    with distribution.scope():
-        if state["epochs_done"] and last.is_file():
-            model = _load_checkpoint(last, compile=True)  # the optimizer's state too
-        else:
-            model = _build_model(_scheduled(options, state), config)
-    # XLA compiles once per distinct shape: give it a few.
-    static = lengths if options.jit_compile else None
-    val_data = distribute.distributed_input(
-        make_dataset(val_split, options.batch_size, shuffle=False, static_shapes=static),
-        distribution)
-    distribute.adapt_model(model, distribution, val_data.element_spec)
-    _check_workers_agree(distribution, out, state)
-    tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / rd.LOG_DIR))
-    return _Run(out, state, tokenizers, config, model, train_split, val_data, static,
-                precision, device, [tensorboard], distribution,
-                _baselines(options, config, tokenizers, pairs, train_split, val_split),
-                _grouped(pairs.validation, baselines.SAMPLE_SOURCES))
+def _scheduled(options, state):
+    """`options` with the warm-up the run chose (runs made before the choice have
+    none recorded: theirs was --warmup-steps, or 1000 then)."""
+    chosen = (state.get("schedule") or {}).get("warmup_steps")
+    return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
 
 
 def _baselines(options, config, tokenizers, pairs, train_split, val_split):
@@ -726,193 +303,68 @@ def _check_workers_agree(distribution, out, state):
                          "shared file system)")
 
 
-def _duration(seconds):
-    """'42 s', '3 min 05 s', '1 h 07 min': for the per-epoch line."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _epoch_line(state, plan, logs, elapsed):
-    """'epoch 3/8: 41 s; 2 min 05 s so far, about 3 min 25 s left; val_loss ...'."""
-    done = state["epochs_done"]
-    # The first epoch of a process also builds the graph: the later ones say more.
-    times = [entry["wall_time_s"] for entry in state["history"]]
-    times = times[1:] or times
-    left = sum(times) / len(times) * (plan.total - done)
-    if done >= plan.total:
-        remaining = "the last epoch"
-    elif plan.patience is None:
-        remaining = f"about {_duration(left)} left"
-    else:
-        remaining = (f"at most {_duration(left)} left (until val_loss has not improved for "
-                     f"{plan.patience} epochs)")
-    best = " (best)" if state["best_epoch"] == done else f" (best: epoch {state['best_epoch']})"
-    return (f"epoch {done}/{plan.total}: {_duration(elapsed)}; "
-            f"{_duration(state['wall_time_s'])} so far, {remaining}; val_loss "
-            f"{logs['val_loss']:.4f}{best}, val_token_accuracy {logs['val_token_accuracy']:.4f}")
-
-
-def _one_epoch_callback():
-    import keras
-
-    class OneEpoch(keras.callbacks.Callback):
-        """Ends `fit` after one epoch. `fit` is called with epochs=the plan's total and
-        initial_epoch=this epoch, so that Keras's progress bar header reads "Epoch
-        3/8" and not "Epoch 3/3"; each epoch has its own shuffled dataset, so each is
-        its own `fit` call."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.stop_training = True
-
-    return OneEpoch()
-
-
-def _train_epochs(run, options, plan):
-    """One `fit` call per epoch over that epoch's own shuffled data (seed + epoch),
-    until `plan` says stop; after each, the checkpoints, state.json and run.json are
-    replaced atomically, so an interruption loses at most the epoch under way.
-
-    In a terminal Keras shows its progress bar; in a log (not a tty) there is one line
-    per epoch, ours."""
-    from training.pipeline import make_dataset
+def _finish(run, options, pairs, plan):
+    """Checkpoint averaging, task metrics of the final model, then run.json with
+    `"complete": true`."""
+    from training.evaluate import describe_decoding
 
     state = run.state
-    while plan.stop_reason(state) is None:
-        epoch = state["epochs_done"]
-        started = time.monotonic()
-        guard = _nan_guard()
-        train_data = distribute.distributed_input(
-            make_dataset(run.train_split, options.batch_size, shuffle=True,
-                         seed=options.seed * 100_003 + epoch, static_shapes=run.static_shapes),
-            run.distribution)
-        with warnings.catch_warnings():
-            # Bucketed batches have no known count: Keras warns at each epoch's end.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            try:
-                history = run.model.fit(train_data, validation_data=run.val_data,
-                                        epochs=plan.total, initial_epoch=epoch, shuffle=False,
-                                        callbacks=[guard, _one_epoch_callback(),
-                                                   *run.callbacks],
-                                        verbose=1 if sys.stdout.isatty() else 0)
-            except Exception as error:
-                if run.distribution.workers > 1 and distribute.lost_worker(error):
-                    raise LostWorkerError(
-                        f"a worker of the cluster stopped during epoch {epoch + 1} "
-                        f"({type(error).__name__}); nothing of this epoch was saved. Start "
-                        "every worker again with the same command to resume") from None
-                raise
-        if guard.where is not None:
-            raise TrainError(f"the loss became NaN at epoch {epoch + 1}, batch {guard.where + 1}; "
-                             "nothing of this epoch was saved. Lower --learning-rate, or "
-                             "train with --precision float32")
-        logs = {k: float(v[-1]) for k, v in history.history.items()}
-        verdict = _judge(run, logs)
-        elapsed = time.monotonic() - started
-        _save_epoch(run, options, plan, logs, elapsed, verdict)
-        _log(_epoch_line(state, plan, logs, elapsed))
-        if verdict.trivial:
-            _log(_trivial_line(run, epoch + 1, verdict))
-    _log(f"training stops: {plan.stop_reason(state)}; model.keras is epoch "
-         f"{state['best_epoch']} (lowest val_loss {state['best_val_loss']:.4f})")
+    averaged = averaging.average_checkpoints(run.out, state, run.val_split,
+                                             options.average_checkpoints,
+                                             options.batch_size, log=log)
+    final = rd.load_keras(run.out / rd.KERAS_MODEL_FILE)
+    best_logs = state["history"][state["best_epoch"] - 1]
+    model_logs = rd.held_by_model_keras(state)
+    how = ("greedy decoding" if options.beam_size == 1
+           else f"beam search of {options.beam_size} beams")
+    log(f"final evaluation: {how} on up to {options.eval_samples} validation and test "
+        "sources")
+    started = time.monotonic()
+    metrics = {"val_loss": model_logs["val_loss"],
+               "val_token_accuracy": model_logs.get("val_token_accuracy",
+                                                    best_logs["val_token_accuracy"]),
+               **_decoding_metrics(final, run.tokenizers, pairs, options.eval_samples,
+                                   options.beam_size)}
+    info = run_info(run, options, plan, metrics, complete=True,
+                    evaluation_time_s=round(time.monotonic() - started, 2),
+                    metric=pairs.metric, train_pairs=len(pairs.train),
+                    decoding=describe_decoding(options.beam_size), averaging=averaged)
+    rd.save_finished(run.out, state, info)
+    log("metrics: " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
+    return info
 
 
-def _judge(run, logs):
-    """This epoch against the trivial baselines, with a decoded sample of validation
-    sources (skipped across several workers: each would decode it)."""
-    outputs = references = None
-    if run.sample and run.distribution.workers == 1:
-        from training.evaluate import greedy_translate
+def _decoding_metrics(model, tokenizers, pairs, samples, beam_size=1):
+    """Task metrics of decoding with the KV cache (greedy, or beam search of
+    `beam_size`) on the first `samples` distinct sources of the validation and test
+    splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
+    it equals any of its source's targets; CER and WER take the closest one."""
+    from kit.metrics import task_metrics
+    from training.evaluate import translate
 
-        outputs = greedy_translate(run.model, run.tokenizers, list(run.sample))
-        references = list(run.sample.values())
-    majority = run.tokenizers.target.decode([run.baselines.majority_token]) or "</s>"
-    return baselines.judge(run.baselines, logs["val_loss"], logs["val_token_accuracy"],
-                           outputs, references, token_name=repr(majority),
-                           sources=list(run.sample) if outputs else None)
-
-
-def _target_tokenizer_kind(state):
-    """The target tokenizer's kind from the state's record (runs made before a
-    tokenizer per side recorded one shared "type")."""
-    record = state.get("tokenizer") or {}
-    return (record.get("target") or record).get("type", "char")
-
-
-def _trivial_line(run, epoch, verdict):
-    """One line: which baselines the epoch does not beat, and (after the first epoch,
-    which may just be early) the likely cause and the flag to try."""
-    line = (f"epoch {epoch} is no better than a trivial baseline: "
-            f"{'; '.join(verdict.reasons)}")
-    if epoch > 1:
-        kind = _target_tokenizer_kind(run.state)
-        line += (f". Likely cause: "
-                 f"{baselines.likely_cause(run.baselines, kind, len(run.train_split))}")
-    return line
+    metrics = {}
+    for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
+        grouped = _grouped(split_pairs, samples)
+        if not grouped:
+            continue
+        hypotheses = translate(model, tokenizers, list(grouped), beam_size)
+        for name, value in task_metrics(pairs.metric, hypotheses,
+                                        list(grouped.values())).items():
+            metrics[f"{split_name}_{name}"] = round(value, 3)
+        metrics[f"{split_name}_decoded"] = len(grouped)
+    return metrics
 
 
-def _save_epoch(run, options, plan, logs, elapsed, verdict):
-    """The epoch's checkpoints, state.json and run.json, all or none: every file is
-    written beside its old self first, and only once all are written (a full disk
-    fails one of these writes) are they renamed over the old ones. A failure leaves
-    the previous epoch's files and state as they were, which the same command resumes
-    from."""
-    state, out = _copy(run.state), run.out
-    epoch = state["epochs_done"] + 1
-    state["history"].append({"epoch": epoch, "wall_time_s": round(elapsed, 2), **logs,
-                             "baselines_verdict": verdict.to_dict()})
-    improved = state["best_val_loss"] is None or logs["val_loss"] < state["best_val_loss"]
-    if improved:
-        state["best_val_loss"], state["best_epoch"] = logs["val_loss"], epoch
-        state["model_keras"] = {"epochs": [epoch], "val_loss": logs["val_loss"]}
-    state["epochs_done"] = epoch
-    state["wall_time_s"] = round(state["wall_time_s"] + elapsed, 2)
-    info = _run_info(dataclasses.replace(run, state=state), options, plan, metrics={},
-                     complete=False)
-    # Renamed in the reverse order of entry: the models, run.json, then state.json,
-    # which is what the next command resumes from.
-    try:
-        with contextlib.ExitStack() as stack:
-            def staged(path, suffix=".tmp"):
-                return stack.enter_context(replacing(path, suffix=suffix))
-
-            state_tmp = staged(out / rd.CHECKPOINT_DIR / "state.json")
-            run_tmp = staged(out / rd.RUN_JSON)
-            run.model.save(staged(out / rd.CHECKPOINT_DIR / "last.keras", ".keras"))
-            if improved:
-                run.model.save(staged(out / rd.KERAS_MODEL_FILE, ".keras"))
-            if options.average_checkpoints:
-                run.model.save_weights(staged(
-                    out / rd.CHECKPOINT_DIR / averaging.EPOCH_WEIGHTS.format(epoch),
-                    ".weights.h5"))
-            write_synced(run_tmp, json_text(info))
-            write_synced(state_tmp, json_text(state))
-        # Only once state.json says this epoch is done: a kill before this line leaves
-        # one file too many, which the next epoch's pruning removes.
-        averaging.prune_weight_files(out / rd.CHECKPOINT_DIR, averaging.averaged_epochs(
-            state["history"], options.average_checkpoints))
-    except OSError as error:  # a full disk, a quota: the machine's refusal, not a bug
-        kept = f"as of epoch {epoch - 1}" if epoch > 1 else "with no epoch"
-        raise TrainError(f"{error.strerror or error} while saving epoch {epoch} in {out}; "
-                         f"the run is kept {kept}: make room, then run the same command "
-                         "to resume") from None
-    run.state.clear()
-    run.state.update(state)
-
-
-def _load_checkpoint(path, compile=False):
-    """One of the run's .keras files (`run_dir.load_keras`), a damaged one as TrainError."""
-    try:
-        return rd.load_keras(path, compile=compile)
-    except rd.RunDirError as error:
-        raise TrainError(str(error)) from None
-
-
-def _copy(values):
-    return json.loads(json.dumps(values))
+def _grouped(pairs, samples):
+    """The first `samples` distinct sources of `pairs`, each with all its targets:
+    alternative right answers (a word's two pronunciations), in order."""
+    grouped = {}
+    for source, target in pairs:
+        if source in grouped:
+            grouped[source].append(target)
+        elif len(grouped) < samples:
+            grouped[source] = [target]
+    return grouped
 
 
 def _format_metric(value):
@@ -920,136 +372,3 @@ def _format_metric(value):
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
     return str(value)
-
-
-def _finish(run, options, pairs, plan):
-    """Checkpoint averaging, task metrics of the final model, then run.json with
-    `"complete": true`."""
-    from training.evaluate import describe_decoding
-
-    state = run.state
-    averaged = _average_checkpoints(run, options, pairs)
-    final = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE)
-    best_logs = state["history"][state["best_epoch"] - 1]
-    model_logs = state.get("model_keras") or {"val_loss": best_logs["val_loss"]}
-    how = ("greedy decoding" if options.beam_size == 1
-           else f"beam search of {options.beam_size} beams")
-    _log(f"final evaluation: {how} on up to {options.eval_samples} validation and test "
-         "sources")
-    started = time.monotonic()
-    metrics = {"val_loss": model_logs["val_loss"],
-               "val_token_accuracy": model_logs.get("val_token_accuracy",
-                                                    best_logs["val_token_accuracy"]),
-               **_decoding_metrics(final, run.tokenizers, pairs, options.eval_samples,
-                                   options.beam_size)}
-    info = _run_info(run, options, plan, metrics, complete=True,
-                     evaluation_time_s=round(time.monotonic() - started, 2),
-                     metric=pairs.metric, train_pairs=len(pairs.train),
-                     decoding=describe_decoding(options.beam_size), averaging=averaged)
-    state["complete"] = True
-    write_json(run.out / rd.CHECKPOINT_DIR / "state.json", state)
-    write_json(run.out / rd.RUN_JSON, info)
-    _log("metrics: " + ", ".join(f"{k} {_format_metric(v)}" for k, v in metrics.items()))
-    return info
-
-
-def _scheduled(options, state):
-    """`options` with the warm-up the run chose (runs made before the choice have
-    none recorded: theirs was --warmup-steps, or 1000 then)."""
-    chosen = (state.get("schedule") or {}).get("warmup_steps")
-    return dataclasses.replace(options, warmup_steps=options.warmup_steps or chosen)
-
-
-def _average_checkpoints(run, options, pairs):
-    """Averages the weights of the last `--average-checkpoints` epochs; the mean becomes
-    model.keras when its validation loss is not above that of what model.keras holds
-    (the best epoch). Returns run.json's "averaging" record (None when turned off)."""
-    from training.pipeline import encode_split, make_dataset
-
-    k, state = options.average_checkpoints, run.state
-    if not k:
-        return None
-    epochs = averaging.averaged_epochs(state["history"], k)
-    files = averaging.kept_weight_files(run.out / rd.CHECKPOINT_DIR)
-    epochs = [epoch for epoch in epochs if epoch in files]
-    current = state.get("model_keras") or {"epochs": [state["best_epoch"]],
-                                           "val_loss": state["best_val_loss"]}
-    record = {"k": k, "epochs": epochs, "best_single_val_loss": state["best_val_loss"],
-              "best_epoch": state["best_epoch"]}
-    if len(epochs) < 2:
-        _log(f"checkpoint averaging: skipped ({len(epochs)} epoch weight file(s) kept)")
-        return {**record, "kept": False, "val_loss": None}
-    # A model outside the training strategy: the chief alone evaluates.
-    model = _load_checkpoint(run.out / rd.KERAS_MODEL_FILE, compile=True)
-    model.set_weights(averaging.average_weights(
-        model, [files[epoch] for epoch in epochs]))
-    lengths = (run.config.max_source_length, run.config.max_target_length)
-    val_split = encode_split(pairs.validation, run.tokenizers, *lengths)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        logs = model.evaluate(make_dataset(val_split, options.batch_size, shuffle=False),
-                              verbose=0, return_dict=True)
-    kept = logs["loss"] <= current["val_loss"]
-    if kept:
-        with replacing(run.out / rd.KERAS_MODEL_FILE, suffix=".keras") as tmp:
-            model.save(tmp)
-        state["model_keras"] = {"epochs": epochs, "val_loss": logs["loss"],
-                                "val_token_accuracy": logs["token_accuracy"]}
-    _log(f"checkpoint averaging of epochs {epochs[0]}-{epochs[-1]}: val_loss "
-         f"{logs['loss']:.4f} against {current['val_loss']:.4f} for "
-         f"{_epochs_text(current['epochs'])}; model.keras is "
-         f"{'the average' if kept else _epochs_text(current['epochs'])}")
-    return {**record, "kept": kept, "val_loss": logs["loss"],
-            "val_token_accuracy": logs["token_accuracy"]}
-
-
-def _epochs_text(epochs):
-    return f"epoch {epochs[0]}" if len(epochs) == 1 else \
-        f"the average of epochs {epochs[0]}-{epochs[-1]}"
-
-
-def _learning_rate_info(options, config):
-    """The schedule as run.json states it: per global batch, whatever the replicas."""
-    per = "optimizer step: one per global batch, the same on every --strategy"
-    if options.learning_rate is not None:
-        return {"schedule": "constant", "value": options.learning_rate, "per": per}
-    return {"schedule": "warmup_inverse_sqrt", "model_dim": config.model_dim,
-            "warmup_steps": options.warmup_steps or DEFAULT_DATA_WARMUP_STEPS,
-            "formula": "model_dim^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)",
-            "per": per}
-
-
-def _run_info(run, options, plan, metrics, complete, **extra):
-    """The run.json dict; `complete` only once the final metrics are in."""
-    state = run.state
-    return {
-        "format_version": rd.RUN_FORMAT_VERSION,
-        "complete": complete,
-        "data": options.data,
-        # The data's size and SHA-256 (tsv) or TFDS name and version: what a resumed
-        # run must be given again (absent in runs made before it was recorded).
-        "data_fingerprint": state.get("data_fingerprint"),
-        "config": run.config.to_dict(),
-        "options": dataclasses.asdict(options),
-        # What was decided from the data (absent in runs made before these choices).
-        "tokenizer": state.get("tokenizer"),
-        "preset": state.get("preset"),
-        "lengths": state.get("lengths"),
-        "precision": run.precision,
-        "device": run.device,
-        "distribution": run.distribution.to_dict(options.batch_size),
-        "schedule": state.get("schedule"),
-        "learning_rate": _learning_rate_info(_scheduled(options, state), run.config),
-        "epochs": options.epochs,
-        "stopping": {**plan.to_dict(), "stopped": plan.stop_reason(state)},
-        "epochs_done": state["epochs_done"],
-        "best_epoch": state["best_epoch"],
-        "wall_time_s": state["wall_time_s"],
-        "truncated": {"source": run.train_split.source_truncated,
-                      "target": run.train_split.target_truncated},
-        "metrics": metrics,
-        "history": state["history"],
-        # What every epoch was compared with; each history entry has its verdict.
-        "baselines": run.baselines.to_dict(),
-        **extra,
-    }

@@ -177,7 +177,7 @@ def test_the_in_process_api_refuses_the_run_directory_too(run):
 def test_an_out_that_is_a_symbolic_link_loop_is_one_line(tiny_run, tmp_path, link):
     """export ended in a RuntimeError traceback and train in "File exists"."""
     from export.errors import ExportError
-    from training.train import TrainError, TrainOptions, check_options
+    from training.options import TrainError, TrainOptions, check_options
 
     (tmp_path / "a").symlink_to("b")
     (tmp_path / "b").symlink_to("a" if link != "self" else "b")

@@ -13,7 +13,8 @@ import pytest
 from kit.models import Seq2SeqTransformer, preset
 from training import averaging
 from training import run_dir as rd
-from training.train import TrainOptions, train
+from training.options import TrainOptions
+from training.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ import pytest
 
 from training import distribute
 from training import run_dir as rd
-from training.train import TrainError, TrainOptions, train
+from training.options import TrainError, TrainOptions
+from training.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,6 @@ import pytest
 
 from training import cli
 from training import run_dir as rd
-from training import train as train_module
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +96,7 @@ def test_a_full_disk_at_the_last_write_of_an_epoch_changes_nothing(tmp_path, mon
     assert cli.main([*args, "--epochs", "1"]) == 0
     before = digests(out)
 
-    real_write = train_module.write_synced
+    real_write = rd.write_synced
 
     def fills_at_state_json(path, data):
         if ".state.json." in os.path.basename(path):
@@ -106,7 +105,7 @@ def test_a_full_disk_at_the_last_write_of_an_epoch_changes_nothing(tmp_path, mon
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(path, data)
 
-    monkeypatch.setattr(train_module, "write_synced", fills_at_state_json)
+    monkeypatch.setattr(rd, "write_synced", fills_at_state_json)
     capsys.readouterr()
     assert cli.main([*args, "--epochs", "2"]) == 1
     line = one_error_line(capsys.readouterr().err)

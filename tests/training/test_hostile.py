@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import default_sigint
 from training import run_dir as rd
-from training.train import TrainOptions, train
+from training.options import TrainOptions
+from training.train import train
 
 pytestmark = pytest.mark.slow
 

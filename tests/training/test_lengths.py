@@ -84,7 +84,8 @@ def test_a_presets_lengths_get_the_one_percent_rule_too():
 
 
 def test_the_tiny_preset_on_the_built_in_dates_asks_for_lengths(tmp_path):
-    from training.train import TrainError, TrainOptions, train
+    from training.options import TrainError, TrainOptions
+    from training.train import train
 
     options = TrainOptions(data="default", out=str(tmp_path / "run"), preset="tiny",
                            epochs=1, limit=400, accept_trivial=True)

@@ -28,7 +28,9 @@ from training.choices import (
     train_tokenizers,
 )
 from training.data import load_pairs
-from training.train import DEFAULT_BEAM_SIZE, TrainOptions, _EpochPlan, _grouped
+from training.epochs import EpochPlan
+from training.options import DEFAULT_BEAM_SIZE, TrainOptions
+from training.train import _grouped
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -268,14 +270,16 @@ def test_the_built_in_data_keeps_the_presets_lengths():
     from kit.models import preset
     from kit.tokenizers import CharTokenizer, TokenizerPair
     from training.data import load_pairs
+    from training.pipeline import tokenize
     from training.train import _choose_lengths
 
     pairs = load_pairs("default", limit=500)
     tokenizer = TokenizerPair(CharTokenizer.train(s for s, _ in pairs.train),
                               CharTokenizer.train(t for _, t in pairs.train))
-    lengths = _choose_lengths(TrainOptions(), "default", pairs, tokenizer, preset("small"))
+    ids = tokenize(pairs.train, tokenizer)
+    lengths = _choose_lengths(TrainOptions(), "default", ids, preset("small"))
     assert (lengths.source, lengths.target, lengths.chosen) == (48, 16, "the preset's")
-    lengths = _choose_lengths(TrainOptions(max_target_length=12), "default", pairs, tokenizer,
+    lengths = _choose_lengths(TrainOptions(max_target_length=12), "default", ids,
                               preset("small"))
     assert (lengths.source, lengths.target, lengths.chosen) == (48, 12, "S the preset's")
 
@@ -285,13 +289,13 @@ def test_when_auto_epochs_stop():
         best = min(range(len(losses)), key=losses.__getitem__) + 1 if losses else None
         return {"epochs_done": len(losses), "best_epoch": best}
 
-    auto = _EpochPlan.of(TrainOptions(data="tsv:x", patience=2, max_epochs=6))
+    auto = EpochPlan.of(TrainOptions(data="tsv:x", patience=2, max_epochs=6))
     assert auto.stop_reason(state([3.0, 2.0, 2.1])) is None
     assert "not improved for 2 epochs, best at epoch 2" in auto.stop_reason(
         state([3.0, 2.0, 2.1, 2.2]))
     assert "6 epochs" in auto.stop_reason(state([6, 5, 4, 3, 2, 1]))
-    assert _EpochPlan.of(TrainOptions(data="default")) == _EpochPlan(8)
-    fixed = _EpochPlan.of(TrainOptions(data="tsv:x", epochs=3))
+    assert EpochPlan.of(TrainOptions(data="default")) == EpochPlan(8)
+    fixed = EpochPlan.of(TrainOptions(data="tsv:x", epochs=3))
     assert fixed.stop_reason(state([1.0, 2.0])) is None
     assert fixed.stop_reason(state([1.0, 2.0, 3.0])) == "3 epochs done"
 
@@ -484,7 +488,7 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
 
 def test_tokenizer_flags_set_each_side_and_both():
     from training.cli import build_parser, options_from_args
-    from training.train import _identity_of
+    from training.run_dir import recorded_identity
 
     def options(*args):
         return options_from_args(build_parser().parse_args(["--out", "x", *args]))
@@ -498,5 +502,5 @@ def test_tokenizer_flags_set_each_side_and_both():
     # A run made with one --tokenizer for both sides keeps its identity.
     old = {key: value for key, value in both.identity().items()
            if key not in ("source_tokenizer", "target_tokenizer")}
-    assert _identity_of({"identity": {**old, "tokenizer": "char"}}) == both.identity()
-    assert _identity_of({"identity": old}) == options().identity()
+    assert recorded_identity({"identity": {**old, "tokenizer": "char"}}) == both.identity()
+    assert recorded_identity({"identity": old}) == options().identity()

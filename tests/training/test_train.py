@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import default_sigint, small_memory
 from training import run_dir as rd
-from training.train import TrainError, TrainOptions, train
+from training.options import TrainError, TrainOptions
+from training.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +86,7 @@ def test_default_data_gives_a_complete_run_directory(tmp_path):
     from kit.metrics import exact_match
     from training.data import load_pairs
     from training.evaluate import translate
-    from training.train import DEFAULT_BEAM_SIZE
+    from training.options import DEFAULT_BEAM_SIZE
 
     assert info["decoding"]["beam_size"] == DEFAULT_BEAM_SIZE
     pairs = load_pairs("default", limit=160).validation[:40]
@@ -120,13 +121,28 @@ def test_mixed_precision_run(tmp_path):
     assert np.isfinite(info["metrics"]["val_loss"])
 
 
-def test_tsv_data_reports_bleu(tmp_path):
+def test_tsv_data_reports_bleu(tmp_path, monkeypatch):
+    from kit.tokenizers.base import VocabularyTokenizer
+    from training import data
+
     path = tmp_path / "pairs.tsv"
     lines = [f"{a} plus {b}\t{a + b}" for a in range(30) for b in range(10)]
     path.write_text("\n".join(lines + ["malformed line without a tab"]) + "\n", encoding="utf-8")
+    checked, encoded = [], []
+    real_check, real_encode = data.check_spec, VocabularyTokenizer.encode
+    monkeypatch.setattr(data, "check_spec", lambda spec: checked.append(spec) or
+                        real_check(spec))
+    monkeypatch.setattr(VocabularyTokenizer, "encode", lambda self, text: encoded.append(text)
+                        or real_encode(self, text))
     info = train(tiny_options(tmp_path / "run", data=f"tsv:{path}", epochs=1, limit=None))
     assert info["metric"] == "bleu"
     assert {"val_bleu", "val_chrf", "test_bleu"} <= set(info["metrics"])
+    # The spec is checked once, before TensorFlow; a training source (sources are in
+    # one split only) is encoded once for its vocabulary's unknown share
+    # (training/choices.py) and once for training, whatever chooses S and T.
+    assert checked == [f"tsv:{path}"]
+    train_sources = {source for source, _ in rd.read_pairs(tmp_path / "run" / rd.TRAIN_SAMPLE)}
+    assert max(encoded.count(source) for source in train_sources) == 2
 
 
 def test_tfds_data_through_mock_data(tmp_path):
