@@ -55,9 +55,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from export.errors import ExportError
+    from kit.layout import sibling
     from kit.runtime import BundleError, RuntimeUnavailable
-    from training.run_dir import RunDirError
+
+    from .errors import ExportError
+
+    RunDirError = sibling("training.run_dir").RunDirError
 
     try:
         report = export_run(args.run_dir, args.recipe, args.out, overwrite=args.overwrite,
@@ -72,7 +75,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("export: interrupted; no bundle written", file=sys.stderr)
         return 130
-    from export.verify import format_notes, format_table
+    from .verify import format_notes, format_table
 
     print(format_table(report["recipes"], report["metric"]))
     for line in format_notes(report["recipes"]):
@@ -91,33 +94,36 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
 
     Raises ExportError (one line) for every problem a user can fix.
     """
-    from export.errors import ExportError
-    from export.load import load_run
-    from training.run_dir import TEST_SAMPLE, RunDirError, read_pairs, read_run
+    from kit.layout import sibling
+
+    from .errors import ExportError
+    from .load import load_run
+
+    rd = sibling("training.run_dir")
 
     out = Path(out)
     if recipe not in RECIPE_CHOICES:
         raise ExportError(f"unknown recipe {recipe!r}: expected one of "
                           f"{', '.join(RECIPE_CHOICES)}")
     try:
-        info = read_run(run_dir)  # a bad run dir fails before any progress line or TensorFlow
-    except RunDirError as error:
+        info = rd.read_run(run_dir)  # a bad run dir fails before any progress line or TensorFlow
+    except rd.RunDirError as error:
         raise ExportError(str(error)) from None
     empty_seen = _check_out(out, info.path, overwrite)
     recipes = list(RECIPES) if recipe == "all" else [recipe]
     try:
-        pairs = read_pairs(info.path / TEST_SAMPLE)[:samples]
-    except RunDirError as error:
+        pairs = rd.read_pairs(info.path / rd.TEST_SAMPLE)[:samples]
+    except rd.RunDirError as error:
         raise ExportError(str(error)) from None
     if not pairs:
-        raise ExportError(f"{info.path / TEST_SAMPLE} holds no pairs to verify on")
+        raise ExportError(f"{info.path / rd.TEST_SAMPLE} holds no pairs to verify on")
 
     progress(f"loading {run_dir} and rebuilding the model in float32")
     loaded = load_run(info)
 
     exported = export_model(loaded, recipes, progress=progress)  # float32 always included
 
-    from export.verify import keras_reference
+    from .verify import keras_reference
 
     progress(f"decoding {len(pairs)} held-out sources with the Keras model (the reference)")
     reference = keras_reference(loaded.model, loaded.tokenizers, pairs, loaded.info.metric)
@@ -152,8 +158,8 @@ def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=10
     compared with, and the file the int8 recipe measures attention scores in. The
     SavedModels are written into a temporary directory and removed afterwards.
     """
-    from export.convert import RECIPE_NOTES, Exported, convert, write_saved_model
-    from export.int8 import export_int8
+    from .convert import RECIPE_NOTES, Exported, convert, write_saved_model
+    from .int8 import export_int8
 
     exported = {}
     with tempfile.TemporaryDirectory(prefix="kit-export-") as tmp:
@@ -195,8 +201,9 @@ def _is_bundle(path):
 def _check_out(out, run_path, overwrite):
     """Refuses an `--out` that export may not write or replace, before any work;
     whether `out` is an empty directory (made for the bundle, and so filled)."""
-    from export.errors import ExportError
     from kit.files import link_loop
+
+    from .errors import ExportError
 
     if link_loop(out):
         raise ExportError(f"--out {out} is a symbolic link loop (or too deep to follow); "
@@ -225,12 +232,13 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     `reference`, the original model's decoding, also when the file was converted from a
     rebuild (int8).
     """
-    from export.flatbuffer import op_tensor_types
-    from export.verify import gpu_compatibility, verify_bundle
     from kit.runtime import REPORT_JSON, TFLITE_FILE, Bundle, signature_specs
     from kit.runtime.bundle_format import bundle_spec, write_bundle_json
     from kit.runtime.interpreter import interpreter_class
     from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
+
+    from .flatbuffer import op_tensor_types
+    from .verify import gpu_compatibility, verify_bundle
 
     directory.mkdir(parents=True, exist_ok=True)
     content = exported.content
@@ -268,7 +276,7 @@ def _replace(staging, out, overwrite=False, empty_seen=False):
     a bundle of its own, removed once the new one is in place. Anything else found at
     `out` is left as it is, and so is `staging` (the caller removes it); ExportError.
     """
-    from export.errors import ExportError
+    from .errors import ExportError
 
     aside = None  # beside `out`: what --overwrite moved away from it, until it is done
     moved = []

@@ -17,8 +17,6 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from export.errors import ExportError
-from export.flatbuffer import model_ops
 from kit.quiet import native_output_silenced
 from kit.runtime.recipes import RECIPES
 from kit.runtime.signatures import (
@@ -34,6 +32,9 @@ from kit.runtime.signatures import (
     layer_cache_names,
     layer_cross_names,
 )
+
+from .errors import ExportError
+from .flatbuffer import model_ops
 
 # What each recipe of RECIPES does to the model; bundle.json repeats it for the device
 # developer.

@@ -72,8 +72,11 @@ QUICK = {"preset": "tiny", "epochs": 8, "limit": 10_000, "recipe": "float32",
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from training.options import TrainError, TrainOptions
-    from training.train import train
+    from kit.layout import sibling
+
+    options = sibling("training.options")
+    TrainError, TrainOptions = options.TrainError, options.TrainOptions
+    train = sibling("training.train").train
 
     limit = None
     if args.quick:
@@ -109,7 +112,7 @@ def main(argv=None):
     if _existing_bundle_of(args.bundle, args.run):
         print(f"{args.bundle} already holds a bundle of {args.run}; reusing it")
     else:
-        from export.cli import main as export_main
+        from .cli import main as export_main
 
         # --overwrite replaces only a bundle (of an older run or format): export
         # refuses any other directory.
@@ -143,14 +146,16 @@ def main(argv=None):
 
 def _pictures(run, text):
     """The cross-attention picture of `text` and the training curves, beside the run."""
+    from kit.layout import sibling
     from kit.plots import attention_figure, training_curves_figure
-    from training.attention import attention_picture
-    from training.run_dir import KERAS_MODEL_FILE, load_keras, load_tokenizers, read_run
+
+    attention_picture = sibling("training.attention").attention_picture
+    rd = sibling("training.run_dir")
 
     run = Path(run)
-    info = read_run(run)
-    picture = attention_picture(load_keras(run / KERAS_MODEL_FILE),
-                                load_tokenizers(run), text, "cross",
+    info = rd.read_run(run)
+    picture = attention_picture(rd.load_keras(run / rd.KERAS_MODEL_FILE),
+                                rd.load_tokenizers(run), text, "cross",
                                 run_name=str(run))
     attention = run.parent / f"{run.name}-attention.png"
     attention_figure(picture.weights, picture.rows, picture.columns, picture.title,

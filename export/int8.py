@@ -13,19 +13,20 @@ import warnings
 
 import numpy as np
 
-from export.convert import (
+from kit.decoding import greedy_search
+from kit.runtime.signatures import DECODE_STEP, ENCODE, POSITION, SOURCE_IDS, TOKEN_IDS
+from kit.tokenizers import PAD_ID, source_ids
+
+from .convert import (
     RECIPE_NOTES,
     Exported,
     convert,
     decode_step_inputs,
     write_saved_model,
 )
-from export.errors import ExportError
-from export.flatbuffer import float_ops, op_names
-from export.load import rebuild
-from kit.decoding import greedy_search
-from kit.runtime.signatures import DECODE_STEP, ENCODE, POSITION, SOURCE_IDS, TOKEN_IDS
-from kit.tokenizers import PAD_ID, source_ids
+from .errors import ExportError
+from .flatbuffer import float_ops, op_names
+from .load import rebuild
 
 
 def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
@@ -183,16 +184,17 @@ def export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_sa
                  progress):
     """Calibration inputs from the original model, its attention scores measured in its
     float32 file, then the int8 conversion of a rebuild with `int8_mask_value`."""
-    from training.run_dir import TRAIN_SAMPLE, read_pairs
+    from kit.layout import sibling
 
-    pairs = read_pairs(loaded.info.path / TRAIN_SAMPLE)
+    rd = sibling("training.run_dir")
+    pairs = rd.read_pairs(loaded.info.path / rd.TRAIN_SAMPLE)
     sources = [source for source, _ in pairs]
     picked = np.random.default_rng(0).permutation(len(sources))[:calibration_sources]
     S = loaded.config.max_source_length
     ids = np.array([source_ids(loaded.tokenizers.source, sources[i], S) for i in picked],
                    np.int32).reshape(-1, S)
     if not len(ids):
-        raise ExportError(f"{loaded.info.path / TRAIN_SAMPLE} holds no "
+        raise ExportError(f"{loaded.info.path / rd.TRAIN_SAMPLE} holds no "
                           "pairs to calibrate the int8 recipe on")
     progress(f"recording calibration inputs from {len(ids)} training sources")
     encode_inputs, decode_inputs = representative_samples(

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, replace
 
-from export.errors import ExportError
+from .errors import ExportError
 
 
 @dataclass
@@ -25,16 +25,18 @@ def load_run(info):
     (Flex) ops; the float32 rebuild exports builtins only, whatever the training policy.
     Raises ExportError (via RunDirError's message) for a missing or unfinished run.
     """
+    from kit.layout import sibling
     from kit.models import Seq2SeqTransformer, TransformerConfig
-    from training.run_dir import KERAS_MODEL_FILE, RunDirError, load_keras, load_tokenizers
+
+    rd = sibling("training.run_dir")
 
     try:
         config = TransformerConfig.from_dict(info.config)
     except (TypeError, ValueError) as error:
         raise ExportError(f"{info.path / 'run.json'} has a bad model config: {error}") from None
     try:
-        tokenizers = load_tokenizers(info.path)
-    except RunDirError as error:
+        tokenizers = rd.load_tokenizers(info.path)
+    except rd.RunDirError as error:
         raise ExportError(str(error)) from None
     for side, tokenizer, size in (("source", tokenizers.source, config.source_vocab_size),
                                   ("target", tokenizers.target, config.target_vocab_size)):
@@ -42,16 +44,16 @@ def load_run(info):
             raise ExportError(f"{info.path}: the {side} tokenizer has {tokenizer.vocab_size} "
                               f"tokens, more than the model's {side} vocabulary ({size})")
     try:
-        trained = load_keras(info.path / KERAS_MODEL_FILE)  # Ctrl-C held while it loads
-    except RunDirError as error:
+        trained = rd.load_keras(info.path / rd.KERAS_MODEL_FILE)  # Ctrl-C held while it loads
+    except rd.RunDirError as error:
         raise ExportError(str(error)) from None
     model = Seq2SeqTransformer(config, dtype="float32", name="seq2seq_transformer")
     model.build()
     try:
         model.set_weights(trained.get_weights())
     except ValueError as error:
-        raise ExportError(f"{info.path / KERAS_MODEL_FILE} does not match the config in run.json: "
-                          f"{str(error).splitlines()[0]}") from None
+        raise ExportError(f"{info.path / rd.KERAS_MODEL_FILE} does not match the config in "
+                          f"run.json: {str(error).splitlines()[0]}") from None
     return LoadedRun(info=info, config=config, model=model, tokenizers=tokenizers)
 
 

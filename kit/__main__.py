@@ -44,25 +44,21 @@ def _is_bundle(args):
 
 def _command(name, args):
     """(the command's main function, whether it runs TensorFlow), or None."""
-    if name == "train":
-        from training.cli import main
-    elif name == "export":
-        from export.cli import main
-    elif name == "decode":
+    if name == "decode":
         from kit.runtime.cli import main
-    elif name == "demo":
-        from export.demo import main
-    elif name == "evaluate" and _is_bundle(args):
+
+        return main, False
+    if name == "evaluate" and _is_bundle(args):
         from kit.runtime.evaluate import main
 
         return main, False
-    elif name == "evaluate":
-        from training.evaluate_cli import main
-    elif name == "attention":
-        from training.attention import main
-    else:
+    module = {"train": "training.cli", "export": "export.cli", "demo": "export.demo",
+              "evaluate": "training.evaluate_cli", "attention": "training.attention"}.get(name)
+    if module is None:
         return None
-    return main, name != "decode"
+    from kit.layout import sibling
+
+    return sibling(module).main, True
 
 
 def main(argv=None):

@@ -26,14 +26,24 @@ KNOWN = {**modules("kit"), **modules("training"), **modules("export")}
 
 
 def imports(path):
-    """The kit's own modules that the file at `path` imports, anywhere in it."""
+    """The kit's own modules that the file at `path` imports, anywhere in it: absolute
+    and relative imports, and the modules named to `kit.layout.sibling`."""
+    name = next(key for key, value in KNOWN.items() if value == path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in KNOWN
-                     else node.module for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from .x import y: relative to the file's own package
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in KNOWN else base
+                     for alias in node.names]
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "sibling"
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            names = [node.args[0].value]
         else:
             continue
         found.update(name for name in names if name in KNOWN)
@@ -60,6 +70,11 @@ def test_the_modules_of_training_import_each_other_without_a_circle():
         visit(name)
 
 
+def test_relative_imports_and_sibling_calls_are_read():
+    assert "training.choices" in imports(ROOT / "training" / "train.py")
+    assert "training.run_dir" in imports(ROOT / "export" / "load.py")
+
+
 def test_export_reads_runs_through_the_run_directory_alone():
     for name, path in modules("export").items():
         used = {other for other in imports(path) if other.split(".")[0] == "training"}
@@ -72,3 +87,5 @@ def test_the_library_imports_neither_training_nor_export():
             continue
         assert not {other for other in imports(path)
                     if other.split(".")[0] in ("training", "export")}, name
+        # A sibling() call with a computed name would slip past `imports`.
+        assert name == "kit.layout" or "sibling(" not in path.read_text(encoding="utf-8"), name

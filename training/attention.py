@@ -108,7 +108,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from training import run_dir as rd
+    from . import run_dir as rd
 
     def body():
         if not args.out.lower().endswith(".png"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import run_dir as rd
+from . import run_dir as rd
 
 EPOCH_WEIGHTS = "epoch_{:03d}.weights.h5"  # in checkpoints/: one epoch's weights
 _EPOCH_WEIGHTS = re.compile(r"epoch_(\d+)\.weights\.h5")
@@ -72,7 +72,7 @@ def average_checkpoints(run_dir, state, val_split, k, batch_size, log=print):
     so, when its loss on `val_split` (a `training.pipeline.EncodedSplit`) is not above
     that of what model.keras holds (the best epoch). Returns run.json's "averaging"
     record (None when k is 0)."""
-    from training.pipeline import make_dataset
+    from .pipeline import make_dataset
 
     if not k:
         return None

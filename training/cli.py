@@ -5,9 +5,10 @@ import os
 import sys
 
 from kit.commands import CommandParser, integer, number
-from training.choices import PRESETS, TOKENIZERS
-from training.distribute import STRATEGIES
-from training.options import PRECISIONS, LostWorkerError, TrainError, TrainOptions
+
+from .choices import PRESETS, TOKENIZERS
+from .distribute import STRATEGIES
+from .options import PRECISIONS, LostWorkerError, TrainError, TrainOptions
 
 DEFAULTS = TrainOptions()
 
@@ -139,7 +140,7 @@ def options_from_args(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        from training.train import train
+        from .train import train
 
         train(options_from_args(args))
     except LostWorkerError as error:

@@ -15,7 +15,8 @@ import os
 import re
 
 from kit.tsv import TsvError, check_regular_file, fingerprint, parse_tsv, read_bytes
-from training import dates
+
+from . import dates
 
 MAX_REPORTED_LINES = 10  # how many malformed line numbers a Pairs or an error lists
 SPLITS = dates.SPLITS

@@ -14,9 +14,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from training import averaging, baselines, distribute
-from training import run_dir as rd
-from training.options import LostWorkerError, TrainError
+from . import averaging, baselines, distribute
+from . import run_dir as rd
+from .options import LostWorkerError, TrainError
 
 DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
 
@@ -87,7 +87,7 @@ def train_epochs(run, options, plan):
 
     In a terminal Keras shows its progress bar; in a log (not a tty) there is one line
     per epoch, ours."""
-    from training.pipeline import make_dataset
+    from .pipeline import make_dataset
 
     state = run.state
     while plan.stop_reason(state) is None:
@@ -168,7 +168,7 @@ def _judge(run, logs):
     sources (skipped across several workers: each would decode it)."""
     outputs = references = None
     if run.sample and run.distribution.workers == 1:
-        from training.evaluate import greedy_translate
+        from .evaluate import greedy_translate
 
         outputs = greedy_translate(run.model, run.tokenizers, list(run.sample))
         references = list(run.sample.values())

@@ -9,13 +9,13 @@ from kit.evaluation import EvaluationError, build_parser, check_args, run
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from training import run_dir as rd
+    from . import run_dir as rd
 
     def body():
         info = rd.read_run(args.model)
         references = check_args(args)
         tokenizers = rd.load_tokenizers(info.path)
-        from training.evaluate import translate
+        from .evaluate import translate
 
         model = rd.load_keras(info.path / rd.KERAS_MODEL_FILE)
         return run(args, references,

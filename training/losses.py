@@ -8,7 +8,8 @@ import keras
 from keras import ops
 
 from kit.layers._register import register
-from training.choices import DEFAULT_DATA_WARMUP_STEPS
+
+from .choices import DEFAULT_DATA_WARMUP_STEPS
 
 
 @register

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from training import distribute
-from training.choices import PRESETS, TOKENIZERS
+from . import distribute
+from .choices import PRESETS, TOKENIZERS
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # The beams of the final evaluation (run.json's metrics); 1 is greedy decoding.
@@ -106,7 +106,7 @@ def check_options(options):
         read without checking it again) and this process's multi-worker
         `distribute.Task`, or None for a single process.
     """
-    from training.data import DataError, check_spec
+    from .data import DataError, check_spec
 
     for name, (low, high) in LIMITS.items():
         value = getattr(options, name)

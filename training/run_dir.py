@@ -221,7 +221,8 @@ def load_keras(path, compile=False):
     import keras
 
     import kit.models  # noqa: F401  (registers the kit's classes for loading)
-    import training.losses  # noqa: F401  (the loss and schedule of a compiled checkpoint)
+
+    from . import losses  # noqa: F401  (the loss and schedule of a compiled checkpoint)
 
     try:
         with interrupts_deferred():

@@ -28,10 +28,11 @@ import zlib
 from pathlib import Path
 
 from kit.tsv import spaces_warning
-from training import averaging, baselines, distribute
-from training import run_dir as rd
-from training.epochs import EpochPlan, Run, log, refuse_trivial, run_info, train_epochs
-from training.options import TrainError, check_options, resolve_precision
+
+from . import averaging, baselines, distribute
+from . import run_dir as rd
+from .epochs import EpochPlan, Run, log, refuse_trivial, run_info, train_epochs
+from .options import TrainError, check_options, resolve_precision
 
 
 def train(options):
@@ -105,7 +106,7 @@ def _load_data(options, data, state, out=None):
     """The pairs of --data (`data`, already checked); for a resumed run (`state`), the
     same data it was trained on so far, or TrainError. `out`: the run's directory, as
     errors name it."""
-    from training.data import DataError, load_pairs
+    from .data import DataError, load_pairs
 
     try:
         pairs = load_pairs(data, seed=options.seed, strict=options.strict,
@@ -136,8 +137,8 @@ def _prepare(options, state, pairs, out, distribution):
         device = distribution.devices
     import keras
 
-    from training.losses import learning_rate_record
-    from training.pipeline import encode_split, make_dataset, truncate_split
+    from .losses import learning_rate_record
+    from .pipeline import encode_split, make_dataset, truncate_split
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(options.seed)
@@ -179,14 +180,15 @@ def _start_or_resume(options, state, pairs, out):
     `kit.tokenizers.TokenizerPair`, train_ids the training split's token ids, whole
     (`pipeline.tokenize`): tokenized once, for the choices and for training."""
     from kit.models import TransformerConfig, preset
-    from training.choices import (
+
+    from .choices import (
         ChoiceError,
         choose_preset,
         choose_schedule,
         train_tokenizers,
     )
-    from training.lengths import LengthError, Lengths
-    from training.pipeline import tokenize
+    from .lengths import LengthError, Lengths
+    from .pipeline import tokenize
 
     if state is not None:
         log(f"resuming {out} after epoch {state['epochs_done']}")
@@ -241,7 +243,7 @@ def _choose_lengths(options, kind, train_ids, preset_config):
     """S and T: those given, else from the training split's token lengths (`train_ids`,
     `pipeline.tokenize`'s). The built-in data keeps its preset's (the README's figures
     were measured with them)."""
-    from training.lengths import choose_lengths
+    from .lengths import choose_lengths
 
     source, target = options.max_source_length, options.max_target_length
     from_preset = []
@@ -266,7 +268,8 @@ def _choose_lengths(options, kind, train_ids, preset_config):
 
 def _build_model(options, config):
     from kit.models import Seq2SeqTransformer
-    from training.losses import compile_for_training
+
+    from .losses import compile_for_training
 
     model = Seq2SeqTransformer(config)
     model.build()
@@ -306,7 +309,7 @@ def _check_workers_agree(distribution, out, state):
 def _finish(run, options, pairs, plan):
     """Checkpoint averaging, task metrics of the final model, then run.json with
     `"complete": true`."""
-    from training.evaluate import describe_decoding
+    from .evaluate import describe_decoding
 
     state = run.state
     averaged = averaging.average_checkpoints(run.out, state, run.val_split,
@@ -340,7 +343,8 @@ def _decoding_metrics(model, tokenizers, pairs, samples, beam_size=1):
     splits ({"val_exact_match": ..., "test_bleu": ..., ...}). An output is exact when
     it equals any of its source's targets; CER and WER take the closest one."""
     from kit.metrics import task_metrics
-    from training.evaluate import translate
+
+    from .evaluate import translate
 
     metrics = {}
     for split_name, split_pairs in (("val", pairs.validation), ("test", pairs.test)):
