@@ -295,11 +295,6 @@ class Seq2SeqTransformer(keras.Model):
 
         return step
 
-    def cross_attention_weights(self, source_ids, target_input_ids):
-        """(B, L, H, T', S') float32: which source tokens each target position attended
-        to, in every decoder layer and head, for a decoded (or reference) target."""
-        return self.attention_weights(source_ids, target_input_ids)["cross"]
-
     def attention_weights(self, source_ids, target_input_ids):
         """Every attention weight of a decoded (or reference) pair, float32, stacked over
         layers: "encoder" (B, L, H, S', S'), the encoder's self-attention; "decoder"

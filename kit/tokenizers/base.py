@@ -73,12 +73,6 @@ class Tokenizer:
         the vocabulary lacks, in order of first appearance, for a message."""
         raise NotImplementedError
 
-    def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
-        return [self.encode(text) for text in texts]
-
-    def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:
-        return [self.decode(ids) for ids in batch]
-
     def files(self, json_name: str) -> list[str]:
         """The names of the files this tokenizer is saved in when its JSON file is
         `json_name`, that one first: what export copies and bundle.json lists."""

@@ -135,10 +135,8 @@ def test_decode_rejects_ids_outside_the_vocabulary(tok, bad_id):
         tok.decode([4, bad_id])
 
 
-def test_batches(tok):
-    batch = tok.encode_batch(["29 Nov", "2026"])
-    assert batch == [tok.encode("29 Nov"), tok.encode("2026")]
-    assert tok.decode_batch([ids + [EOS_ID, 5] for ids in batch]) == ["29 Nov", "2026"]
+def test_decode_stops_at_the_end_token(tok):
+    assert tok.decode(tok.encode("29 Nov") + [EOS_ID, 5]) == "29 Nov"
 
 
 def test_vocabulary_order_is_count_then_character():
