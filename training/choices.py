@@ -72,7 +72,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 TOKENIZERS = ("auto", "char", "word", "sentencepiece")
-PRESETS = ("auto", "tiny", "small", "base", "large")
+# What --preset takes: auto, or a name of kit.models.config.PRESETS, spelled again here
+# because that module imports Keras and the options are checked before it loads
+# (tests/training/test_own_data.py keeps the two lists equal).
+PRESET_CHOICES = ("auto", "tiny", "small", "base", "large")
 
 SUBWORD_MIN_WORDS_PER_TEXT = 2.0  # median words a text above this ...
 SUBWORD_MIN_DISTINCT_WORDS = 1000  # ... over at least this many distinct words ...

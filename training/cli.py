@@ -6,7 +6,7 @@ import sys
 
 from kit.commands import CommandParser, integer, number
 
-from .choices import PRESETS, TOKENIZERS
+from .choices import PRESET_CHOICES, TOKENIZERS
 from .distribute import STRATEGIES
 from .options import PRECISIONS, LostWorkerError, TrainError, TrainOptions
 
@@ -38,7 +38,8 @@ def build_parser():
                              "(source<TAB>target per line) or tfds:NAME[/CONFIG] "
                              "(default: %(default)s)")
     parser.add_argument("--out", required=True, help="the run directory to create or resume")
-    parser.add_argument("--preset", default=DEFAULTS.preset, metavar="{" + ",".join(PRESETS) + "}",
+    parser.add_argument("--preset", default=DEFAULTS.preset,
+                        metavar="{" + ",".join(PRESET_CHOICES) + "}",
                         help="model size; auto: small for the built-in data, else by the "
                              "training pairs and target tokens: base from 30,000 pairs and "
                              "150,000 tokens, large from 150,000 pairs and 2,000,000 tokens, "

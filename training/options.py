@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import distribute
-from .choices import PRESETS, TOKENIZERS
+from .choices import PRESET_CHOICES, TOKENIZERS
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # The beams of the final evaluation (run.json's metrics); 1 is greedy decoding.
@@ -79,7 +79,7 @@ class TrainOptions:
 
 # Bounds of the numeric options: wide enough for any real run, narrow enough that a
 # typo (an extra zero, a minus sign) fails at once instead of after an epoch.
-MAX_LENGTH = 1024  # S and T: the exported file's fixed shapes and its KV cache
+MAX_TRAIN_LENGTH = 1024  # S and T: the exported file's fixed shapes and its KV cache
 LIMITS = {  # option: (smallest, largest)
     "epochs": (1, 10_000),
     "patience": (1, 1_000),
@@ -92,8 +92,8 @@ LIMITS = {  # option: (smallest, largest)
     "eval_samples": (0, 10**7),
     "beam_size": (1, 64),  # as `decode` and `evaluate`
     "average_checkpoints": (0, 100),
-    "max_source_length": (1, MAX_LENGTH),
-    "max_target_length": (3, MAX_LENGTH),  # BOS, at least one token, EOS
+    "max_source_length": (1, MAX_TRAIN_LENGTH),
+    "max_target_length": (3, MAX_TRAIN_LENGTH),  # BOS, at least one token, EOS
 }
 
 
@@ -136,7 +136,7 @@ def check_options(options):
     for flag, value, choices in (("--precision", options.precision, PRECISIONS),
                                  ("--source-tokenizer", options.source_tokenizer, TOKENIZERS),
                                  ("--target-tokenizer", options.target_tokenizer, TOKENIZERS),
-                                 ("--preset", options.preset, PRESETS)):
+                                 ("--preset", options.preset, PRESET_CHOICES)):
         if value not in choices:
             raise TrainError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
     try:

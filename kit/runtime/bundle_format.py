@@ -58,7 +58,7 @@ REPORT_JSON = "report.json"
 # Sanity bounds for bundle.json's numbers, far above any model this kit makes, so that
 # a damaged or hostile file is refused before anything is sized from it.
 MAX_BUNDLE_JSON_BYTES = 4 << 20  # an exported bundle.json is a few KB
-MAX_LENGTH = 1 << 20  # S and T
+MAX_BUNDLE_LENGTH = 1 << 20  # S and T: a sanity bound on a bundle.json read (training's is 1024)
 MAX_VOCAB_SIZE = 1 << 24
 MAX_DIMENSION = (1 << 31) - 1  # one axis of a tensor; TFLite shapes are int32
 MAX_LAYERS = 1024
@@ -243,8 +243,8 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             fail(f"files.{name} must be a SHA-256 (64 hex digits). Received: {_shown(digest)}")
 
-    S = _number(spec, "source_length", spec["source_length"], 1, MAX_LENGTH, fail)
-    T = _number(spec, "target_length", spec["target_length"], 2, MAX_LENGTH, fail)
+    S = _number(spec, "source_length", spec["source_length"], 1, MAX_BUNDLE_LENGTH, fail)
+    T = _number(spec, "target_length", spec["target_length"], 2, MAX_BUNDLE_LENGTH, fail)
     sizes = _object(spec, "vocab_size", _VOCAB_NAMES, fail)
     for name in _VOCAB_NAMES:
         _number(spec, f"vocab_size.{name}", sizes[name], 4, MAX_VOCAB_SIZE, fail)

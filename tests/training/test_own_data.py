@@ -506,3 +506,10 @@ def test_tokenizer_flags_set_each_side_and_both():
            if key not in ("source_tokenizer", "target_tokenizer")}
     assert recorded_identity({"identity": {**old, "tokenizer": "char"}}) == both.identity()
     assert recorded_identity({"identity": old}) == options().identity()
+
+
+def test_the_preset_choices_are_the_models_presets_and_auto():
+    from kit.models.config import PRESETS
+    from training.choices import PRESET_CHOICES
+
+    assert PRESET_CHOICES == ("auto", *PRESETS)
