@@ -39,6 +39,7 @@ class DecoderBlock(ResidualBlock):
         (B, T, D), and the two attention weights when asked.
 
     Example:
+    >>> import numpy as np
     >>> block = DecoderBlock(num_heads=2, head_dim=4, ff_dim=16)
     >>> tuple(block(np.ones((1, 3, 8)), np.ones((1, 5, 8))).shape)
     (1, 3, 8)

@@ -32,6 +32,7 @@ class EncoderBlock(ResidualBlock):
         (B, S, D), and the weights when asked.
 
     Example:
+    >>> import numpy as np
     >>> block = EncoderBlock(num_heads=2, head_dim=4, ff_dim=16)
     >>> tuple(block(np.ones((1, 5, 8)), padding_mask=np.array([[1, 1, 1, 0, 0]])).shape)
     (1, 5, 8)

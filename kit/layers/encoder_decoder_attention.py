@@ -34,6 +34,7 @@ class EncoderDecoderAttention(keras.layers.Layer):
         (B, T, D), and the weights when asked.
 
     Example:
+    >>> import numpy as np
     >>> layer = EncoderDecoderAttention(num_heads=2, head_dim=4)
     >>> y, w = layer(np.ones((1, 3, 8)), np.ones((1, 5, 8)), return_attention_scores=True)
     >>> tuple(y.shape), tuple(w.shape)

@@ -21,6 +21,7 @@ class FeedForward(keras.layers.Layer):
         (B, T, D).
 
     Example:
+    >>> import numpy as np
     >>> tuple(FeedForward(hidden_dim=16)(np.ones((1, 3, 8))).shape)
     (1, 3, 8)
     """

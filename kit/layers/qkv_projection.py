@@ -35,6 +35,7 @@ class QKVProjection(keras.layers.Layer):
         `(q, k, v)`: q (B, T, H, Dh), k and v (B, S, H, Dh).
 
     Example:
+    >>> import numpy as np
     >>> q, k, v = QKVProjection(num_heads=2, head_dim=4)(np.ones((1, 3, 8)))
     >>> tuple(q.shape)
     (1, 3, 2, 4)

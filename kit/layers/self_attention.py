@@ -42,6 +42,7 @@ class SelfAttention(keras.layers.Layer):
         (B, T, D), and the weights when asked.
 
     Example:
+    >>> import numpy as np
     >>> y = SelfAttention(num_heads=2, head_dim=4, causal=True)(np.ones((1, 3, 8)))
     >>> tuple(y.shape)
     (1, 3, 8)
