@@ -71,11 +71,10 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
+from kit.models.config import PRESETS
+
 TOKENIZERS = ("auto", "char", "word", "sentencepiece")
-# What --preset takes: auto, or a name of kit.models.config.PRESETS, spelled again here
-# because that module imports Keras and the options are checked before it loads
-# (tests/training/test_own_data.py keeps the two lists equal).
-PRESET_CHOICES = ("auto", "tiny", "small", "base", "large")
+PRESET_CHOICES = ("auto", *PRESETS)  # what --preset takes
 
 SUBWORD_MIN_WORDS_PER_TEXT = 2.0  # median words a text above this ...
 SUBWORD_MIN_DISTINCT_WORDS = 1000  # ... over at least this many distinct words ...

@@ -220,7 +220,7 @@ def load_keras(path, compile=False):
     Keras cannot read is a RunDirError with one line."""
     import keras
 
-    import kit.models  # noqa: F401  (registers the kit's classes for loading)
+    import kit.models.seq2seq_transformer  # noqa: F401  (registers the kit's classes)
 
     from . import losses  # noqa: F401  (the loss and schedule of a compiled checkpoint)
 

@@ -8,12 +8,7 @@ SELECT_V2).
 
 from keras import ops
 
-# Added to the score of a masked key. exp(-1e4) is exactly 0 in float32 and the value
-# (and the sum of two of them) still fits in float16, whose largest finite value is 65504.
-# Full-integer (int8) export wants a small one instead: the softmax input is quantized
-# over its whole range, and a -1e4 bias leaves one int8 step of ~40 for the real scores.
-MASK_VALUE = -1e4
-MIN_MASK_VALUE = -3e4  # two biases summed must stay inside float16
+from kit._checks import MASK_VALUE, MIN_MASK_VALUE  # noqa: F401  (the layers' constants)
 
 
 def padding_bias(padding_mask, mask_value=MASK_VALUE):

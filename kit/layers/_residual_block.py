@@ -3,17 +3,24 @@ residual rule that `norm_first` selects."""
 
 import keras
 
-from kit.layers import _checks
+from kit import _checks
 from kit.layers._attention_core import MASK_VALUE
 from kit.layers.feed_forward import FeedForward
+from kit.models.config import TransformerConfig as _DEFAULTS
 
 
 class ResidualBlock(keras.layers.Layer):
     """Base of `EncoderBlock` and `DecoderBlock` (not registered: never used alone)."""
 
-    def __init__(self, num_heads, head_dim, ff_dim, dropout=0.0, norm_first=True,
-                 layer_norm_epsilon=1e-6, mask_value=MASK_VALUE, residual_dropout=True,
-                 feed_forward_dropout=True, per_head_fans=False, **kwargs):
+    # The architecture's defaults are the model config's (measured: benchmarks/README.md),
+    # so that a block built by hand is the block the model builds.
+    def __init__(self, num_heads, head_dim, ff_dim, dropout=0.0,
+                 norm_first=_DEFAULTS.norm_first,
+                 layer_norm_epsilon=_DEFAULTS.layer_norm_epsilon, mask_value=MASK_VALUE,
+                 residual_dropout=_DEFAULTS.residual_dropout,
+                 feed_forward_dropout=_DEFAULTS.feed_forward_dropout,
+                 per_head_fans=_DEFAULTS.attention_initializer == "glorot_uniform_per_head",
+                 **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_dim = _checks.positive_int("head_dim", head_dim)

@@ -18,7 +18,8 @@ class DecoderBlock(ResidualBlock):
     Args:
         num_heads: H. head_dim: Dh. ff_dim: inner width of the feed-forward block.
         dropout: rate on the attention weights, and on the sites switched on below.
-        norm_first: pre-LN (True) or post-LN (False).
+        norm_first: pre-LN (True) or post-LN (False). This and the options below
+            default to `TransformerConfig`'s, so a block built by hand is the model's.
         layer_norm_epsilon: epsilon of the layer norms.
         mask_value: the float32 bias added to masked attention scores.
         residual_dropout: also drop out each sub-layer's output before the residual sum.

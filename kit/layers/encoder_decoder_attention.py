@@ -1,6 +1,6 @@
 import keras
 
-from kit.layers import _checks
+from kit import _checks
 from kit.layers._attention_core import MASK_VALUE, attend, merge_heads, padding_bias
 from kit.layers._attention_sublayers import build_attention_sublayers
 from kit.layers._register import register

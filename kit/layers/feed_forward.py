@@ -1,6 +1,6 @@
 import keras
 
-from kit.layers import _checks
+from kit import _checks
 from kit.layers._register import register
 
 

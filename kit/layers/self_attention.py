@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from kit.layers import _checks
+from kit import _checks
 from kit.layers._attention_core import (
     MASK_VALUE,
     attend,

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kit.layers import _checks
+from kit import _checks
 from kit.layers._register import register
 
 

@@ -3,7 +3,7 @@
 import dataclasses
 from dataclasses import dataclass
 
-from kit.layers import _checks
+from kit import _checks
 
 # What the architecture options meant before they existed (kit v0.1): `from_dict` fills
 # a saved config's absent fields from here, so that a file saved then still builds the

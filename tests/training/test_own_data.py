@@ -508,8 +508,14 @@ def test_tokenizer_flags_set_each_side_and_both():
     assert recorded_identity({"identity": old}) == options().identity()
 
 
-def test_the_preset_choices_are_the_models_presets_and_auto():
-    from kit.models.config import PRESETS
-    from training.choices import PRESET_CHOICES
-
-    assert PRESET_CHOICES == ("auto", *PRESETS)
+def test_the_preset_choices_and_the_config_load_no_keras():
+    code = ("import sys\n"
+            "from training.choices import PRESET_CHOICES\n"
+            "from kit.models import TransformerConfig, preset\n"
+            "assert PRESET_CHOICES == ('auto', 'tiny', 'small', 'base', 'large')\n"
+            "preset('base')\n"
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -2,6 +2,15 @@
 
 import numbers
 
+# The attention layers' additive bias on masked scores (kit/layers/_attention_core.py),
+# here, free of Keras, so that the model config checks it before Keras loads.
+# Added to the score of a masked key. exp(-1e4) is exactly 0 in float32 and the value
+# (and the sum of two of them) still fits in float16, whose largest finite value is 65504.
+# Full-integer (int8) export wants a small one instead: the softmax input is quantized
+# over its whole range, and a -1e4 bias leaves one int8 step of ~40 for the real scores.
+MASK_VALUE = -1e4
+MIN_MASK_VALUE = -3e4  # two biases summed must stay inside float16
+
 
 def positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
@@ -25,8 +34,6 @@ def one_of(name, value, choices):
 
 def mask_value(name, value):
     """A negative additive mask that two of can be summed without leaving float16."""
-    from kit.layers._attention_core import MIN_MASK_VALUE
-
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
             MIN_MASK_VALUE <= value < 0):
         raise ValueError(f"`{name}` must be a negative float >= {MIN_MASK_VALUE:g}. "
