@@ -54,14 +54,14 @@ def build_parser():
 def _existing_bundle_of(bundle, run):
     """True when `bundle` is a finished bundle exported from `run` by this version of the
     kit (a bundle of an older format is exported again)."""
-    from kit.runtime import BUNDLE_FORMAT_VERSION, BUNDLE_JSON, REPORT_JSON
+    from kit.runtime import REPORT_JSON
+    from kit.runtime.bundle_format import read_bundle_json
 
     try:
-        report = json.loads((Path(bundle) / REPORT_JSON).read_text())
-        spec = json.loads((Path(bundle) / BUNDLE_JSON).read_text())
-        return (Path(report["source_run"]).resolve() == Path(run).resolve()
-                and spec["format_version"] == BUNDLE_FORMAT_VERSION)
-    except (OSError, ValueError, KeyError, TypeError):
+        read_bundle_json(bundle)  # its owner's checks: the format version among them
+        report = json.loads((Path(bundle) / REPORT_JSON).read_text())  # export's own file
+        return Path(report["source_run"]).resolve() == Path(run).resolve()
+    except (OSError, ValueError, KeyError, TypeError):  # BundleError is a ValueError
         return False
 
 
