@@ -128,11 +128,7 @@ class Bundle:
         try:
             steps, fallback_reason = make_steps(interpreter, model_content, spec, mode,
                                                 num_threads)
-        except LoopRefused as refused:
-            if refused.mode == "compiled":
-                raise BundleError("this LiteRT package has no CompiledModel API (it is "
-                                  "ai-edge-litert's), or that API cannot run this file: "
-                                  "use another mode") from None
+        except LoopRefused as refused:  # asked for by name: say why it cannot run
             raise BundleError(f"{model_path}: {refused}") from None
         return cls(path, spec, tokenizers, interpreter, steps, fallback_reason)
 
