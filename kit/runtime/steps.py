@@ -239,7 +239,7 @@ class DirectSteps(DecodeSteps):
         self._position[0] = position
         self._decode.set(TOKEN_IDS, self._token)
         self._decode.set(POSITION, self._position)
-        self.invoke()
+        self._decode.invoke()  # as `invoke` does, without its extra call on every token
         return self._decode.get(LOGITS)[0]
 
     def invoke(self):
@@ -324,7 +324,8 @@ class CompiledSteps(DecodeSteps):
         self._position_value[0] = position
         self._token.write(self._token_value)
         self._position.write(self._position_value)
-        self.invoke()
+        # As `invoke` does, without its extra call on every token.
+        self._model.run_by_name(DECODE_STEP, self._inputs, self._outputs)
         return self._logits.read(self._layout.vocab_size, np.float32)
 
     def invoke(self):
