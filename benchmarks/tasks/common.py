@@ -126,12 +126,6 @@ def score_predictions(predictions, test, normalize=None):
                           [[normalize(ref) for ref in grouped[source]] for source in sources])
 
 
-def read_pairs(path):
-    """The (source, target) pairs of a file `write_tsv` wrote."""
-    return [tuple(line.split("\t")) for line in
-            Path(path).read_text(encoding="utf-8").splitlines()]
-
-
 def write_tsv(path, pairs):
     for source, target in pairs:
         if not source.strip() or not target.strip() or re.search(r"[\t\n\r]", source + target):
