@@ -65,17 +65,22 @@ class Exported:
 
 
 def decode_step_inputs(config):
-    """The `decode_step` signature's inputs in order: name -> (shape, dtype name)."""
+    """The `decode_step` signature's inputs in order: name -> (shape, dtype name).
+
+    Keys are stored (1, H, L, Dh) and values transposed, (1, H, Dh, L), L being S for
+    the cross-attention's and T for the self-attention cache: the layout LiteRT's
+    BATCH_MATMUL reads with no transpose (`kit.layers._attention_core.attend_cached`).
+    """
     S, T, H, Dh = (config.max_source_length, config.max_target_length, config.num_heads,
                    config.head_dim)
     inputs = {TOKEN_IDS: ((1, 1), "int32"), POSITION: ((1,), "int32"),
               SOURCE_MASK: ((1, S), "float32")}
     for i in range(config.num_decoder_layers):
-        for name in layer_cross_names(i):
-            inputs[name] = ((1, S, H, Dh), "float32")
+        key, value = layer_cross_names(i)
+        inputs[key], inputs[value] = ((1, H, S, Dh), "float32"), ((1, H, Dh, S), "float32")
     for i in range(config.num_decoder_layers):
-        for name in layer_cache_names(i):
-            inputs[name] = ((1, T, H, Dh), "float32")
+        key, value = layer_cache_names(i)
+        inputs[key], inputs[value] = ((1, H, T, Dh), "float32"), ((1, H, Dh, T), "float32")
     return inputs
 
 

@@ -58,6 +58,43 @@ def attend(query, key, value, bias=None, dropout_layer=None, training=None):
     return ops.transpose(output, (0, 2, 1, 3)), weights  # (B, T, H, Dh)
 
 
+def attend_cached(query, key, value_t, bias=None):
+    """softmax(Q K^T / sqrt(Dh) + bias) V for one decoding step, over keys and values
+    in the decoding layout, which both products read with no transpose.
+
+    LiteRT's BATCH_MATMUL wants its right-hand side as (..., N, K), the layout of B^T
+    (adj_y), and transposes it on every call otherwise. So the keys are stored (B, H,
+    S, Dh) and the values transposed, (B, H, Dh, S): both einsums below convert to
+    BATCH_MATMUL with adj_y and no TRANSPOSE op touches a cache.
+
+    Args:
+        query: (B, 1, H, Dh).
+        key: (B, H, S, Dh). value_t: (B, H, Dh, S).
+        bias: float32, broadcastable to (B, H, 1, S), or None.
+    Returns:
+        (B, 1, H, Dh) in the query's dtype.
+    """
+    head_dim = ops.shape(query)[-1]
+    query = query * ops.cast(1.0 / float(head_dim) ** 0.5, query.dtype)
+    q = ops.transpose(query, (0, 2, 1, 3))  # (B, H, 1, Dh)
+    scores = ops.cast(ops.einsum("bhqd,bhkd->bhqk", q, key), "float32")  # (B, H, 1, S)
+    if bias is not None:
+        scores = scores + bias
+    weights = ops.cast(ops.softmax(scores, axis=-1), value_t.dtype)
+    output = ops.einsum("bhqk,bhdk->bhqd", weights, value_t)  # (B, H, 1, Dh)
+    return ops.transpose(output, (0, 2, 1, 3))  # (B, 1, H, Dh)
+
+
+def to_key_layout(x):
+    """(B, L, H, Dh) keys -> (B, H, L, Dh), the decoding layout of keys."""
+    return ops.transpose(x, (0, 2, 1, 3))
+
+
+def to_value_layout(x):
+    """(B, L, H, Dh) values -> (B, H, Dh, L), the decoding layout of values."""
+    return ops.transpose(x, (0, 2, 3, 1))
+
+
 def split_heads(x, num_heads, head_dim):
     """(B, L, H*Dh) -> (B, L, H, Dh)."""
     return ops.reshape(x, (ops.shape(x)[0], -1, num_heads, head_dim))

@@ -62,7 +62,7 @@ class DecoderBlock(ResidualBlock):
 
     def call(self, x, context, context_padding_mask=None, return_attention_scores=False,
              training=None):
-        key, value = self.project_context(context)
+        key, value = self.cross_attention.project_context(context)
         x, self_weights = self._residual(
             x, self.self_attention_norm,
             lambda h: self.self_attention(h, return_attention_scores=True, training=training),
@@ -79,8 +79,9 @@ class DecoderBlock(ResidualBlock):
         return (x, self_weights, weights) if return_attention_scores else x
 
     def project_context(self, context):
-        """Cross-attention (k, v), each (B, S, H, Dh), from the encoder output (B, S, D)."""
-        return self.cross_attention.project_context(context)
+        """Cross-attention keys (B, H, S, Dh) and values (B, H, Dh, S), the layout
+        `call_with_cache` reads, from the encoder output (B, S, D)."""
+        return self.cross_attention.project_context_for_decoding(context)
 
     def call_with_cache(self, x, position, key_cache, value_cache, cross_key, cross_value,
                         context_padding_mask=None):
@@ -89,9 +90,10 @@ class DecoderBlock(ResidualBlock):
         Args:
             x: (B, 1, D), the embedded token at `position`.
             position: int scalar, the token's position in the target.
-            key_cache, value_cache: (B, T, H, Dh) each, this block's self-attention
-                keys and values.
-            cross_key, cross_value: (B, S, H, Dh), from `project_context`.
+            key_cache, value_cache: this block's self-attention keys (B, H, T, Dh)
+                and values (B, H, Dh, T).
+            cross_key, cross_value: (B, H, S, Dh) and (B, H, Dh, S), from
+                `project_context`.
             context_padding_mask: optional (B, S).
 
         Returns:
@@ -103,8 +105,8 @@ class DecoderBlock(ResidualBlock):
                 h, position, key_cache, value_cache)), False)
         x, _ = self._residual(
             x, self.cross_attention_norm,
-            lambda h: (self.cross_attention.attend_to(h, cross_key, cross_value,
-                                                      context_padding_mask), None),
+            lambda h: (self.cross_attention.attend_cached_to(h, cross_key, cross_value,
+                                                             context_padding_mask), None),
             False)
         x, _ = self._residual(x, self.feed_forward_norm,
                               lambda h: (self.feed_forward(h), None), False)

@@ -5,10 +5,13 @@ from kit import _checks
 from kit.layers._attention_core import (
     MASK_VALUE,
     attend,
+    attend_cached,
     cache_bias,
     causal_bias,
     merge_heads,
     padding_bias,
+    to_key_layout,
+    to_value_layout,
 )
 from kit.layers._attention_sublayers import build_attention_sublayers
 from kit.layers._register import register
@@ -80,8 +83,10 @@ class SelfAttention(keras.layers.Layer):
         Args:
             x: (B, 1, D), the input at `position`.
             position: int scalar (Python or tensor), where `x` sits in the sequence.
-            key_cache, value_cache: (B, T, H, Dh) each, this layer's keys and values of
-                the earlier positions; slots at and after `position` are ignored.
+            key_cache: (B, H, T, Dh), this layer's keys of the earlier positions.
+            value_cache: (B, H, Dh, T), its values, stored transposed (see
+                `_attention_core.attend_cached`). Slots at and after `position` are
+                ignored.
 
         Returns:
             `(output (B, 1, D), key_cache, value_cache)`, each cache written at
@@ -96,11 +101,12 @@ class SelfAttention(keras.layers.Layer):
         q, k, v = self.qkv(x)  # each (B, 1, H, Dh)
         position = ops.cast(position, "int32")
         zero = ops.zeros((), "int32")
-        start = (zero, position, zero, zero)
-        key_cache = ops.slice_update(key_cache, start, k)  # (B, T, H, Dh)
-        value_cache = ops.slice_update(value_cache, start, v)  # (B, T, H, Dh)
-        bias = cache_bias(position, ops.shape(key_cache)[1], self.mask_value)  # (1, 1, 1, T)
-        out, _ = attend(q, key_cache, value_cache, bias)
+        key_cache = ops.slice_update(key_cache, (zero, zero, position, zero),
+                                     to_key_layout(k))  # (B, H, T, Dh)
+        value_cache = ops.slice_update(value_cache, (zero, zero, zero, position),
+                                       to_value_layout(v))  # (B, H, Dh, T)
+        bias = cache_bias(position, ops.shape(key_cache)[2], self.mask_value)  # (1, 1, 1, T)
+        out = attend_cached(q, key_cache, value_cache, bias)
         return self.output_dense(merge_heads(out)), key_cache, value_cache  # (B, 1, D)
 
     def get_config(self):

@@ -151,15 +151,22 @@ class Seq2SeqTransformer(keras.Model):
         """The self-attention cache's tensors: self_key_0, self_value_0, self_key_1, ..."""
         return list(cache_names(self.config.num_decoder_layers))
 
-    def cache_shape(self, batch_size):
-        """(B, T, H, Dh): the shape of each of the cache's tensors."""
+    def cache_shapes(self, batch_size):
+        """{name: shape} of the cache's tensors: each layer's keys (B, H, T, Dh) and its
+        values, stored transposed, (B, H, Dh, T) (see `kit.layers._attention_core.
+        attend_cached`: both attention products then read them with no transpose)."""
         c = self.config
-        return (batch_size, c.max_target_length, c.num_heads, c.head_dim)
+        shapes = {}
+        for i in range(c.num_decoder_layers):
+            key, value = layer_cache_names(i)
+            shapes[key] = (batch_size, c.num_heads, c.max_target_length, c.head_dim)
+            shapes[value] = (batch_size, c.num_heads, c.head_dim, c.max_target_length)
+        return shapes
 
     def init_cache(self, batch_size):
         """An empty self-attention cache ({name: zeros}), in the compute dtype."""
-        return {name: ops.zeros(self.cache_shape(batch_size), dtype=self.compute_dtype)
-                for name in self.cache_names()}
+        return {name: ops.zeros(shape, dtype=self.compute_dtype)
+                for name, shape in self.cache_shapes(batch_size).items()}
 
     def encode(self, source_ids):
         """What the decoder needs from a source, computed once per sentence.
@@ -169,8 +176,8 @@ class Seq2SeqTransformer(keras.Model):
 
         Returns:
             dict with `source_mask` (B, S') float32, 1 for real tokens, and for every
-            decoder layer i its cross-attention keys `cross_key_i` and values
-            `cross_value_i`, each (B, S', H, Dh).
+            decoder layer i its cross-attention keys `cross_key_i` (B, H, S', Dh) and
+            values `cross_value_i`, stored transposed (B, H, Dh, S').
         """
         if not self.built:
             self.build()
@@ -178,7 +185,7 @@ class Seq2SeqTransformer(keras.Model):
         encoded = {SOURCE_MASK: source_mask}
         for i, block in enumerate(self.decoder_blocks):
             key, value = layer_cross_names(i)
-            encoded[key], encoded[value] = block.project_context(context)  # (B, S', H, Dh) each
+            encoded[key], encoded[value] = block.project_context(context)
         return encoded
 
     def decode_step(self, token_ids, position, cache, encoded):

@@ -39,6 +39,7 @@ from kit.runtime.signatures import (
     decode_step_inputs,
     decode_step_outputs,
     encode_outputs,
+    is_key,
     layer_cross_names,
 )
 from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
@@ -50,7 +51,10 @@ from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
 # by its own in-place update, instead of one stacked (1, L, 2, T, H, Dh) cache.
 # 4: a tokenizer per side: "tokenizer" is {"source": {"type", "files"}, "target": {...}}
 # (no "tokenizer_file"), and vocab_size holds source_tokenizer and target_tokenizer.
-BUNDLE_FORMAT_VERSION = 4
+# 5: keys stored (1, H, L, Dh) and values transposed (1, H, Dh, L), L = S across and T
+# in the cache, which both attention products read with no transpose, instead of
+# (1, L, H, Dh) for both.
+BUNDLE_FORMAT_VERSION = 5
 BUNDLE_JSON = "bundle.json"
 TFLITE_FILE = "model.tflite"
 REPORT_JSON = "report.json"
@@ -300,19 +304,21 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
 
     expect(ENCODE, "inputs", SOURCE_IDS, "int32", 2, {0: 1, 1: S}, f"(1, S={S})")
     expect(ENCODE, "outputs", SOURCE_MASK, "float32", 2, {0: 1, 1: S}, f"(1, S={S})")
-    cross = expect(ENCODE, "outputs", first_cross, "float32", 4, {0: 1, 1: S},
-                   f"(1, S={S}, H, Dh)")
-    heads = {0: 1, 1: S, 2: cross[2], 3: cross[3]}
-    for name in encoded[1:]:
-        expect(ENCODE, "outputs", name, "float32", 4, heads,
-               f"(1, S={S}, H={cross[2]}, Dh={cross[3]}) as {first_cross}")
+    key = expect(ENCODE, "outputs", first_cross, "float32", 4, {0: 1, 2: S},
+                 f"(1, H, S={S}, Dh)")
+    H, Dh = key[1], key[3]
+    # Keys (1, H, L, Dh), values transposed (1, H, Dh, L): L is S across, T in the cache.
+    for key_name, sides, length, what in ((ENCODE, ("outputs",), S, "S"),
+                                          (DECODE_STEP, ("inputs", "outputs"), T, "T")):
+        for name in (encoded[1:] if what == "S" else caches):
+            if is_key(name):
+                axes, meaning = {0: 1, 1: H, 2: length, 3: Dh}, f"(1, H={H}, {what}={length}, Dh={Dh})"
+            else:
+                axes, meaning = {0: 1, 1: H, 2: Dh, 3: length}, f"(1, H={H}, Dh={Dh}, {what}={length})"
+            for side in sides:
+                expect(key_name, side, name, "float32", 4, axes, meaning)
     expect(DECODE_STEP, "inputs", TOKEN_IDS, "int32", 2, {0: 1, 1: 1}, "(1, 1)")
     expect(DECODE_STEP, "inputs", POSITION, "int32", 1, {0: 1}, "(1,)")
-    for name in caches:
-        for side in ("inputs", "outputs"):
-            expect(DECODE_STEP, side, name, "float32", 4,
-                   {0: 1, 1: T, 2: cross[2], 3: cross[3]},
-                   f"(1, T={T}, H={cross[2]}, Dh={cross[3]})")
     expect(DECODE_STEP, "outputs", LOGITS, "float32", 2, {0: 1, 1: V},
            f"(1, V={V}) with V vocab_size.target")
     for name in encoded:

@@ -151,9 +151,14 @@ class _Layout:
         decode = spec["signatures"][DECODE_STEP]
         self.encoded = sorted(spec["signatures"][ENCODE]["outputs"])
         self.caches = sorted(name for name in decode["outputs"] if name != LOGITS)
-        self.cache_shape = decode["inputs"][self.caches[0]]["shape"]  # (1, T, H, Dh)
-        self.cache_length = self.cache_shape[1]
+        # Keys (1, H, T, Dh), values (1, H, Dh, T): README, "The exported file".
+        self.cache_shapes = {name: decode["inputs"][name]["shape"] for name in self.caches}
+        self.cache_length = spec["target_length"]
         self.vocab_size = decode["outputs"][LOGITS]["shape"][1]
+
+    def empty_caches(self):
+        """{name: zeros} for every cache tensor: a sentence's starting cache."""
+        return {name: np.zeros(shape, np.float32) for name, shape in self.cache_shapes.items()}
 
 
 class RunnerSteps(DecodeSteps):
@@ -174,8 +179,7 @@ class RunnerSteps(DecodeSteps):
 
     def start(self, source_ids):
         self._encoded = self._encode(**{SOURCE_IDS: source_ids})
-        empty = np.zeros(self._layout.cache_shape, np.float32)
-        self._rows = [{name: empty for name in self._layout.caches}]
+        self._rows = [self._layout.empty_caches()]
 
     def step(self, token, position):
         return self.step_rows([token], position)[0]
@@ -208,7 +212,7 @@ class DirectSteps(DecodeSteps):
         self._layout = _Layout(spec)
         self._interpreter = interpreter
         self._decode = DirectSignature(interpreter, DECODE_STEP)
-        self._empty_cache = np.zeros(self._layout.cache_shape, np.float32)
+        self._empty_caches = self._layout.empty_caches()
         self._token = np.zeros((1, 1), np.int32)
         self._position = np.zeros((1,), np.int32)
 
@@ -227,8 +231,8 @@ class DirectSteps(DecodeSteps):
         encode = self._interpreter.get_signature_runner(ENCODE)
         for name, value in encode(**{SOURCE_IDS: source_ids}).items():
             self._decode.set(name, value)
-        for name in self._layout.caches:
-            self._decode.set(name, self._empty_cache)
+        for name, empty in self._empty_caches.items():
+            self._decode.set(name, empty)
 
     def step(self, token, position):
         _check_position(position, self._layout.cache_length)
@@ -271,7 +275,7 @@ class CompiledSteps(DecodeSteps):
         self._inputs = {TOKEN_IDS: self._token, POSITION: self._position,
                         **self._encoded, **self._caches}
         self._outputs = {LOGITS: self._logits, **self._caches}
-        self._empty_cache = np.zeros(layout.cache_shape, np.float32)
+        self._empty_caches = layout.empty_caches()
         self._token_value = np.zeros((1, 1), np.int32)
         self._position_value = np.zeros((1,), np.int32)
 
@@ -315,8 +319,8 @@ class CompiledSteps(DecodeSteps):
         self._model.run_by_name(ENCODE, {SOURCE_IDS: self._source}, self._encoded)
         # Slots after `position` are masked out, but a stale value times a zero weight
         # is only zero when finite: start each sentence from a clean cache.
-        for buffer in self._caches.values():
-            buffer.write(self._empty_cache)
+        for name, buffer in self._caches.items():
+            buffer.write(self._empty_caches[name])
 
     def step(self, token, position):
         _check_position(position, self._layout.cache_length)

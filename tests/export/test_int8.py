@@ -45,7 +45,7 @@ def test_recorded_steps_follow_the_greedy_path():
         assert [fed[(row, p)] for p in range(len(path))] == [BOS] + path[:-1]
     T = model.config.max_target_length
     for name in model.cache_names():
-        assert decode_inputs[name].shape[1:] == model.cache_shape(1)[1:]
+        assert decode_inputs[name].shape[1:] == model.cache_shapes(1)[name][1:]
     assert decode_inputs["position"].max() < T - 1
     # The cache fed at position 0 is empty, later ones are not.
     first = decode_inputs["position"] == 0

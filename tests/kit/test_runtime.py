@@ -51,10 +51,11 @@ def test_bundle_json_describes_the_file(tiny_bundles, tiny_run, recipe):
     Dh = config["model_dim"] // H
     decode = spec["signatures"]["decode_step"]
     for i in range(L):
-        for kind in ("key", "value"):
-            assert decode["inputs"][f"self_{kind}_{i}"]["shape"] == [1, T, H, Dh]
-            assert decode["outputs"][f"self_{kind}_{i}"]["shape"] == [1, T, H, Dh]
-            assert decode["inputs"][f"cross_{kind}_{i}"]["shape"] == [1, S, H, Dh]
+        for side in ("inputs", "outputs"):  # keys (1, H, T, Dh), values transposed
+            assert decode[side][f"self_key_{i}"]["shape"] == [1, H, T, Dh]
+            assert decode[side][f"self_value_{i}"]["shape"] == [1, H, Dh, T]
+        assert decode["inputs"][f"cross_key_{i}"]["shape"] == [1, H, S, Dh]
+        assert decode["inputs"][f"cross_value_{i}"]["shape"] == [1, H, Dh, S]
     assert decode["inputs"]["position"] == {"shape": [1], "dtype": "int32"}
     assert decode["outputs"]["logits"] == {"shape": [1, config["target_vocab_size"]],
                                            "dtype": "float32"}
@@ -192,7 +193,7 @@ def test_bundle_errors_are_one_line(tiny_bundles, tmp_path):
                       ("decode_step", "outputs")):
         for name, tensor in signatures[key][side].items():
             if name.startswith(("cross_", "self_")):
-                tensor["shape"][2] = 2
+                tensor["shape"][1] = 2  # H
     (broken / BUNDLE_JSON).write_text(json.dumps(spec))
     with pytest.raises(BundleError, match="does not match") as raised:
         Bundle.load(broken)

@@ -58,7 +58,10 @@ def test_cached_decoding_equals_one_full_pass(overrides):
     L = model.config.num_decoder_layers
     assert sorted(cache) == sorted(f"self_{kind}_{i}" for i in range(L)
                                    for kind in ("key", "value"))
-    assert all(tuple(c.shape) == model.cache_shape(2) == (2, T, 4, 8) for c in cache.values())
+    shapes = model.cache_shapes(2)
+    assert all(tuple(cache[name].shape) == shapes[name] == ((2, 4, T, 8) if "key" in name
+                                                            else (2, 4, 8, T))
+               for name in cache)
     for t in range(T):
         logits, cache = model.decode_step(target[:, t:t + 1], t, cache, encoded)
         np.testing.assert_allclose(np_(logits), full[:, t], atol=1e-5)
@@ -90,8 +93,10 @@ def test_encode_outputs():
     np.testing.assert_array_equal(np_(encoded["source_mask"]), (SOURCE != 0).astype("float32"))
     assert sorted(encoded) == ["cross_key_0", "cross_key_1", "cross_value_0", "cross_value_1",
                                "source_mask"]
-    assert all(tuple(encoded[f"cross_{kind}_{i}"].shape) == (2, 7, 4, 8)  # (B, S, H, Dh)
-               for kind in ("key", "value") for i in (0, 1))
+    assert all(tuple(encoded[f"cross_key_{i}"].shape) == (2, 4, 7, 8)  # (B, H, S, Dh)
+               for i in (0, 1))
+    assert all(tuple(encoded[f"cross_value_{i}"].shape) == (2, 4, 8, 7)  # (B, H, Dh, S)
+               for i in (0, 1))
 
 
 def test_greedy_decode_matches_argmax_of_full_passes():
