@@ -311,10 +311,10 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
     for key_name, sides, length, what in ((ENCODE, ("outputs",), S, "S"),
                                           (DECODE_STEP, ("inputs", "outputs"), T, "T")):
         for name in (encoded[1:] if what == "S" else caches):
-            if is_key(name):
-                axes, meaning = {0: 1, 1: H, 2: length, 3: Dh}, f"(1, H={H}, {what}={length}, Dh={Dh})"
-            else:
-                axes, meaning = {0: 1, 1: H, 2: Dh, 3: length}, f"(1, H={H}, Dh={Dh}, {what}={length})"
+            inner = (length, Dh) if is_key(name) else (Dh, length)
+            labels = [f"{what}={length}", f"Dh={Dh}"][::1 if is_key(name) else -1]
+            axes = {0: 1, 1: H, 2: inner[0], 3: inner[1]}
+            meaning = f"(1, H={H}, {', '.join(labels)})"
             for side in sides:
                 expect(key_name, side, name, "float32", 4, axes, meaning)
     expect(DECODE_STEP, "inputs", TOKEN_IDS, "int32", 2, {0: 1, 1: 1}, "(1, 1)")

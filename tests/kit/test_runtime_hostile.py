@@ -82,7 +82,7 @@ def test_bundle_json_records_the_sha256_of_its_files(tiny_bundles):
     out, _ = tiny_bundles
     for recipe in ("float32", "int8"):
         spec = json.loads((out / recipe / BUNDLE_JSON).read_text())
-        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 4
+        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 5
         assert spec["files"] == {
             name: hashlib.sha256((out / recipe / name).read_bytes()).hexdigest()
             for name in (TFLITE_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)}
@@ -123,7 +123,7 @@ def test_a_format_3_bundle_is_refused_in_one_line(bundle_copy):
     edit_spec(bundle_copy, as_format_3)
     line = assert_one_error(decode(bundle_copy, "1 May 1990"))
     assert line == (f"error: {bundle_copy / BUNDLE_JSON}: the bundle has format version 3, "
-                    "and this runtime reads version 4 only: export it again with this kit")
+                    "and this runtime reads version 5 only: export it again with this kit")
 
 
 def test_another_recipes_model_is_refused(bundle_copy, tiny_bundles):
