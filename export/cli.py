@@ -46,7 +46,29 @@ def build_parser():
                         help="replace BUNDLE_DIR if it exists")
     parser.add_argument("--samples", action=integer(1), default=DEFAULT_SAMPLES, metavar="N",
                         help="held-out sources to verify on (default: %(default)s)")
+    parser.add_argument("--batch-sizes", type=_sizes, default=None, metavar="B,B...",
+                        help="the batches the file decodes at once: one signature pair "
+                             "each, sharing the weights (default: 1,32; 1 is always "
+                             "included)")
+    parser.add_argument("--source-lengths", type=_sizes, default=None, metavar="N,N...",
+                        help="source-length buckets: a signature pair per length and "
+                             "batch, so that a short source pays for no padding (default: "
+                             "S and, for S >= 16, S/2 rounded up to a multiple of 8)")
     return parser
+
+
+def _sizes(text):
+    """'1,32' -> (1, 32) for --batch-sizes and --source-lengths."""
+    import argparse
+
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, "
+                                         f"got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
 
 
 def main(argv=None):
@@ -64,7 +86,8 @@ def main(argv=None):
 
     try:
         report = export_run(args.run_dir, args.recipe, args.out, overwrite=args.overwrite,
-                            samples=args.samples)
+                            samples=args.samples, batch_sizes=args.batch_sizes,
+                            source_lengths=args.source_lengths)
     except (ExportError, BundleError, RuntimeUnavailable, RunDirError) as error:
         print(f"export: error: {error}", file=sys.stderr)
         return 1
@@ -89,8 +112,11 @@ def progress(message):
 
 
 def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
-               progress=progress):
+               progress=progress, batch_sizes=None, source_lengths=None):
     """Converts, verifies and writes the bundle(s); returns the comparison report.
+
+    `batch_sizes` and `source_lengths` choose the file's signature pairs
+    (`export.convert.choose_variants`; None: its defaults).
 
     Raises ExportError (one line) for every problem a user can fix.
     """
@@ -121,7 +147,15 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
     progress(f"loading {run_dir} and rebuilding the model in float32")
     loaded = load_run(info)
 
-    exported = export_model(loaded, recipes, progress=progress)  # float32 always included
+    from .convert import DEFAULT_BATCH_SIZES, choose_variants
+
+    try:
+        variants = choose_variants(loaded.config, batch_sizes or DEFAULT_BATCH_SIZES,
+                                   source_lengths)
+    except ValueError as error:
+        raise ExportError(f"--batch-sizes/--source-lengths: {error}") from None
+    # float32 always included
+    exported = export_model(loaded, recipes, progress=progress, variants=variants)
 
     from .verify import keras_reference
 
@@ -151,29 +185,43 @@ def export_run(run_dir, recipe, out, overwrite=False, samples=DEFAULT_SAMPLES,
 
 
 def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=1000,
-                 progress=progress):
+                 progress=progress, variants=None):
     """Converts a loaded run under each recipe; returns {recipe: `export.convert.Exported`}.
 
     float32 is converted whether asked for or not: it is the size every recipe is
     compared with, and the file the int8 recipe measures attention scores in. The
     SavedModels are written into a temporary directory and removed afterwards.
+    `variants`: the (batch, source length) signature pairs (`export.convert.
+    choose_variants`); None: its defaults.
     """
-    from .convert import RECIPE_NOTES, Exported, convert, write_saved_model
+    from .convert import (
+        RECIPE_NOTES,
+        Exported,
+        choose_variants,
+        convert,
+        signature_names,
+        write_saved_model,
+    )
     from .int8 import export_int8
 
+    variants = variants or choose_variants(loaded.config)
+    names = signature_names(loaded.config, variants)
     exported = {}
     with tempfile.TemporaryDirectory(prefix="kit-export-") as tmp:
         saved_model = Path(tmp) / "saved_model"
-        progress("writing the float32 SavedModel (encode, decode_step)")
-        write_saved_model(loaded.model, saved_model)
+        progress(f"writing the float32 SavedModel ({len(names)} signatures: "
+                 + ", ".join(f"batch {b} x source {s}" for b, s in variants) + ")")
+        write_saved_model(loaded.model, saved_model, variants)
         for recipe in dict.fromkeys(["float32", *recipes]):
             if recipe != "int8":
                 progress(f"converting: {recipe}")
-                exported[recipe] = Exported(convert(saved_model, recipe), loaded.config,
-                                            {"summary": RECIPE_NOTES[recipe]})
+                exported[recipe] = Exported(convert(saved_model, recipe, signatures=names),
+                                            loaded.config, {"summary": RECIPE_NOTES[recipe]},
+                                            variants)
         if "int8" in recipes:
             exported["int8"] = export_int8(loaded, exported["float32"].content, Path(tmp),
-                                           calibration_sources, max_decode_samples, progress)
+                                           calibration_sources, max_decode_samples, progress,
+                                           variants)
     return exported
 
 
@@ -254,7 +302,7 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
         recipe, exported.config.to_dict(), loaded.tokenizers, signatures, exported.quantization,
         source_run={"path": str(info.path), "data": info.data, "metric": info.metric,
                     "precision": info.precision, "epochs_done": info.epochs_done,
-                    "metrics": info.metrics}))
+                    "metrics": info.metrics}, variants=exported.variants))
 
     progress(f"verifying {recipe} on {len(reference.sources)} held-out sources")
     row = {"recipe": recipe, "file_bytes": len(content),

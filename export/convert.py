@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from kit.quiet import native_output_silenced
 from kit.runtime.recipes import RECIPES
 from kit.runtime.signatures import (
-    DECODE_STEP,
-    ENCODE,
     LOGITS,
     POSITION,
     SIGNATURES,
@@ -31,6 +29,7 @@ from kit.runtime.signatures import (
     encode_outputs,
     layer_cache_names,
     layer_cross_names,
+    variant_signatures,
 )
 
 from .errors import ExportError
@@ -62,73 +61,123 @@ class Exported:
     content: bytes
     config: object  # the TransformerConfig the file was converted from
     quantization: dict  # "summary" (RECIPE_NOTES), plus the recipe's chosen values
+    variants: list = None  # its (batch, source length) signature pairs; None: (1, S)
 
 
-def decode_step_inputs(config):
-    """The `decode_step` signature's inputs in order: name -> (shape, dtype name).
+def decode_step_inputs(config, batch=1, source_length=None):
+    """The inputs of the `decode_step` signature that decodes `batch` rows of sources
+    of `source_length` tokens (default: the model's S), in order: name -> (shape,
+    dtype name).
 
-    Keys are stored (1, H, L, Dh) and values transposed, (1, H, Dh, L), L being S for
+    Keys are stored (B, H, L, Dh) and values transposed, (B, H, Dh, L), L being S for
     the cross-attention's and T for the self-attention cache: the layout LiteRT's
     BATCH_MATMUL reads with no transpose (`kit.layers._attention_core.attend_cached`).
+    Every row is at the same `position`.
     """
-    S, T, H, Dh = (config.max_source_length, config.max_target_length, config.num_heads,
-                   config.head_dim)
-    inputs = {TOKEN_IDS: ((1, 1), "int32"), POSITION: ((1,), "int32"),
-              SOURCE_MASK: ((1, S), "float32")}
+    B, S = batch, source_length or config.max_source_length
+    T, H, Dh = config.max_target_length, config.num_heads, config.head_dim
+    inputs = {TOKEN_IDS: ((B, 1), "int32"), POSITION: ((1,), "int32"),
+              SOURCE_MASK: ((B, S), "float32")}
     for i in range(config.num_decoder_layers):
         key, value = layer_cross_names(i)
-        inputs[key], inputs[value] = ((1, H, S, Dh), "float32"), ((1, H, Dh, S), "float32")
+        inputs[key], inputs[value] = ((B, H, S, Dh), "float32"), ((B, H, Dh, S), "float32")
     for i in range(config.num_decoder_layers):
         key, value = layer_cache_names(i)
-        inputs[key], inputs[value] = ((1, H, T, Dh), "float32"), ((1, H, Dh, T), "float32")
+        inputs[key], inputs[value] = ((B, H, T, Dh), "float32"), ((B, H, Dh, T), "float32")
     return inputs
 
 
-def write_saved_model(model, directory):
-    """Writes `model` as a SavedModel with the two fixed-shape (batch 1) signatures.
+DEFAULT_BATCH_SIZES = (1, 32)
 
-        encode(source_ids (1, S) int32)
-            -> source_mask (1, S) float32; cross_key_i, cross_value_i (1, S, H, Dh)
-               float32 for every decoder layer i
-        decode_step(token_ids (1, 1) int32, position (1,) int32, source_mask,
-                    cross_key_i, cross_value_i, self_key_i, self_value_i (1, T, H, Dh))
-            -> logits (1, V) float32; self_key_i, self_value_i (1, T, H, Dh) float32
 
-    Each `self_*` output is the output of its own DYNAMIC_UPDATE_SLICE, with the same
-    name as the input it updates, so a runtime can bind one buffer to both and the
-    cache is updated in place. `position` is (1,), not a scalar, so that every input
-    has a batch axis.
+def choose_variants(config, batch_sizes=DEFAULT_BATCH_SIZES, source_lengths=None):
+    """The (batch, source length) signature pairs a file gets: every batch size with
+    every source length. `source_lengths` None: S and, for S >= 16, half of S rounded
+    up to a multiple of 8 (a source of up to that many tokens then pays for no more).
+    S is always among the lengths, and (1, S) first among the pairs.
+
+    Raises:
+        ValueError for a batch size below 1 or a source length outside [1, S].
+    """
+    S = config.max_source_length
+    if source_lengths is None:
+        half = -(-S // 2 // 8) * 8 if S >= 16 else S
+        source_lengths = sorted({S, max(8, half)} if half < S else {S})
+    source_lengths = {S, *source_lengths}  # every batch decodes any source
+    for length in source_lengths:
+        if not 1 <= length <= S:
+            raise ValueError(f"a source length must lie in [1, S={S}]. Received: {length}")
+    for batch in batch_sizes:
+        if batch < 1:
+            raise ValueError(f"a batch size must be at least 1. Received: {batch}")
+    pairs = [(1, S)] + [(batch, length) for batch in sorted(set(batch_sizes))
+                        for length in sorted(set(source_lengths), reverse=True)]
+    return list(dict.fromkeys(pairs))
+
+
+def signature_names(config, variants):
+    """Every signature of a file with `variants` ((batch, source_length) pairs), in the
+    order the converter is given them: each variant's encode, then its decode_step."""
+    return [name for batch, length in variants
+            for name in variant_signatures(batch, length, config.max_source_length)]
+
+
+def write_saved_model(model, directory, variants=((1, None),)):
+    """Writes `model` as a SavedModel with one `encode` and one `decode_step` signature
+    per variant, a (batch B, source length S') pair; S' None is the model's S.
+
+        encode(source_ids (B, S') int32)
+            -> source_mask (B, S') float32; cross_key_i (B, H, S', Dh) and cross_value_i
+               (B, H, Dh, S') float32 for every decoder layer i
+        decode_step(token_ids (B, 1) int32, position (1,) int32, source_mask,
+                    cross_key_i, cross_value_i, self_key_i (B, H, T, Dh),
+                    self_value_i (B, H, Dh, T))
+            -> logits (B, V) float32; self_key_i, self_value_i float32
+
+    The (1, S) pair is named `encode` and `decode_step`, the others by their shape
+    (`kit.runtime.signatures.variant_signatures`); the converter keeps one copy of
+    the weights for all of them. Each `self_*` output is the output of its own
+    DYNAMIC_UPDATE_SLICE, with the same name as the input it updates, so a runtime can
+    bind one buffer to both and the cache is updated in place. `position` is (1,), not
+    a scalar, so that every input has a batch axis; every row of a batch is at the
+    same position.
     """
     import keras
     import tensorflow as tf
 
     c = model.config
-    names = list(decode_step_inputs(c))
-    encoded_names = encode_outputs(c.num_decoder_layers)
-    cache_names = model.cache_names()
-
-    def encode(source_ids):
-        return model.encode(source_ids)
-
-    def decode_step(*tensors):
-        inputs = dict(zip(names, tensors))
-        encoded = {name: inputs[name] for name in encoded_names}
-        logits, cache = model.decode_step(inputs[TOKEN_IDS], inputs[POSITION][0],
-                                          {name: inputs[name] for name in cache_names},
-                                          encoded)
-        return {LOGITS: logits, **cache}
-
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(ENCODE, encode, input_signature=[
-        tf.TensorSpec((1, c.max_source_length), tf.int32, name=SOURCE_IDS)])
-    archive.add_endpoint(DECODE_STEP, decode_step, input_signature=[
-        tf.TensorSpec(shape, dtype, name=name)
-        for name, (shape, dtype) in decode_step_inputs(c).items()])
+    for batch, length in variants:
+        length = length or c.max_source_length
+        inputs = decode_step_inputs(c, batch, length)
+        encode_name, decode_name = variant_signatures(batch, length, c.max_source_length)
+
+        archive.add_endpoint(encode_name, model.encode, input_signature=[
+            tf.TensorSpec((batch, length), tf.int32, name=SOURCE_IDS)])
+        archive.add_endpoint(decode_name, _decode_step_function(model, tuple(inputs)),
+                             input_signature=[
+            tf.TensorSpec(shape, dtype, name=name) for name, (shape, dtype) in inputs.items()])
     archive.write_out(str(directory), verbose=False)
 
 
-def convert(saved_model_dir, recipe, representative_dataset=None):
+def _decode_step_function(model, names):
+    """`model.decode_step` over positional tensors in the order of `names` (the
+    signature's inputs), returning a dict of the signature's outputs."""
+    encoded_names = encode_outputs(model.config.num_decoder_layers)
+    cache_names = model.cache_names()
+
+    def decode_step(*tensors):
+        given = dict(zip(names, tensors))
+        logits, cache = model.decode_step(given[TOKEN_IDS], given[POSITION][0],
+                                          {name: given[name] for name in cache_names},
+                                          {name: given[name] for name in encoded_names})
+        return {LOGITS: logits, **cache}
+
+    return decode_step
+
+
+def convert(saved_model_dir, recipe, representative_dataset=None, signatures=SIGNATURES):
     """Converts the SavedModel to a .tflite flatbuffer (bytes) under `recipe`.
 
     Raises ExportError with one line naming the unsupported op(s) if the graph needs
@@ -139,7 +188,7 @@ def convert(saved_model_dir, recipe, representative_dataset=None):
     if recipe not in RECIPES:
         raise ExportError(f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir),
-                                                         signature_keys=list(SIGNATURES))
+                                                         signature_keys=list(signatures))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if recipe == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -87,7 +87,9 @@ def gpu_compatibility(content):
 
 
 def verify_bundle(bundle, reference):
-    """Decodes every reference source with `bundle`; returns the measured figures."""
+    """Decodes every reference source with `bundle`, one at a time (each through the
+    smallest source-length bucket that holds it) and in batches; returns the measured
+    figures."""
     bundle.greedy_ids(reference.source_ids[0])  # warm-up: first-call allocations
     same, hypotheses, per_token_ms, max_diff = 0, [], [], 0.0
     for ids, keras_ids, keras_logits in zip(reference.source_ids, reference.token_ids,
@@ -102,9 +104,15 @@ def verify_bundle(bundle, reference):
         logits = bundle.step_logits(ids, fed)
         max_diff = max(max_diff, float(np.max(np.abs(logits - keras_logits))))
     n = len(reference.token_ids)
+    # The same sources through the file's batch pairs (one at a time without any).
+    batched = bundle.greedy_batch(reference.source_ids)
+    batch_same = sum(tokens == keras_ids for tokens, keras_ids in zip(batched,
+                                                                       reference.token_ids))
     return {
         "sentences": n,
         "token_exact": 100.0 * same / n,
+        "batch_token_exact": 100.0 * batch_same / n,
+        "batch_size": bundle.variants.max_batch,
         "max_logit_diff": max_diff,
         "scores": task_metrics(reference.metric, hypotheses, reference.targets),
         "keras_scores": reference.scores,

@@ -36,6 +36,7 @@ from kit.runtime.interpreter import (
     signature_specs,
 )
 from kit.runtime.steps import LoopRefused, RunnerSteps, make_steps
+from kit.runtime.variants import VariantPicker, source_length
 from kit.tokenizers import (
     TokenizerError,
     TokenizerPair,
@@ -68,6 +69,8 @@ class Bundle:
         self.steps = steps
         self.fallback_reason = fallback_reason
         self._interpreter = interpreter
+        # The file's other signature pairs: source-length buckets and batches.
+        self.variants = VariantPicker(spec, steps, interpreter)
 
     @property
     def mode(self):
@@ -163,13 +166,49 @@ class Bundle:
             the Keras model's `greedy_decode` row up to its EOS.
         """
         max_new_tokens = self._checked_max_new_tokens(max_new_tokens)
-        self.steps.start(self._checked_source(source_ids))
+        steps, ids = self.variants.single_for(self._checked_source(source_ids))
+        steps.start(ids)
 
         def step(tokens, position):  # (1,) -> (1, V)
-            return self.steps.step(int(tokens[0]), position)[None]
+            return steps.step(int(tokens[0]), position)[None]
 
         ids = greedy_search(step, 1, self.bos_id, self.eos_id, int(max_new_tokens))
         return until_eos(ids[0], self.eos_id)
+
+    def greedy_batch(self, sources, max_new_tokens=None):
+        """Greedy decoding of several sources at once, through the file's pairs of batch
+        B > 1: the sources, longest first, in groups of at most the largest B, each
+        group decoded by the smallest pair that holds it, every row until its own EOS.
+        Without a batch pair, one source at a time.
+
+        Args:
+            sources: a list of S-id sources (see `source_ids`).
+
+        Returns:
+            per source, in order, the ids `greedy_ids` gives it (the same tokens: the
+            rows of a batch do not see each other).
+        """
+        max_new_tokens = self._checked_max_new_tokens(max_new_tokens)
+        checked = [self._checked_source(ids) for ids in sources]
+        lengths = [source_length(ids) for ids in checked]
+        order = sorted(range(len(checked)), key=lambda i: -lengths[i])
+        results = [None] * len(checked)
+        size = self.variants.max_batch
+        for start in range(0, len(order), size):
+            group = order[start:start + size]
+            if len(group) == 1:
+                results[group[0]] = self.greedy_ids(checked[group[0]], max_new_tokens)
+                continue
+            steps, (batch, length) = self.variants.batch_for(len(group), lengths[group[0]])
+            ids = np.zeros((batch, length), np.int32)
+            for row, i in enumerate(group):
+                ids[row] = checked[i][0, :length]
+            steps.start(ids)
+            generated = greedy_search(steps.step_rows, len(group), self.bos_id, self.eos_id,
+                                      max_new_tokens)
+            for row, i in enumerate(group):
+                results[i] = until_eos(generated[row], self.eos_id)
+        return results
 
     def decode_ids(self, source_ids, beam_size=1, sampler=None, length_penalty=1.0,
                    max_new_tokens=None):
@@ -187,18 +226,15 @@ class Bundle:
             if sampler is not None:
                 raise ValueError("beam search and sampling are two ways to choose: pass "
                                  "one of beam_size > 1 and sampler")
-            # Beams carry several caches and reorder them: signature runners, made for
-            # this search only (while one exists, the interpreter refuses the direct
-            # loop's invoke).
-            rows = RunnerSteps(self._interpreter, self.spec)
-            rows.start(source)
+            rows = self._beam_rows(source, beam_size)
             return beam_search(rows.step_rows, rows.reorder, self.bos_id, self.eos_id,
                                int(max_new_tokens), beam_size, length_penalty)
-        self.steps.start(source)
+        steps, ids = self.variants.single_for(source)
+        steps.start(ids)
         seen = []  # each step's logits, for the log-probability of the output
 
         def step(tokens, position):  # (1,) -> (1, V)
-            logits = self.steps.step(int(tokens[0]), position)[None]
+            logits = steps.step(int(tokens[0]), position)[None]
             seen.append(logits)
             return logits
 
@@ -210,6 +246,20 @@ class Bundle:
                     for logits, token in zip(seen, ids))
         return [Hypothesis(ids, total, total / max(len(ids), 1) ** length_penalty,
                            bool(ids) and ids[-1] == self.eos_id)]
+
+    def _beam_rows(self, source, beam_size):
+        """A loop carrying `beam_size` rows of `source`, started: the rows of the
+        smallest batch pair that holds them, or else signature runners of the batch-1
+        pair, one run per beam (made for this search only: while one exists, the
+        interpreter refuses the tensor-index loop's invoke)."""
+        length = source_length(source)
+        if self.variants.max_batch >= beam_size:
+            rows, (batch, cut) = self.variants.batch_for(beam_size, length)
+            rows.start(np.repeat(source[:, :cut], batch, axis=0))
+            return rows
+        rows = RunnerSteps(self._interpreter, self.spec)
+        rows.start(source)
+        return rows
 
     def text_of(self, ids):
         """The text of generated ids, by the target tokenizer (an id past its

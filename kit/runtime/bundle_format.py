@@ -24,24 +24,10 @@ import stat
 from pathlib import Path
 
 from kit.files import write_json
+from kit.runtime._spec_checks import exact_object, integer, number, shown
 from kit.runtime.recipes import CHECKED_ON
-from kit.runtime.signatures import (
-    DECODE_STEP,
-    ENCODE,
-    LOGITS,
-    POSITION,
-    SIGNATURES,
-    SOURCE_IDS,
-    SOURCE_MASK,
-    TOKEN_IDS,
-    cache_names,
-    count_layers,
-    decode_step_inputs,
-    decode_step_outputs,
-    encode_outputs,
-    is_key,
-    layer_cross_names,
-)
+from kit.runtime.signature_checks import check_signatures
+from kit.runtime.signatures import DECODE_STEP, ENCODE, variant_signatures
 from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
 
 # 2: bundle.json records the SHA-256 of the files it describes ("files"), and every
@@ -64,14 +50,13 @@ REPORT_JSON = "report.json"
 MAX_BUNDLE_JSON_BYTES = 4 << 20  # an exported bundle.json is a few KB
 MAX_BUNDLE_LENGTH = 1 << 20  # S and T: a sanity bound on a bundle.json read (training's is 1024)
 MAX_VOCAB_SIZE = 1 << 24
-MAX_DIMENSION = (1 << 31) - 1  # one axis of a tensor; TFLite shapes are int32
-MAX_LAYERS = 1024
 
 # The keys of a bundle.json of this format, and which of them hold free-form notes for
 # people (what export measured or chose), which the runtime does not read.
 _SPEC_KEYS = frozenset({"format_version", "recipe", "quantization", "model_file",
                         "files", "source_length", "target_length", "special_ids",
-                        "vocab_size", "model", "signatures", "decoding", "source_run",
+                        "vocab_size", "model", "signatures", "variants", "decoding",
+                        "source_run",
                         "tokenizer"})  # tokenizer: {side: {"type", "files"}}
 _NOTES = ("quantization", "model", "decoding", "source_run")
 _SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
@@ -84,7 +69,8 @@ class BundleError(ValueError):
     """A bundle directory that is missing, incomplete or inconsistent (one line)."""
 
 
-def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run):
+def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run,
+                variants=None):
     """The contents of bundle.json: all a device needs to write the decode loop.
 
     Args:
@@ -97,7 +83,13 @@ def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run
         signatures: `signature_specs` of the file.
         quantization: what the recipe did (export's notes and chosen values).
         source_run: where the model came from (path, data, metrics; for people).
+        variants: the file's (batch, source_length) signature pairs (see
+            `kit.runtime.signature_checks`); None: the (1, S) pair only.
     """
+    S = config["max_source_length"]
+    variants = [{"batch": batch, "source_length": length,
+                 **dict(zip((ENCODE, DECODE_STEP), variant_signatures(batch, length, S)))}
+                for batch, length in (variants or [(1, S)])]
     return {
         "format_version": BUNDLE_FORMAT_VERSION,
         "recipe": recipe,
@@ -122,6 +114,11 @@ def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run
                        "target_tokenizer": tokenizers.target.vocab_size},
         "model": {**config, "head_dim": config["model_dim"] // config["num_heads"]},
         "signatures": signatures,
+        # Signature pairs of other batches and shorter sources, sharing the weights: a
+        # runtime may decode a source of n tokens with the pair of the smallest
+        # source_length >= n (cut its ids to that length), and several sources at once
+        # with a pair of batch > 1 (every row at the same position).
+        "variants": variants,
         "decoding": {
             "source_ids": "the source tokenizer's ids of the text (no BOS/EOS), cut to "
                           "source_length and right-padded with the pad id",
@@ -209,122 +206,60 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
     if "format_version" not in spec:
         fail("has no format_version: not a bundle file")
     version = spec["format_version"]
-    if _integer(version) != BUNDLE_FORMAT_VERSION:
-        fail(f"the bundle has format version {_shown(version)}, and this runtime reads "
+    if integer(version) != BUNDLE_FORMAT_VERSION:
+        fail(f"the bundle has format version {shown(version)}, and this runtime reads "
              f"version {BUNDLE_FORMAT_VERSION} only: export it again with this kit")
     missing = sorted(_SPEC_KEYS - set(spec))
     if missing:
         fail(f"lacks {', '.join(missing)}")
     extra = sorted(set(spec) - _SPEC_KEYS, key=str)
     if extra:
-        fail(f"has unknown keys {', '.join(map(_shown, extra))} (not a format "
+        fail(f"has unknown keys {', '.join(map(shown, extra))} (not a format "
              f"{BUNDLE_FORMAT_VERSION} bundle file)")
     for name in _NOTES:
         if not isinstance(spec[name], dict):
-            fail(f"{name} must be an object. Received: {_shown(spec[name])}")
+            fail(f"{name} must be an object. Received: {shown(spec[name])}")
     if not isinstance(spec["recipe"], str) or not spec["recipe"]:
-        fail(f"recipe must be a non-empty string. Received: {_shown(spec['recipe'])}")
+        fail(f"recipe must be a non-empty string. Received: {shown(spec['recipe'])}")
     if not _plain_file_name(spec["model_file"]):
         fail(f"model_file must be a file name in the bundle directory. "
-             f"Received: {_shown(spec['model_file'])}")
-    sides = _object(spec, "tokenizer", SIDES, fail)
+             f"Received: {shown(spec['model_file'])}")
+    sides = exact_object(spec, "tokenizer", SIDES, fail)
     seen = {spec["model_file"]}
     for side in SIDES:
-        kind = _object(sides, side, ("type", "files"), fail, f"tokenizer.{side}")
+        kind = exact_object(sides, side, ("type", "files"), fail, f"tokenizer.{side}")
         if not isinstance(kind["type"], str) or not kind["type"]:
             fail(f"tokenizer.{side}.type must be a non-empty string. "
-                 f"Received: {_shown(kind['type'])}")
+                 f"Received: {shown(kind['type'])}")
         names = kind["files"]
         if not isinstance(names, list) or not names \
                 or not all(_plain_file_name(name) for name in names) \
                 or len(set(names)) != len(names) or seen & set(names):
             fail(f"tokenizer.{side}.files must list distinct file names in the bundle "
                  f"directory, its JSON first, none of them model_file or the other "
-                 f"side's. Received: {_shown(names)}")
+                 f"side's. Received: {shown(names)}")
         seen.update(names)
-    files = _object(spec, "files", (spec["model_file"], *tokenizer_files(spec)), fail)
+    files = exact_object(spec, "files", (spec["model_file"], *tokenizer_files(spec)), fail)
     for name, digest in files.items():
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            fail(f"files.{name} must be a SHA-256 (64 hex digits). Received: {_shown(digest)}")
+            fail(f"files.{name} must be a SHA-256 (64 hex digits). Received: {shown(digest)}")
 
-    S = _number(spec, "source_length", spec["source_length"], 1, MAX_BUNDLE_LENGTH, fail)
-    T = _number(spec, "target_length", spec["target_length"], 2, MAX_BUNDLE_LENGTH, fail)
-    sizes = _object(spec, "vocab_size", _VOCAB_NAMES, fail)
+    number(spec, "source_length", spec["source_length"], 1, MAX_BUNDLE_LENGTH, fail)
+    T = number(spec, "target_length", spec["target_length"], 2, MAX_BUNDLE_LENGTH, fail)
+    sizes = exact_object(spec, "vocab_size", _VOCAB_NAMES, fail)
     for name in _VOCAB_NAMES:
-        _number(spec, f"vocab_size.{name}", sizes[name], 4, MAX_VOCAB_SIZE, fail)
-    ids = _object(spec, "special_ids", _SPECIAL_NAMES, fail)
+        number(spec, f"vocab_size.{name}", sizes[name], 4, MAX_VOCAB_SIZE, fail)
+    ids = exact_object(spec, "special_ids", _SPECIAL_NAMES, fail)
     smallest = min(sizes["source"], sizes["target"])
     for name in _SPECIAL_NAMES:
-        _number(spec, f"special_ids.{name}", ids[name], 0, smallest - 1, fail)
+        number(spec, f"special_ids.{name}", ids[name], 0, smallest - 1, fail)
     if len(set(ids.values())) != len(ids):
-        fail(f"special_ids must be four different ids. Received: {_shown(ids)}")
+        fail(f"special_ids must be four different ids. Received: {shown(ids)}")
 
-    signatures = _object(spec, "signatures", SIGNATURES, fail)
-    tensors = {}
-    for key in SIGNATURES:
-        sides = _object(signatures, key, ("inputs", "outputs"), fail, f"signatures.{key}")
-        for side in ("inputs", "outputs"):
-            where = f"signatures.{key}.{side}"
-            found = sides[side]
-            if not isinstance(found, dict):
-                fail(f"{where} must be an object. Received: {_shown(found)}")
-            for name, tensor in found.items():
-                tensors[key, side, name] = _tensor(tensor, f"{where}.{name}", fail)
-
-    # The decoding contract (README, "The exported file"): what each signature takes and
-    # gives, with S, T and the target vocabulary V on the axes the loop relies on.
-    V = sizes["target"]
-    layers = count_layers(signatures[ENCODE]["outputs"])
-    first_cross = layer_cross_names(0)[0]
-    if not 1 <= layers <= MAX_LAYERS:
-        fail(f"signatures.{ENCODE}.outputs must name {first_cross} .. "
-             f"{layer_cross_names('(L-1)')[0]} for 1 to {MAX_LAYERS} decoder layers. "
-             f"Received: {layers} of them")
-    encoded, caches = encode_outputs(layers), cache_names(layers)
-    expected_names = {
-        (ENCODE, "inputs"): (SOURCE_IDS,),
-        (ENCODE, "outputs"): encoded,
-        (DECODE_STEP, "inputs"): decode_step_inputs(layers),
-        (DECODE_STEP, "outputs"): decode_step_outputs(layers),
-    }
-    for (key, side), names in expected_names.items():
-        have = set(signatures[key][side])
-        if have != set(names):
-            fail(f"signatures.{key}.{side} must name {', '.join(sorted(names))}. "
-                 f"Received: {', '.join(sorted(map(str, have))) or 'none'}")
-
-    def expect(key, side, name, dtype, rank, axes, meaning):
-        shape, found_dtype = tensors[key, side, name]
-        where = f"signatures.{key}.{side}.{name}"
-        if found_dtype != dtype:
-            fail(f"{where} must be {dtype}. Received: {_shown(found_dtype)}")
-        if len(shape) != rank or any(shape[axis] != size for axis, size in axes.items()):
-            fail(f"{where} has shape {shape}, expected {meaning}")
-        return shape
-
-    expect(ENCODE, "inputs", SOURCE_IDS, "int32", 2, {0: 1, 1: S}, f"(1, S={S})")
-    expect(ENCODE, "outputs", SOURCE_MASK, "float32", 2, {0: 1, 1: S}, f"(1, S={S})")
-    key = expect(ENCODE, "outputs", first_cross, "float32", 4, {0: 1, 2: S},
-                 f"(1, H, S={S}, Dh)")
-    H, Dh = key[1], key[3]
-    # Keys (1, H, L, Dh), values transposed (1, H, Dh, L): L is S across, T in the cache.
-    for key_name, sides, length, what in ((ENCODE, ("outputs",), S, "S"),
-                                          (DECODE_STEP, ("inputs", "outputs"), T, "T")):
-        for name in (encoded[1:] if what == "S" else caches):
-            inner = (length, Dh) if is_key(name) else (Dh, length)
-            labels = [f"{what}={length}", f"Dh={Dh}"][::1 if is_key(name) else -1]
-            axes = {0: 1, 1: H, 2: inner[0], 3: inner[1]}
-            meaning = f"(1, H={H}, {', '.join(labels)})"
-            for side in sides:
-                expect(key_name, side, name, "float32", 4, axes, meaning)
-    expect(DECODE_STEP, "inputs", TOKEN_IDS, "int32", 2, {0: 1, 1: 1}, "(1, 1)")
-    expect(DECODE_STEP, "inputs", POSITION, "int32", 1, {0: 1}, "(1,)")
-    expect(DECODE_STEP, "outputs", LOGITS, "float32", 2, {0: 1, 1: V},
-           f"(1, V={V}) with V vocab_size.target")
-    for name in encoded:
-        if tensors[DECODE_STEP, "inputs", name] != tensors[ENCODE, "outputs", name]:
-            fail(f"signatures.{DECODE_STEP}.inputs.{name} differs from {ENCODE}'s output "
-                 f"{name}, which the loop passes to it")
+    # The decoding contract (README, "The exported file"): every signature pair, with
+    # its batch, its source length, T and the target vocabulary V on the axes the loop
+    # relies on.
+    check_signatures(spec, T, sizes["target"], fail)
     return spec
 
 
@@ -333,44 +268,12 @@ def tokenizer_files(spec):
     return [name for side in SIDES for name in spec["tokenizer"][side]["files"]]
 
 
-def _integer(value):
-    """`value` if it is a JSON integer (not a bool, not 1.0), else None."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _number(spec, where, value, low, high, fail):
-    if _integer(value) is None or not low <= value <= high:
-        fail(f"{where} must be an integer from {low} to {high}. Received: {_shown(value)}")
-    return value
 
 
-def _object(parent, key, names, fail, where=None):
-    """`parent[key]`, which must be an object holding exactly the keys `names`."""
-    where = where or key
-    value = parent[key]
-    if not isinstance(value, dict):
-        fail(f"{where} must be an object. Received: {_shown(value)}")
-    missing = [name for name in names if name not in value]
-    if missing:
-        fail(f"{where} lacks {', '.join(missing)}")
-    extra = sorted(set(value) - set(names))
-    if extra:
-        fail(f"{where} has unknown keys {', '.join(map(_shown, extra))}")
-    return value
 
 
-def _tensor(tensor, where, fail):
-    """(shape, dtype) of one {"shape": [...], "dtype": "..."} entry."""
-    if not isinstance(tensor, dict) or set(tensor) != {"shape", "dtype"}:
-        fail(f"{where} must be an object with shape and dtype. Received: {_shown(tensor)}")
-    shape, dtype = tensor["shape"], tensor["dtype"]
-    if not isinstance(shape, list) or not 0 < len(shape) <= 8 or any(
-            _integer(d) is None or not 1 <= d <= MAX_DIMENSION for d in shape):
-        fail(f"{where}.shape must be a list of 1 to 8 positive integers. "
-             f"Received: {_shown(shape)}")
-    if not isinstance(dtype, str):
-        fail(f"{where}.dtype must be a string. Received: {_shown(dtype)}")
-    return shape, dtype
 
 
 def _plain_file_name(name):
@@ -379,11 +282,6 @@ def _plain_file_name(name):
             and os.path.basename(name) == name and "/" not in name and "\\" not in name)
 
 
-def _shown(value, limit=60):
-    """`value` for a one-line message: repr, cut to `limit` characters."""
-    text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, str) \
-        else repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def read_regular_file(file, missing, limit=None):

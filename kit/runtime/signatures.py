@@ -25,6 +25,16 @@ LOGITS = "logits"
 _CROSS_KEY = "cross_key_"
 
 
+def variant_signatures(batch, source_length, full_source_length):
+    """(encode, decode_step): the names of the signature pair that decodes `batch` rows
+    of sources of at most `source_length` tokens. The pair for one row of the model's
+    full S is `encode` and `decode_step`; every other is named by its shape, e.g.
+    `encode_b32_s16` and `decode_step_b32_s16`."""
+    if batch == 1 and source_length == full_source_length:
+        return ENCODE, DECODE_STEP
+    return f"{ENCODE}_b{batch}_s{source_length}", f"{DECODE_STEP}_b{batch}_s{source_length}"
+
+
 def layer_cross_names(layer):
     """(key, value): the names of decoder layer `layer`'s cross-attention keys and
     values, which `encode` computes once per sentence."""

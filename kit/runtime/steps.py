@@ -144,14 +144,24 @@ def _check_position(position, cache_length):
                          f"cache's T slots). Received: position={position}")
 
 
-class _Layout:
-    """The names and shapes a decode loop needs, read from the checked bundle.json."""
+def base_variant(spec):
+    """bundle.json's (1, S) variant: the `encode` and `decode_step` pair."""
+    return next(v for v in spec["variants"]
+                if (v["batch"], v["source_length"]) == (1, spec["source_length"]))
 
-    def __init__(self, spec):
-        decode = spec["signatures"][DECODE_STEP]
-        self.encoded = sorted(spec["signatures"][ENCODE]["outputs"])
+
+class _Layout:
+    """The names and shapes a decode loop needs, read from the checked bundle.json, for
+    one variant (a signature pair; None: the (1, S) pair)."""
+
+    def __init__(self, spec, variant=None):
+        variant = variant or base_variant(spec)
+        self.encode, self.decode = variant[ENCODE], variant[DECODE_STEP]
+        self.batch, self.source_length = variant["batch"], variant["source_length"]
+        decode = spec["signatures"][self.decode]
+        self.encoded = sorted(spec["signatures"][self.encode]["outputs"])
         self.caches = sorted(name for name in decode["outputs"] if name != LOGITS)
-        # Keys (1, H, T, Dh), values (1, H, Dh, T): README, "The exported file".
+        # Keys (B, H, T, Dh), values (B, H, Dh, T): README, "The exported file".
         self.cache_shapes = {name: decode["inputs"][name]["shape"] for name in self.caches}
         self.cache_length = spec["target_length"]
         self.vocab_size = decode["outputs"][LOGITS]["shape"][1]
@@ -160,11 +170,27 @@ class _Layout:
         """{name: zeros} for every cache tensor: a sentence's starting cache."""
         return {name: np.zeros(shape, np.float32) for name, shape in self.cache_shapes.items()}
 
+    def tokens(self, tokens):
+        """(B, 1) int32 token ids: `tokens` (R <= B of them) then padding rows."""
+        if len(tokens) > self.batch:
+            raise ValueError(f"this signature pair decodes at most {self.batch} rows. "
+                             f"Received: {len(tokens)} tokens")
+        ids = np.zeros((self.batch, 1), np.int32)
+        ids[:len(tokens), 0] = tokens
+        return ids
+
+    def permutation(self, parents):
+        """All B rows' sources: row i < R takes row `parents[i]`, the rest stay."""
+        order = np.arange(self.batch)
+        order[:len(parents)] = parents
+        return order
+
 
 class RunnerSteps(DecodeSteps):
     """The decode loop through signature runners: every input copied in, every output
     copied out, on every step. Carries several rows (beams), each with its own cache,
-    and reorders them (`reorder`) as beam search keeps and drops beams.
+    and reorders them (`reorder`) as beam search keeps and drops beams: over a batch-1
+    pair one run per row, over a pair of batch B up to B rows in one run.
 
     While its runners exist the interpreter refuses `DirectSteps`' invoke: make one for
     a search and drop it after.
@@ -172,12 +198,13 @@ class RunnerSteps(DecodeSteps):
 
     mode = "runner"
 
-    def __init__(self, interpreter, spec):
-        self._layout = _Layout(spec)
-        self._encode = interpreter.get_signature_runner(ENCODE)
-        self._decode = interpreter.get_signature_runner(DECODE_STEP)
+    def __init__(self, interpreter, spec, variant=None):
+        self._layout = _Layout(spec, variant)
+        self._encode = interpreter.get_signature_runner(self._layout.encode)
+        self._decode = interpreter.get_signature_runner(self._layout.decode)
 
     def start(self, source_ids):
+        """Encodes the sources, (B, S') for this pair (B = 1: one source, any rows)."""
         self._encoded = self._encode(**{SOURCE_IDS: source_ids})
         self._rows = [self._layout.empty_caches()]
 
@@ -186,6 +213,12 @@ class RunnerSteps(DecodeSteps):
 
     def step_rows(self, tokens, position):
         _check_position(position, self._layout.cache_length)
+        if self._layout.batch > 1:  # every row in one run
+            out = self._decode(**{TOKEN_IDS: self._layout.tokens(tokens),
+                                  POSITION: np.array([position], np.int32)},
+                               **self._rows[0], **self._encoded)
+            self._rows = [{name: out[name] for name in self._layout.caches}]
+            return out[LOGITS][:len(tokens)]
         logits = []
         for row, token in enumerate(tokens):
             out = self._decode(**{TOKEN_IDS: np.array([[token]], np.int32),
@@ -197,7 +230,11 @@ class RunnerSteps(DecodeSteps):
         return np.stack(logits)
 
     def reorder(self, parents):
-        self._rows = [self._rows[parent] for parent in parents]
+        if self._layout.batch > 1:
+            order = self._layout.permutation(parents)
+            self._rows = [{name: value[order] for name, value in self._rows[0].items()}]
+        else:
+            self._rows = [self._rows[parent] for parent in parents]
 
 
 class DirectSteps(DecodeSteps):
@@ -257,27 +294,35 @@ class CompiledSteps(DecodeSteps):
     each layer's K and V cache is one TensorBuffer bound as both the input and the output
     of `decode_step` (its output is produced by its own in-place DYNAMIC_UPDATE_SLICE),
     as Google's LiteRT-LM binds its KV caches; the encoder's output buffers are bound as
-    `decode_step`'s inputs as they are. Per step: two scalars in, V logits out."""
+    `decode_step`'s inputs as they are. Per step: B tokens and one position in, B x V
+    logits out.
+
+    Over a pair of batch B > 1 it carries up to B rows, all at one position: several
+    sources at once (`start` with (B, S') ids), or one source's beams (`reorder`
+    permutes the rows' caches, one read and one write of each cache).
+    """
 
     mode = "compiled"
 
-    def __init__(self, model, spec):
-        self._model = model
-        layout = self._layout = _Layout(spec)
-        self._source = model.create_input_buffer_by_name(ENCODE, SOURCE_IDS)
-        self._encoded = {name: model.create_output_buffer_by_name(ENCODE, name)
+    def __init__(self, model, spec, variant=None):
+        self._model, self._spec = model, spec
+        layout = self._layout = _Layout(spec, variant)
+        encode, decode = layout.encode, layout.decode
+        self._source = model.create_input_buffer_by_name(encode, SOURCE_IDS)
+        self._encoded = {name: model.create_output_buffer_by_name(encode, name)
                          for name in layout.encoded}
-        self._caches = {name: model.create_input_buffer_by_name(DECODE_STEP, name)
+        self._caches = {name: model.create_input_buffer_by_name(decode, name)
                         for name in layout.caches}
-        self._token = model.create_input_buffer_by_name(DECODE_STEP, TOKEN_IDS)
-        self._position = model.create_input_buffer_by_name(DECODE_STEP, POSITION)
-        self._logits = model.create_output_buffer_by_name(DECODE_STEP, LOGITS)
+        self._token = model.create_input_buffer_by_name(decode, TOKEN_IDS)
+        self._position = model.create_input_buffer_by_name(decode, POSITION)
+        self._logits = model.create_output_buffer_by_name(decode, LOGITS)
         self._inputs = {TOKEN_IDS: self._token, POSITION: self._position,
                         **self._encoded, **self._caches}
         self._outputs = {LOGITS: self._logits, **self._caches}
         self._empty_caches = layout.empty_caches()
-        self._token_value = np.zeros((1, 1), np.int32)
+        self._token_value = np.zeros((layout.batch, 1), np.int32)
         self._position_value = np.zeros((1,), np.int32)
+        self._logits_count = layout.batch * layout.vocab_size
 
     @classmethod
     def probed(cls, content, spec, num_threads=None):
@@ -314,9 +359,15 @@ class CompiledSteps(DecodeSteps):
                                         f"{_first_line(error)}") from None
         return steps
 
+    def variant(self, variant):
+        """A `CompiledSteps` over another signature pair of the same CompiledModel."""
+        return type(self)(self._model, self._spec, variant)
+
     def start(self, source_ids):
+        """Encodes (B, S') source ids (for B = 1, any shape holding S' ids)."""
         self._source.write(np.asarray(source_ids, np.int32))
-        self._model.run_by_name(ENCODE, {SOURCE_IDS: self._source}, self._encoded)
+        self._model.run_by_name(self._layout.encode, {SOURCE_IDS: self._source},
+                                self._encoded)
         # Slots after `position` are masked out, but a stale value times a zero weight
         # is only zero when finite: start each sentence from a clean cache.
         for name, buffer in self._caches.items():
@@ -329,13 +380,35 @@ class CompiledSteps(DecodeSteps):
         self._token.write(self._token_value)
         self._position.write(self._position_value)
         # As `invoke` does, without its extra call on every token.
-        self._model.run_by_name(DECODE_STEP, self._inputs, self._outputs)
+        self._model.run_by_name(self._layout.decode, self._inputs, self._outputs)
         return self._logits.read(self._layout.vocab_size, np.float32)
+
+    def step_rows(self, tokens, position):
+        if self._layout.batch == 1:
+            return super().step_rows(tokens, position)
+        _check_position(position, self._layout.cache_length)
+        self._token.write(self._layout.tokens(tokens))
+        self._position_value[0] = position
+        self._position.write(self._position_value)
+        self._model.run_by_name(self._layout.decode, self._inputs, self._outputs)
+        logits = self._logits.read(self._logits_count, np.float32)
+        return logits.reshape(self._layout.batch, -1)[:len(tokens)]
+
+    def reorder(self, parents):
+        if self._layout.batch == 1:
+            return super().reorder(parents)
+        order = self._layout.permutation(parents)
+        if (order == np.arange(len(order))).all():
+            return
+        for name, buffer in self._caches.items():
+            shape = self._layout.cache_shapes[name]
+            value = buffer.read(int(np.prod(shape)), np.float32).reshape(shape)
+            buffer.write(np.ascontiguousarray(value[order]))
 
     def invoke(self):
         """Runs `decode_step` on its bound buffers as they are, nothing written or read:
         the interpreter's own share of a step, which benchmarks time alone."""
-        self._model.run_by_name(DECODE_STEP, self._inputs, self._outputs)
+        self._model.run_by_name(self._layout.decode, self._inputs, self._outputs)
 
 
 def _first_line(error):

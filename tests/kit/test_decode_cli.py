@@ -74,17 +74,13 @@ def test_non_finite_logits_are_one_error_line(bundle, capsys, monkeypatch):
     """A broken model's NaN logits decoded to garbage and exit 0; --json printed NaN."""
     import numpy as np
 
-    from kit.runtime.bundle import Bundle
+    from kit.runtime import steps
 
-    real = Bundle.load
-
-    def broken(*args, **kwargs):
-        loaded = real(*args, **kwargs)
-        step = loaded.steps.step
-        loaded.steps.step = lambda token, position: step(token, position) * np.nan
-        return loaded
-
-    monkeypatch.setattr(Bundle, "load", broken)
+    for loop in (steps.CompiledSteps, steps.DirectSteps, steps.RunnerSteps):
+        for name in ("step", "step_rows"):
+            real = getattr(loop, name)
+            monkeypatch.setattr(loop, name, lambda self, *args, real=real: real(self, *args)
+                                * np.nan)
     code, out, err = decode(capsys, monkeypatch, bundle, "1 May 1990", "2 May 1990", "--json")
     assert code == 1 and out == ""
     assert err.splitlines() == [err.splitlines()[0]]

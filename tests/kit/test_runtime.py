@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kit.decoding import greedy_search, until_eos
 from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle, BundleError
 from kit.runtime.recipes import RECIPES
 from training.run_dir import TEST_SAMPLE, read_pairs
@@ -109,11 +110,46 @@ def test_the_three_decode_loops_agree(tiny_bundles, tiny_run, recipe):
     for source, _ in read_pairs(tiny_run / TEST_SAMPLE)[:8]:
         ids = loops["direct"].source_ids(source)
         fed = [loops["direct"].bos_id, 5, 6, 7]
-        outputs = {mode: bundle.greedy_ids(ids) for mode, bundle in loops.items()}
+        # The (1, S) pair in each loop (greedy_ids would pick a shorter bucket in the
+        # compiled loop only: see test_buckets_and_batches_decode_the_same_tokens).
+        outputs = {mode: _greedy(bundle, bundle.steps, ids) for mode, bundle in loops.items()}
         assert outputs["compiled"] == outputs["direct"] == outputs["runner"]
         logits = {mode: bundle.step_logits(ids, fed) for mode, bundle in loops.items()}
         np.testing.assert_array_equal(logits["compiled"], logits["direct"])
         np.testing.assert_array_equal(logits["direct"], logits["runner"])
+
+
+def _greedy(bundle, steps, ids):
+    """Greedy ids of one source through `steps`, a loop over one signature pair."""
+    steps.start(np.asarray(ids, np.int32).reshape(1, -1))
+    generated = greedy_search(lambda tokens, position: steps.step(int(tokens[0]), position)[None],
+                              1, bundle.bos_id, bundle.eos_id, bundle.target_length - 1)
+    return until_eos(generated[0], bundle.eos_id)
+
+
+@pytest.mark.parametrize("recipe", ["float32", "float16", "dynamic_int8"])
+def test_buckets_and_batches_decode_the_same_tokens(tiny_bundles, tiny_run, recipe):
+    """A short source through its source-length bucket, and several sources through the
+    batch pair, give the tokens of the (1, S) pair: the float recipes' pairs compute the
+    same function of the same weights. (int8's pairs are calibrated each on its own
+    inputs; export's report gives their agreement with Keras.)"""
+    out, _ = tiny_bundles
+    bundle = Bundle.load(out / recipe)
+    S = bundle.source_length
+    half = -(-S // 2 // 8) * 8  # the defaults: S, and S/2 rounded up to a multiple of 8
+    assert {(v["batch"], v["source_length"]) for v in bundle.spec["variants"]} == {
+        (1, S), (1, half), (32, S), (32, half)}
+    sources = [s for s, _ in read_pairs(tiny_run / TEST_SAMPLE)[:40]] + ["1", "x" * 2 * S]
+    ids = [bundle.source_ids(s) for s in sources]
+    whole = [_greedy(bundle, bundle.steps, row) for row in ids]
+    short = [row for row in ids if np.count_nonzero(row) <= half]
+    assert short and len(short) < len(ids), "both buckets should be used"
+    steps, cut = bundle.variants.single_for(short[0])
+    assert cut.shape == (1, half) and steps is not bundle.steps
+    assert [bundle.greedy_ids(row) for row in ids] == whole
+    # 42 sources: one group of 32 rows, then one of 10 (in the batch-32 pair too).
+    assert bundle.greedy_batch(ids) == whole
+    assert bundle.greedy_batch(ids[:1]) == whole[:1]
 
 
 def test_beam_search_on_the_bundle_equals_beam_search_on_keras(tiny_bundles, tiny_run,
@@ -189,11 +225,11 @@ def test_bundle_errors_are_one_line(tiny_bundles, tmp_path):
     (broken / TFLITE_FILE).write_bytes((out / "float32" / TFLITE_FILE).read_bytes())
     # Consistent in itself (two heads everywhere), but not the model's.
     signatures = spec["signatures"]
-    for key, side in (("encode", "outputs"), ("decode_step", "inputs"),
-                      ("decode_step", "outputs")):
-        for name, tensor in signatures[key][side].items():
-            if name.startswith(("cross_", "self_")):
-                tensor["shape"][1] = 2  # H
+    for key in signatures:  # every signature pair
+        for side in ("inputs", "outputs"):
+            for name, tensor in signatures[key][side].items():
+                if name.startswith(("cross_", "self_")):
+                    tensor["shape"][1] = 2  # H
     (broken / BUNDLE_JSON).write_text(json.dumps(spec))
     with pytest.raises(BundleError, match="does not match") as raised:
         Bundle.load(broken)

@@ -155,13 +155,13 @@ def test_a_flipped_bit_never_reaches_the_interpreter(bundle_copy, monkeypatch, w
     assert_one_error(decode(bundle_copy, "1 May 1990"), "model.tflite")
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 5, "4", None])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 6, "5", None])
 def test_other_format_versions_are_refused_naming_both(bundle_copy, version):
     edit_spec(bundle_copy, lambda spec: spec.update(format_version=version))
     with pytest.raises(BundleError) as raised:
         Bundle.load(bundle_copy)
     message = assert_one_line(raised.value)
-    shown = {1: "1", 2: "2", 3: "3", 5: "5", "4": "'4'", None: "null"}[version]
+    shown = {1: "1", 2: "2", 3: "3", 4: "4", 6: "6", "5": "'5'", None: "null"}[version]
     assert f"the bundle has format version {shown}" in message, message
     assert f"this runtime reads version {BUNDLE_FORMAT_VERSION}" in message, message
 
@@ -196,7 +196,19 @@ ROW_4 = {
     "source_length 0": (_set("source_length", value=0), "Received: 0"),
     "source_length 1e12": (_set("source_length", value=1e12), "Received: 1000000000000.0"),
     "source_length 10**12": (_set("source_length", value=10**12), "Received: 1000000000000"),
-    "source_length not S": (_set("source_length", value=48), "expected (1, S=48)"),
+    "source_length not S": (_set("source_length", value=48),
+                            "variants lacks the batch 1, source_length S=48 variant"),
+    "variants not a list": (_set("variants", value={}), "variants must be a list"),
+    "variant batch 0": (_set("variants", 0, "batch", value=0),
+                        "variants[0].batch must be an integer from 1"),
+    "variant longer than S": (_set("variants", 1, "source_length", value=45),
+                              "variants[1].source_length must be an integer from 1 to 44"),
+    "variant repeated": (_set("variants", 1, "source_length", value=44),
+                         "variants[1] repeats batch 1, source_length 44"),
+    "variant signature missing": (_set("variants", 1, "encode", value="encode_b1_s99"),
+                                  "signatures lacks encode_b1_s99"),
+    "variant shape": (_set("signatures", "decode_step_b32_s44", "inputs", "token_ids", "shape",
+                           value=[1, 1]), "expected (B=32, 1)"),
     "target_length 1e9": (_set("target_length", value=1e9), "target_length must be"),
     "target_length not T": (_set("target_length", value=16), "T=16"),
     "bos 999": (_set("special_ids", "bos", value=999), "special_ids.bos must be"),
