@@ -280,6 +280,19 @@ class Bundle:
             return ""
         return self.text_of(self.greedy_ids(self.source_ids(text)))
 
+    def translate_batch(self, texts):
+        """`translate` of each text, the non-empty ones decoded together
+        (`greedy_batch`): the same outputs, in order."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"translate_batch expects strs. Received: {text!r}")
+        outputs = [""] * len(texts)
+        work = [i for i, text in enumerate(texts) if text.strip()]
+        generated = self.greedy_batch([self.source_ids(texts[i]) for i in work])
+        for i, ids in zip(work, generated):
+            outputs[i] = self.text_of(ids)
+        return outputs
+
     def step_logits(self, source_ids, target_ids):
         """Teacher-forced logits, for verification against another implementation.
 

@@ -75,6 +75,10 @@ def build_parser():
     choose.add_argument("--max-new-tokens", action=integer(1, 1 << 20), default=None,
                         metavar="N", help="stop after N tokens (default and most: the "
                                           "bundle's target_length - 1)")
+    parser.add_argument("--batch-size", action=integer(1, 1 << 16), default=1, metavar="B",
+                        help="greedy only: decode up to B inputs at once through the "
+                             "bundle's batch signatures (their outputs are written once "
+                             "all B are done; default 1: each input as it comes)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per input instead of the text: text, ids, "
                              "score (log-probability), ms_per_token, and for beam search "
@@ -128,6 +132,13 @@ def _json(value):
 
 def _decode(bundle, label, text, args):
     """The output line for one input, and whether it was decoded (not refused)."""
+    checked = _check(bundle, label, text, args)
+    return checked if checked is not None else (_choose(bundle, label, text, args), True)
+
+
+def _check(bundle, label, text, args):
+    """None for an input to decode (after its warnings), else its (line, decoded): an
+    empty input's line, or a refused one's."""
     if not text.strip():
         return (_json({"input": text, "text": "", "ids": []}) if args.json else ""), True
     unknown, length = bundle.source_report(text)
@@ -146,7 +157,23 @@ def _decode(bundle, label, text, args):
         return "", False
     if problems:
         _say(f"warning: {_where(label)}: {'; '.join(problems)}; decoded anyway")
-    return _choose(bundle, label, text, args), True
+    return None
+
+
+def _decode_batch(bundle, entries, args):
+    """Decodes the entries still without a line ([label, text, None, True]) in one
+    `greedy_batch`, then writes every entry's line in order."""
+    waiting = [entry for entry in entries if entry[2] is None]
+    generated = bundle.greedy_batch([bundle.source_ids(entry[1]) for entry in waiting],
+                                    max_new_tokens=_max_new_tokens(bundle, args))
+    for entry, ids in zip(waiting, generated):
+        if not ids or ids[-1] != bundle.eos_id:
+            _say(f"warning: {_where(entry[0])}: no end of output after {len(ids)} tokens; "
+                 "the output may be cut (--max-new-tokens, or the bundle's target length)")
+        entry[2] = bundle.text_of(ids)
+    for entry in entries:
+        _write(entry[2])
+    entries.clear()
 
 
 def _choose(bundle, label, text, args):
@@ -231,6 +258,9 @@ def main(argv=None):
     args = parser.parse_intermixed_args(argv)
     if args.beam_size > 1 and args.sampling != "greedy":
         parser.error("--beam-size and --sampling are two ways to choose: use one")
+    if args.batch_size > 1 and (args.beam_size > 1 or args.sampling != "greedy" or args.json):
+        parser.error("--batch-size decodes greedily and gives texts only: use it without "
+                     "--beam-size, --sampling and --json")
     if hasattr(sys.stdout, "reconfigure"):
         # Outputs are UTF-8 like the inputs, whatever the locale; a lone surrogate,
         # which UTF-8 cannot hold, must not end the stream.
@@ -255,15 +285,25 @@ def _run(args):
     except _Refused as error:
         _say(f"error: {error}")
         return 1
+    waiting = []  # with --batch-size: [label, text, line or None, decoded] until decoded
     try:
         for label, text, problem in _inputs(args.texts):
-            if problem is None:
-                line, decoded = _decode(bundle, label, text, args)
-            else:
+            if problem is not None:
                 _say(f"error: {_where(label)} {problem}; its output line is empty")
                 line, decoded = "", False
+            elif args.batch_size > 1:
+                line, decoded = _check(bundle, label, text, args) or (None, True)
+            else:
+                line, decoded = _decode(bundle, label, text, args)
             refused += not decoded
-            _write(line)
+            if args.batch_size == 1:
+                _write(line)
+                continue
+            waiting.append([label, text, line, decoded])
+            if sum(entry[2] is None for entry in waiting) == args.batch_size:
+                _decode_batch(bundle, waiting, args)
+        if waiting:
+            _decode_batch(bundle, waiting, args)
     except _OutputFailed as failed:
         _silence_stdout()
         if failed.error.errno == errno.EPIPE:

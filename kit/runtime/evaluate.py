@@ -20,8 +20,12 @@ def main(argv=None):
                                      length_penalty=args.length_penalty)[0]
             return bundle.text_of(best.ids)
 
-        return run(args, references,
-                   lambda sources: [translate(source) for source in sources],
+        def translate_all(sources):
+            if args.beam_size > 1:
+                return [translate(source) for source in sources]
+            return bundle.translate_batch(sources)  # greedy: through the batch pairs
+
+        return run(args, references, translate_all,
                    f"the {bundle.recipe} bundle {args.model}",
                    bundle.source_tokenizer, bundle.source_length)
 

@@ -85,3 +85,26 @@ def test_non_finite_logits_are_one_error_line(bundle, capsys, monkeypatch):
     assert code == 1 and out == ""
     assert err.splitlines() == [err.splitlines()[0]]
     assert err.startswith("error: the model's logits at step 1 are not finite")
+
+
+@pytest.mark.parametrize("batch_size", ["2", "32"])
+def test_batch_size_gives_the_same_lines_in_order(bundle, capsys, monkeypatch, batch_size):
+    """--batch-size decodes inputs together through the batch signatures: the same
+    output line for every input, empty and refused lines kept in their places."""
+    data = ("1 May 1990\n\n3 June 2001\n\xff\n" + "7 July 1977\n" * 3 + "12/01/1999\n"
+            ).encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff")
+    code, one_by_one, err = decode(capsys, monkeypatch, bundle, stdin=data)
+    assert code == 1 and "line 4 is not UTF-8" in err
+    code, batched, err = decode(capsys, monkeypatch, bundle, "--batch-size", batch_size,
+                                stdin=data)
+    assert code == 1 and "line 4 is not UTF-8" in err
+    assert batched == one_by_one and len(batched.splitlines()) == 8
+
+
+def test_batch_size_with_beams_or_json_is_refused(bundle, capsys, monkeypatch):
+    for extra in (["--json"], ["--beam-size", "2"], ["--sampling", "top_k"]):
+        with pytest.raises(SystemExit) as raised:
+            decode(capsys, monkeypatch, bundle, "x", "--batch-size", "4", *extra)
+        assert raised.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--batch-size decodes greedily" in err
