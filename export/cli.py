@@ -48,7 +48,7 @@ def build_parser():
                         help="held-out sources to verify on (default: %(default)s)")
     parser.add_argument("--batch-sizes", type=_sizes, default=None, metavar="B,B...",
                         help="the batches the file decodes at once: one signature pair "
-                             "each, sharing the weights (default: 1,32; 1 is always "
+                             "each, sharing the weights (default: 1,4,32; 1 is always "
                              "included)")
     parser.add_argument("--source-lengths", type=_sizes, default=None, metavar="N,N...",
                         help="source-length buckets: a signature pair per length and "

@@ -119,7 +119,7 @@ def variant_samples(encode_inputs, decode_inputs, batch, length, max_decode_samp
     batch-1 recordings of `representative_samples`: sources cut to S' in groups of B,
     and about `max_decode_samples` / B decode steps of B recorded rows each, the rows
     of one step all at one position (as the signature has them), their source axis cut
-    to S' (keys (N, H, S, Dh), values (N, H, Dh, S), mask (N, S)).
+    to S' (keys and values (N, H, S, Dh), mask (N, S)).
 
     Returns:
         (encode samples, decode samples): lists of input dicts.
@@ -136,10 +136,10 @@ def variant_samples(encode_inputs, decode_inputs, batch, length, max_decode_samp
         sample = {}
         for name, value in decode_inputs.items():
             value = value[rows]
-            if name == SOURCE_MASK or name.startswith("cross_key_"):
-                value = value[:, :, :length] if value.ndim == 4 else value[:, :length]
-            elif name.startswith("cross_value_"):
-                value = value[..., :length]
+            if name == SOURCE_MASK:
+                value = value[:, :length]
+            elif name.startswith("cross_"):
+                value = value[:, :, :length]
             sample[name] = value
         sample[POSITION] = np.array([position], np.int32)
         decode_samples.append(sample)

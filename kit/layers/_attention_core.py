@@ -58,41 +58,45 @@ def attend(query, key, value, bias=None, dropout_layer=None, training=None):
     return ops.transpose(output, (0, 2, 1, 3)), weights  # (B, T, H, Dh)
 
 
-def attend_cached(query, key, value_t, bias=None):
-    """softmax(Q K^T / sqrt(Dh) + bias) V for one decoding step, over keys and values
-    in the decoding layout, which both products read with no transpose.
+def attend_cached(query, key, value, bias=None):
+    """softmax(q K^T / sqrt(Dh) + bias) V for one decoding step (one query row per
+    head), over keys and values in the decoding layout (B, H, L, Dh).
 
-    LiteRT's BATCH_MATMUL wants its right-hand side as (..., N, K), the layout of B^T
-    (adj_y), and transposes it on every call otherwise. So the keys are stored (B, H,
-    S, Dh) and the values transposed, (B, H, Dh, S): both einsums below convert to
-    BATCH_MATMUL with adj_y and no TRANSPOSE op touches a cache.
+    Both products are written as a broadcast multiply and a sum (LiteRT MUL and SUM)
+    rather than as matrix products: with one query row, BATCH_MATMUL runs one tiny GEMM
+    per (batch, head) pair, and its per-call cost dominated. Measured on 2 cores, 1
+    thread, 8 attentions over 64 slots: 54 -> 39 us at batch 1, 2,666 -> 1,644 us at
+    batch 32. No TRANSPOSE touches a cache either: the one-row query and output are
+    reshaped, which moves no data.
 
     Args:
         query: (B, 1, H, Dh).
-        key: (B, H, S, Dh). value_t: (B, H, Dh, S).
-        bias: float32, broadcastable to (B, H, 1, S), or None.
+        key, value: (B, H, L, Dh).
+        bias: float32, broadcastable to (B, H, 1, L), or None.
     Returns:
         (B, 1, H, Dh) in the query's dtype.
     """
-    head_dim = ops.shape(query)[-1]
+    batch, _, heads, head_dim = ops.shape(query)
+    length = ops.shape(key)[2]
     query = query * ops.cast(1.0 / float(head_dim) ** 0.5, query.dtype)
-    q = ops.transpose(query, (0, 2, 1, 3))  # (B, H, 1, Dh)
-    scores = ops.cast(ops.einsum("bhqd,bhkd->bhqk", q, key), "float32")  # (B, H, 1, S)
+    q = ops.reshape(query, (batch, heads, 1, head_dim))  # the same memory
+    scores = ops.cast(ops.sum(q * key, axis=-1), "float32")  # (B, H, L)
+    scores = ops.reshape(scores, (batch, heads, 1, length))
     if bias is not None:
         scores = scores + bias
-    weights = ops.cast(ops.softmax(scores, axis=-1), value_t.dtype)
-    output = ops.einsum("bhqk,bhdk->bhqd", weights, value_t)  # (B, H, 1, Dh)
-    return ops.transpose(output, (0, 2, 1, 3))  # (B, 1, H, Dh)
+    weights = ops.softmax(scores, axis=-1)  # (B, H, 1, L) float32
+    weights = ops.cast(ops.reshape(weights, (batch, heads, length, 1)), value.dtype)
+    output = ops.sum(weights * value, axis=2)  # (B, H, Dh)
+    return ops.reshape(output, (batch, 1, heads, head_dim))
 
 
-def to_key_layout(x):
-    """(B, L, H, Dh) keys -> (B, H, L, Dh), the decoding layout of keys."""
+def to_cache_layout(x):
+    """(B, L, H, Dh) keys or values -> (B, H, L, Dh), the decoding layout: a head's
+    slots contiguous. For one position (L = 1) a reshape, which moves no data."""
+    batch, length, heads, head_dim = ops.shape(x)
+    if length == 1:
+        return ops.reshape(x, (batch, heads, 1, head_dim))
     return ops.transpose(x, (0, 2, 1, 3))
-
-
-def to_value_layout(x):
-    """(B, L, H, Dh) values -> (B, H, Dh, L), the decoding layout of values."""
-    return ops.transpose(x, (0, 2, 3, 1))
 
 
 def split_heads(x, num_heads, head_dim):

@@ -79,7 +79,7 @@ class DecoderBlock(ResidualBlock):
         return (x, self_weights, weights) if return_attention_scores else x
 
     def project_context(self, context):
-        """Cross-attention keys (B, H, S, Dh) and values (B, H, Dh, S), the layout
+        """Cross-attention keys and values, each (B, H, S, Dh), the layout
         `call_with_cache` reads, from the encoder output (B, S, D)."""
         return self.cross_attention.project_context_for_decoding(context)
 
@@ -90,10 +90,9 @@ class DecoderBlock(ResidualBlock):
         Args:
             x: (B, 1, D), the embedded token at `position`.
             position: int scalar, the token's position in the target.
-            key_cache, value_cache: this block's self-attention keys (B, H, T, Dh)
-                and values (B, H, Dh, T).
-            cross_key, cross_value: (B, H, S, Dh) and (B, H, Dh, S), from
-                `project_context`.
+            key_cache, value_cache: (B, H, T, Dh) each, this block's self-attention
+                keys and values.
+            cross_key, cross_value: (B, H, S, Dh) each, from `project_context`.
             context_padding_mask: optional (B, S).
 
         Returns:

@@ -7,8 +7,7 @@ from kit.layers._attention_core import (
     attend_cached,
     merge_heads,
     padding_bias,
-    to_key_layout,
-    to_value_layout,
+    to_cache_layout,
 )
 from kit.layers._attention_sublayers import build_attention_sublayers
 from kit.layers._register import register
@@ -73,19 +72,19 @@ class EncoderDecoderAttention(keras.layers.Layer):
         return self.qkv.project_key_value(context)
 
     def project_context_for_decoding(self, context):
-        """(B, S, Dc) -> (k (B, H, S, Dh), v (B, H, Dh, S)): the keys and values in the
-        layout `attend_cached_to` reads, transposed once per source sentence rather than
-        at every step."""
+        """(B, S, Dc) -> (k, v), each (B, H, S, Dh): the keys and values in the layout
+        `attend_cached_to` reads, transposed once per source sentence rather than at
+        every step."""
         key, value = self.project_context(context)
-        return to_key_layout(key), to_value_layout(value)
+        return to_cache_layout(key), to_cache_layout(value)
 
-    def attend_cached_to(self, x, key, value_t, context_padding_mask=None):
+    def attend_cached_to(self, x, key, value, context_padding_mask=None):
         """One decoding step's attention of `x` (B, 1, D) over the keys and values of
         `project_context_for_decoding`."""
         query = self.qkv.project_query(x)  # (B, 1, H, Dh)
         bias = (None if context_padding_mask is None
                 else padding_bias(context_padding_mask, self.mask_value))
-        return self.output_dense(merge_heads(attend_cached(query, key, value_t, bias)))
+        return self.output_dense(merge_heads(attend_cached(query, key, value, bias)))
 
     def attend_to(self, x, key, value, context_padding_mask=None, return_attention_scores=False,
                   training=None):

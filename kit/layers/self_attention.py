@@ -10,8 +10,7 @@ from kit.layers._attention_core import (
     causal_bias,
     merge_heads,
     padding_bias,
-    to_key_layout,
-    to_value_layout,
+    to_cache_layout,
 )
 from kit.layers._attention_sublayers import build_attention_sublayers
 from kit.layers._register import register
@@ -83,10 +82,8 @@ class SelfAttention(keras.layers.Layer):
         Args:
             x: (B, 1, D), the input at `position`.
             position: int scalar (Python or tensor), where `x` sits in the sequence.
-            key_cache: (B, H, T, Dh), this layer's keys of the earlier positions.
-            value_cache: (B, H, Dh, T), its values, stored transposed (see
-                `_attention_core.attend_cached`). Slots at and after `position` are
-                ignored.
+            key_cache, value_cache: (B, H, T, Dh) each, this layer's keys and values
+                of the earlier positions; slots at and after `position` are ignored.
 
         Returns:
             `(output (B, 1, D), key_cache, value_cache)`, each cache written at
@@ -101,10 +98,9 @@ class SelfAttention(keras.layers.Layer):
         q, k, v = self.qkv(x)  # each (B, 1, H, Dh)
         position = ops.cast(position, "int32")
         zero = ops.zeros((), "int32")
-        key_cache = ops.slice_update(key_cache, (zero, zero, position, zero),
-                                     to_key_layout(k))  # (B, H, T, Dh)
-        value_cache = ops.slice_update(value_cache, (zero, zero, zero, position),
-                                       to_value_layout(v))  # (B, H, Dh, T)
+        start = (zero, zero, position, zero)
+        key_cache = ops.slice_update(key_cache, start, to_cache_layout(k))  # (B, H, T, Dh)
+        value_cache = ops.slice_update(value_cache, start, to_cache_layout(v))
         bias = cache_bias(position, ops.shape(key_cache)[2], self.mask_value)  # (1, 1, 1, T)
         out = attend_cached(q, key_cache, value_cache, bias)
         return self.output_dense(merge_heads(out)), key_cache, value_cache  # (B, 1, D)

@@ -152,16 +152,12 @@ class Seq2SeqTransformer(keras.Model):
         return list(cache_names(self.config.num_decoder_layers))
 
     def cache_shapes(self, batch_size):
-        """{name: shape} of the cache's tensors: each layer's keys (B, H, T, Dh) and its
-        values, stored transposed, (B, H, Dh, T) (see `kit.layers._attention_core.
-        attend_cached`: both attention products then read them with no transpose)."""
+        """{name: shape} of the cache's tensors: each layer's keys and values, (B, H, T,
+        Dh) each (a head's slots contiguous: `kit.layers._attention_core.attend_cached`
+        reads them with no transpose)."""
         c = self.config
-        shapes = {}
-        for i in range(c.num_decoder_layers):
-            key, value = layer_cache_names(i)
-            shapes[key] = (batch_size, c.num_heads, c.max_target_length, c.head_dim)
-            shapes[value] = (batch_size, c.num_heads, c.head_dim, c.max_target_length)
-        return shapes
+        shape = (batch_size, c.num_heads, c.max_target_length, c.head_dim)
+        return {name: shape for name in self.cache_names()}
 
     def init_cache(self, batch_size):
         """An empty self-attention cache ({name: zeros}), in the compute dtype."""
@@ -176,8 +172,8 @@ class Seq2SeqTransformer(keras.Model):
 
         Returns:
             dict with `source_mask` (B, S') float32, 1 for real tokens, and for every
-            decoder layer i its cross-attention keys `cross_key_i` (B, H, S', Dh) and
-            values `cross_value_i`, stored transposed (B, H, Dh, S').
+            decoder layer i its cross-attention keys `cross_key_i` and values
+            `cross_value_i`, each (B, H, S', Dh).
         """
         if not self.built:
             self.build()

@@ -7,7 +7,6 @@ kit/runtime/bundle_format.py's.
 Imports neither TensorFlow nor Keras.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -22,12 +21,12 @@ from kit.decoding import (
     until_eos,
 )
 from kit.quiet import native_output_silenced
+from kit.runtime.bundle_files import load_side, verified_bytes
 from kit.runtime.bundle_format import (
     BUNDLE_JSON,
     SIDES,
     BundleError,
     read_bundle_json,
-    read_regular_file,
 )
 from kit.runtime.interpreter import (
     check_num_threads,
@@ -38,9 +37,7 @@ from kit.runtime.interpreter import (
 from kit.runtime.steps import LoopRefused, RunnerSteps, make_steps
 from kit.runtime.variants import VariantPicker, source_length
 from kit.tokenizers import (
-    TokenizerError,
     TokenizerPair,
-    load_tokenizer,
     source_ids,
 )
 
@@ -108,8 +105,8 @@ class Bundle:
         # flipped bit) never reaches the parser or the interpreter, which may crash on
         # a damaged file instead of refusing it.
         model_path = path / spec["model_file"]
-        model_content = _verified_bytes(path, spec["model_file"], spec["files"])
-        tokenizers = TokenizerPair(*(_load_side(path, spec, side) for side in SIDES))
+        model_content = verified_bytes(path, spec["model_file"], spec["files"])
+        tokenizers = TokenizerPair(*(load_side(path, spec, side) for side in SIDES))
         try:
             # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" from C++ on load.
             with native_output_silenced():
@@ -196,10 +193,13 @@ class Bundle:
         size = self.variants.max_batch
         for start in range(0, len(order), size):
             group = order[start:start + size]
-            if len(group) == 1:
-                results[group[0]] = self.greedy_ids(checked[group[0]], max_new_tokens)
+            found = (self.variants.batch_for(len(group), lengths[group[0]])
+                     if len(group) > 1 else None)
+            if found is None:  # one source, or no batch pair holds these
+                for i in group:
+                    results[i] = self.greedy_ids(checked[i], max_new_tokens)
                 continue
-            steps, (batch, length) = self.variants.batch_for(len(group), lengths[group[0]])
+            steps, (batch, length) = found
             ids = np.zeros((batch, length), np.int32)
             for row, i in enumerate(group):
                 ids[row] = checked[i][0, :length]
@@ -249,12 +249,13 @@ class Bundle:
 
     def _beam_rows(self, source, beam_size):
         """A loop carrying `beam_size` rows of `source`, started: the rows of the
-        smallest batch pair that holds them, or else signature runners of the batch-1
-        pair, one run per beam (made for this search only: while one exists, the
-        interpreter refuses the tensor-index loop's invoke)."""
-        length = source_length(source)
-        if self.variants.max_batch >= beam_size:
-            rows, (batch, cut) = self.variants.batch_for(beam_size, length)
+        smallest batch pair that holds them, when it has at most twice as many (a
+        batch-32 pair for 4 beams ran 3x slower than runners), or else signature
+        runners of the batch-1 pair, one run per beam (made for this search only: while
+        one exists, the interpreter refuses the tensor-index loop's invoke)."""
+        found = self.variants.batch_for(beam_size, source_length(source))
+        if found is not None and found[1][0] <= 2 * beam_size:
+            rows, (batch, cut) = found
             rows.start(np.repeat(source[:, :cut], batch, axis=0))
             return rows
         rows = RunnerSteps(self._interpreter, self.spec)
@@ -332,65 +333,6 @@ class Bundle:
         return ids.astype(np.int32).reshape(1, -1)
 
 
-
-
-def _verified_bytes(path, name, files):
-    """The bytes of `path`/`name`, if their SHA-256 is the one bundle.json records."""
-    file = path / name
-    content = read_regular_file(file, f"{path} is missing {name}")
-    digest = hashlib.sha256(content).hexdigest()
-    if digest != files[name]:
-        raise BundleError(f"{file} is not the file {path / BUNDLE_JSON} describes (SHA-256 "
-                          f"{digest[:16]}..., recorded {files[name][:16]}...): it was "
-                          "changed, damaged or copied from another bundle; export again")
-    return content
-
-
-def _load_side(path, spec, side):
-    """The `side` ("source" or "target") tokenizer of the bundle in `path`: its files
-    checked against bundle.json's checksums, then parsed, then checked against
-    bundle.json's type, vocabulary sizes and special ids."""
-    names = spec["tokenizer"][side]["files"]
-    tokenizer_path = path / names[0]
-    content = _verified_bytes(path, names[0], spec["files"])
-
-    def read_tokenizer_file(name):  # a SentencePiece model: checked, then parsed
-        if name not in names:
-            raise BundleError(f"{tokenizer_path} needs {name}, which {path / BUNDLE_JSON} "
-                              f"does not list among the {side} tokenizer's files")
-        return _verified_bytes(path, name, spec["files"])
-
-    try:
-        tokenizer = load_tokenizer(tokenizer_path, content=content,
-                                   read_file=read_tokenizer_file)
-    except TokenizerError as error:
-        raise BundleError(str(error)) from None
-    _check_tokenizer(spec, side, tokenizer, tokenizer_path, path / BUNDLE_JSON)
-    return tokenizer
-
-
-def _check_tokenizer(spec, side, tokenizer, tokenizer_path, file):
-    """The `side` tokenizer agrees with bundle.json's type, vocabulary sizes and
-    special ids."""
-    kind = spec["tokenizer"][side]["type"]
-    if tokenizer.TYPE != kind:
-        raise BundleError(f"{tokenizer_path} is a {tokenizer.TYPE} tokenizer, "
-                          f"but {file} says tokenizer.{side}.type is {kind!r}")
-    sizes = spec["vocab_size"]
-    if tokenizer.vocab_size != sizes[f"{side}_tokenizer"]:
-        raise BundleError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens, but {file} "
-                          f"says vocab_size.{side}_tokenizer is {sizes[f'{side}_tokenizer']}")
-    # Export's rule (export/load.py): the model embeds every id the tokenizer makes.
-    # A larger model vocabulary is allowed; `translate` shows its extra ids as unknown.
-    if tokenizer.vocab_size > sizes[side]:
-        raise BundleError(f"{tokenizer_path} has {tokenizer.vocab_size} tokens, more than "
-                          f"the model's {side} vocabulary ({sizes[side]}; {file})")
-    ids = {"pad": tokenizer.pad_id, "unk": tokenizer.unk_id, "bos": tokenizer.bos_id,
-           "eos": tokenizer.eos_id}
-    for name, value in ids.items():
-        if spec["special_ids"][name] != value:
-            raise BundleError(f"{file}: special_ids.{name} is {spec['special_ids'][name]}, "
-                              f"but {tokenizer_path} uses id {value}")
 
 
 def _first_difference(found, recorded, where="signatures"):

@@ -37,9 +37,9 @@ from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
 # by its own in-place update, instead of one stacked (1, L, 2, T, H, Dh) cache.
 # 4: a tokenizer per side: "tokenizer" is {"source": {"type", "files"}, "target": {...}}
 # (no "tokenizer_file"), and vocab_size holds source_tokenizer and target_tokenizer.
-# 5: keys stored (1, H, L, Dh) and values transposed (1, H, Dh, L), L = S across and T
-# in the cache, which both attention products read with no transpose, instead of
-# (1, L, H, Dh) for both.
+# 5: keys and values stored (B, H, L, Dh), L = S across and T in the cache, which a
+# step reads with no transpose, instead of (1, L, H, Dh); and `variants`, signature
+# pairs of other batches and source lengths (kit/runtime/signature_checks.py).
 BUNDLE_FORMAT_VERSION = 5
 BUNDLE_JSON = "bundle.json"
 TFLITE_FILE = "model.tflite"

@@ -26,7 +26,6 @@ from kit.runtime.signatures import (
     decode_step_inputs,
     decode_step_outputs,
     encode_outputs,
-    is_key,
     layer_cross_names,
 )
 
@@ -130,16 +129,13 @@ def _check_pair(variant, layers, heads, T, V, signatures, tensors, fail):
 
     expect(encode, "inputs", SOURCE_IDS, "int32", (B, S), f"(B={B}, S={S})")
     expect(encode, "outputs", SOURCE_MASK, "float32", (B, S), f"(B={B}, S={S})")
-    # Keys (B, H, L, Dh), values transposed (B, H, Dh, L): L is S across, T in the cache.
+    # Keys and values (B, H, L, Dh): L is S across, T in the cache.
     for key, sides, length, what, names in ((encode, ("outputs",), S, "S", encoded[1:]),
                                             (decode, ("inputs", "outputs"), T, "T", caches)):
         for name in names:
-            if is_key(name):
-                shape, meaning = (B, H, length, Dh), f"(B={B}, H={H}, {what}={length}, Dh={Dh})"
-            else:
-                shape, meaning = (B, H, Dh, length), f"(B={B}, H={H}, Dh={Dh}, {what}={length})"
             for side in sides:
-                expect(key, side, name, "float32", shape, meaning)
+                expect(key, side, name, "float32", (B, H, length, Dh),
+                       f"(B={B}, H={H}, {what}={length}, Dh={Dh})")
     expect(decode, "inputs", TOKEN_IDS, "int32", (B, 1), f"(B={B}, 1)")
     expect(decode, "inputs", POSITION, "int32", (1,), "(1,): every row at one position")
     expect(decode, "outputs", LOGITS, "float32", (B, V), f"(B={B}, V={V}) with V "

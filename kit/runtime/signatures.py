@@ -9,8 +9,8 @@ Python, importable where neither TensorFlow, Keras nor numpy is.
     decode_step(token_ids, position, source_mask, cross_key_i, cross_value_i,
                 self_key_i, self_value_i) -> logits, self_key_i, self_value_i
 
-for every decoder layer i (shapes: README, "The exported file": keys (1, H, L, Dh),
-values transposed (1, H, Dh, L)). A renamed tensor is another bundle format.
+for every decoder layer i (shapes: README, "The exported file": keys and values
+(B, H, L, Dh)). A renamed tensor is another bundle format.
 """
 
 ENCODE = "encode"
@@ -65,12 +65,6 @@ def decode_step_inputs(layers):
 
 def decode_step_outputs(layers):
     return (LOGITS, *cache_names(layers))
-
-
-def is_key(name):
-    """Whether tensor `name` holds attention keys, stored (1, H, L, Dh); values are
-    stored transposed, (1, H, Dh, L) (README, "The exported file")."""
-    return name.startswith((_CROSS_KEY, "self_key_"))
 
 
 def count_layers(names):

@@ -27,6 +27,7 @@ from kit.runtime.signatures import (
     SOURCE_IDS,
     TOKEN_IDS,
 )
+from kit.runtime.step_layout import StepLayout
 
 MODES = ("compiled", "direct", "runner")  # fastest first: `make_steps` tries this order
 
@@ -144,48 +145,6 @@ def _check_position(position, cache_length):
                          f"cache's T slots). Received: position={position}")
 
 
-def base_variant(spec):
-    """bundle.json's (1, S) variant: the `encode` and `decode_step` pair."""
-    return next(v for v in spec["variants"]
-                if (v["batch"], v["source_length"]) == (1, spec["source_length"]))
-
-
-class _Layout:
-    """The names and shapes a decode loop needs, read from the checked bundle.json, for
-    one variant (a signature pair; None: the (1, S) pair)."""
-
-    def __init__(self, spec, variant=None):
-        variant = variant or base_variant(spec)
-        self.encode, self.decode = variant[ENCODE], variant[DECODE_STEP]
-        self.batch, self.source_length = variant["batch"], variant["source_length"]
-        decode = spec["signatures"][self.decode]
-        self.encoded = sorted(spec["signatures"][self.encode]["outputs"])
-        self.caches = sorted(name for name in decode["outputs"] if name != LOGITS)
-        # Keys (B, H, T, Dh), values (B, H, Dh, T): README, "The exported file".
-        self.cache_shapes = {name: decode["inputs"][name]["shape"] for name in self.caches}
-        self.cache_length = spec["target_length"]
-        self.vocab_size = decode["outputs"][LOGITS]["shape"][1]
-
-    def empty_caches(self):
-        """{name: zeros} for every cache tensor: a sentence's starting cache."""
-        return {name: np.zeros(shape, np.float32) for name, shape in self.cache_shapes.items()}
-
-    def tokens(self, tokens):
-        """(B, 1) int32 token ids: `tokens` (R <= B of them) then padding rows."""
-        if len(tokens) > self.batch:
-            raise ValueError(f"this signature pair decodes at most {self.batch} rows. "
-                             f"Received: {len(tokens)} tokens")
-        ids = np.zeros((self.batch, 1), np.int32)
-        ids[:len(tokens), 0] = tokens
-        return ids
-
-    def permutation(self, parents):
-        """All B rows' sources: row i < R takes row `parents[i]`, the rest stay."""
-        order = np.arange(self.batch)
-        order[:len(parents)] = parents
-        return order
-
-
 class RunnerSteps(DecodeSteps):
     """The decode loop through signature runners: every input copied in, every output
     copied out, on every step. Carries several rows (beams), each with its own cache,
@@ -199,7 +158,7 @@ class RunnerSteps(DecodeSteps):
     mode = "runner"
 
     def __init__(self, interpreter, spec, variant=None):
-        self._layout = _Layout(spec, variant)
+        self._layout = StepLayout(spec, variant)
         self._encode = interpreter.get_signature_runner(self._layout.encode)
         self._decode = interpreter.get_signature_runner(self._layout.decode)
 
@@ -246,7 +205,7 @@ class DirectSteps(DecodeSteps):
     mode = "direct"
 
     def __init__(self, interpreter, spec):
-        self._layout = _Layout(spec)
+        self._layout = StepLayout(spec)
         self._interpreter = interpreter
         self._decode = DirectSignature(interpreter, DECODE_STEP)
         self._empty_caches = self._layout.empty_caches()
@@ -306,7 +265,7 @@ class CompiledSteps(DecodeSteps):
 
     def __init__(self, model, spec, variant=None):
         self._model, self._spec = model, spec
-        layout = self._layout = _Layout(spec, variant)
+        layout = self._layout = StepLayout(spec, variant)
         encode, decode = layout.encode, layout.decode
         self._source = model.create_input_buffer_by_name(encode, SOURCE_IDS)
         self._encoded = {name: model.create_output_buffer_by_name(encode, name)

@@ -65,8 +65,10 @@ class VariantPicker:
         return self._steps(variant), ids[:, :variant["source_length"]]
 
     def batch_for(self, rows, length):
-        """The loop of the smallest pair of batch >= `rows` (<= `max_batch`) whose
-        source length holds `length` tokens, and that pair's (batch, source length)."""
-        variant = next(v for v in self.batched
-                       if v["batch"] >= rows and v["source_length"] >= length)
+        """(loop, (batch, source length)) of the smallest pair of batch >= `rows`
+        whose source length holds `length` tokens; None when there is none."""
+        variant = next((v for v in self.batched
+                        if v["batch"] >= rows and v["source_length"] >= length), None)
+        if variant is None:
+            return None
         return self._steps(variant), (variant["batch"], variant["source_length"])

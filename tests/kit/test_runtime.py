@@ -52,11 +52,11 @@ def test_bundle_json_describes_the_file(tiny_bundles, tiny_run, recipe):
     Dh = config["model_dim"] // H
     decode = spec["signatures"]["decode_step"]
     for i in range(L):
-        for side in ("inputs", "outputs"):  # keys (1, H, T, Dh), values transposed
+        for side in ("inputs", "outputs"):
             assert decode[side][f"self_key_{i}"]["shape"] == [1, H, T, Dh]
-            assert decode[side][f"self_value_{i}"]["shape"] == [1, H, Dh, T]
+            assert decode[side][f"self_value_{i}"]["shape"] == [1, H, T, Dh]
         assert decode["inputs"][f"cross_key_{i}"]["shape"] == [1, H, S, Dh]
-        assert decode["inputs"][f"cross_value_{i}"]["shape"] == [1, H, Dh, S]
+        assert decode["inputs"][f"cross_value_{i}"]["shape"] == [1, H, S, Dh]
     assert decode["inputs"]["position"] == {"shape": [1], "dtype": "int32"}
     assert decode["outputs"]["logits"] == {"shape": [1, config["target_vocab_size"]],
                                            "dtype": "float32"}
@@ -138,7 +138,7 @@ def test_buckets_and_batches_decode_the_same_tokens(tiny_bundles, tiny_run, reci
     S = bundle.source_length
     half = -(-S // 2 // 8) * 8  # the defaults: S, and S/2 rounded up to a multiple of 8
     assert {(v["batch"], v["source_length"]) for v in bundle.spec["variants"]} == {
-        (1, S), (1, half), (32, S), (32, half)}
+        (batch, length) for batch in (1, 4, 32) for length in (S, half)}
     sources = [s for s, _ in read_pairs(tiny_run / TEST_SAMPLE)[:40]] + ["1", "x" * 2 * S]
     ids = [bundle.source_ids(s) for s in sources]
     whole = [_greedy(bundle, bundle.steps, row) for row in ids]
@@ -165,6 +165,11 @@ def test_beam_search_on_the_bundle_equals_beam_search_on_keras(tiny_bundles, tin
         assert [h.ids for h in got] == [h.ids for h in want]
         np.testing.assert_allclose([h.score for h in got], [h.score for h in want],
                                    atol=1e-4)
+    # Beams of 3 ran as rows of the batch-4 pair; per-beam runners give the same.
+    bundle.variants.batched, batched = [], bundle.variants.batched
+    for row, want in zip(ids, keras_beams):
+        assert [h.ids for h in bundle.decode_ids(row, beam_size=3)] == [h.ids for h in want]
+    bundle.variants.batched = batched
     # A beam of one is the greedy output.
     for row in ids:
         [only] = bundle.decode_ids(row, beam_size=1)

@@ -40,7 +40,7 @@ def test_cached_steps_equal_the_full_pass(norm_first):
     full = np_(block(X, CONTEXT, CONTEXT_MASK))
     key, value = block.project_context(CONTEXT)
     keys = np.zeros((2, 2, 5, 4), "float32")  # (B, H, T, Dh)
-    values = np.zeros((2, 2, 4, 5), "float32")  # (B, H, Dh, T)
+    values = np.zeros((2, 2, 5, 4), "float32")
     for t in range(5):
         out, keys, values = block.call_with_cache(X[:, t:t + 1], t, keys, values, key, value,
                                                   CONTEXT_MASK)

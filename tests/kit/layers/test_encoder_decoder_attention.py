@@ -91,11 +91,11 @@ def test_precomputed_keys_and_values_give_the_same_output():
 def test_the_decoding_layout_gives_the_same_output_one_token_at_a_time():
     layer = EncoderDecoderAttention(num_heads=2, head_dim=4)
     out = np_(layer(X, CONTEXT, context_padding_mask=CONTEXT_MASK))
-    key, value_t = layer.project_context_for_decoding(CONTEXT)
+    key, value = layer.project_context_for_decoding(CONTEXT)
     S = CONTEXT.shape[1]
-    assert tuple(key.shape) == (2, 2, S, 4) and tuple(value_t.shape) == (2, 2, 4, S)
+    assert tuple(key.shape) == tuple(value.shape) == (2, 2, S, 4)  # (B, H, S, Dh)
     for t in range(X.shape[1]):
-        step = layer.attend_cached_to(X[:, t:t + 1], key, value_t, CONTEXT_MASK)
+        step = layer.attend_cached_to(X[:, t:t + 1], key, value, CONTEXT_MASK)
         np.testing.assert_allclose(np_(step)[:, 0], out[:, t], atol=1e-6)
 
 

@@ -128,14 +128,14 @@ def test_cached_steps_equal_the_full_causal_pass():
     layer = SelfAttention(num_heads=2, head_dim=4, causal=True)
     full = np_(layer(X))
     keys = np.zeros((2, 2, 6, 4), "float32")  # (B, H, T, Dh)
-    values = np.zeros((2, 2, 4, 6), "float32")  # (B, H, Dh, T): stored transposed
+    values = np.zeros((2, 2, 6, 4), "float32")
     for t in range(6):
         out, keys, values = layer.call_with_cache(X[:, t:t + 1], t, keys, values)
         np.testing.assert_allclose(np_(out)[:, 0], full[:, t], atol=1e-5)
     # Each cache holds that layer's own projections, written at their positions.
     _, k, v = layer.qkv(X)
     np.testing.assert_allclose(np_(keys), np_(k).transpose(0, 2, 1, 3), atol=1e-6)
-    np.testing.assert_allclose(np_(values), np_(v).transpose(0, 2, 3, 1), atol=1e-6)
+    np.testing.assert_allclose(np_(values), np_(v).transpose(0, 2, 1, 3), atol=1e-6)
 
 
 def test_float16_masking_does_not_overflow():

@@ -59,9 +59,7 @@ def test_cached_decoding_equals_one_full_pass(overrides):
     assert sorted(cache) == sorted(f"self_{kind}_{i}" for i in range(L)
                                    for kind in ("key", "value"))
     shapes = model.cache_shapes(2)
-    assert all(tuple(cache[name].shape) == shapes[name] == ((2, 4, T, 8) if "key" in name
-                                                            else (2, 4, 8, T))
-               for name in cache)
+    assert all(tuple(cache[name].shape) == shapes[name] == (2, 4, T, 8) for name in cache)
     for t in range(T):
         logits, cache = model.decode_step(target[:, t:t + 1], t, cache, encoded)
         np.testing.assert_allclose(np_(logits), full[:, t], atol=1e-5)
@@ -95,7 +93,7 @@ def test_encode_outputs():
                                "source_mask"]
     assert all(tuple(encoded[f"cross_key_{i}"].shape) == (2, 4, 7, 8)  # (B, H, S, Dh)
                for i in (0, 1))
-    assert all(tuple(encoded[f"cross_value_{i}"].shape) == (2, 4, 8, 7)  # (B, H, Dh, S)
+    assert all(tuple(encoded[f"cross_value_{i}"].shape) == (2, 4, 7, 8)  # (B, H, S, Dh)
                for i in (0, 1))
 
 
