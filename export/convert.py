@@ -95,18 +95,17 @@ DEFAULT_BATCH_SIZES = (1, 4, 32)
 
 def choose_variants(config, batch_sizes=DEFAULT_BATCH_SIZES, source_lengths=None):
     """The (batch, source length) signature pairs a file gets: every batch size with
-    every source length. `source_lengths` None: S and, for S >= 16, half of S rounded
-    up to a multiple of 8 (a source of up to that many tokens then pays for no more).
-    S is always among the lengths, and (1, S) first among the pairs.
+    every source length. S is always among the lengths, and (1, S) first among the
+    pairs. `source_lengths` None: S only. A shorter bucket was measured not worth its
+    file size by default: on the `base` preset (S 40, sources of 14 tokens on average),
+    a bucket of 24 made a float32 token 0.7-1.6% faster, and each pair adds ~100 KB
+    (5% of a dynamic_int8 file); buckets pay where S is far above the usual source.
 
     Raises:
         ValueError for a batch size below 1 or a source length outside [1, S].
     """
     S = config.max_source_length
-    if source_lengths is None:
-        half = -(-S // 2 // 8) * 8 if S >= 16 else S
-        source_lengths = sorted({S, max(8, half)} if half < S else {S})
-    source_lengths = {S, *source_lengths}  # every batch decodes any source
+    source_lengths = {S, *(source_lengths or ())}  # every batch decodes any source
     for length in source_lengths:
         if not 1 <= length <= S:
             raise ValueError(f"a source length must lie in [1, S={S}]. Received: {length}")

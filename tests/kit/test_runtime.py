@@ -127,18 +127,29 @@ def _greedy(bundle, steps, ids):
     return until_eos(generated[0], bundle.eos_id)
 
 
-@pytest.mark.parametrize("recipe", ["float32", "float16", "dynamic_int8"])
-def test_buckets_and_batches_decode_the_same_tokens(tiny_bundles, tiny_run, recipe):
+@pytest.fixture(scope="module")
+def bucket_bundles(tiny_run, tmp_path_factory):
+    """The tiny run exported with a source-length bucket of 24 besides S 44, at batch 1
+    and 32, in the two recipes whose pairs compute the same function (float16 converts
+    as float32 does)."""
+    from export.cli import export_run
+
+    out = tmp_path_factory.mktemp("buckets")
+    for recipe in ("float32", "dynamic_int8"):
+        export_run(tiny_run, recipe, out / recipe, samples=8, batch_sizes=(1, 32),
+                   source_lengths=(24,), progress=lambda message: None)
+    return out
+
+
+@pytest.mark.parametrize("recipe", ["float32", "dynamic_int8"])
+def test_buckets_and_batches_decode_the_same_tokens(bucket_bundles, tiny_run, recipe):
     """A short source through its source-length bucket, and several sources through the
     batch pair, give the tokens of the (1, S) pair: the float recipes' pairs compute the
-    same function of the same weights. (int8's pairs are calibrated each on its own
-    inputs; export's report gives their agreement with Keras.)"""
-    out, _ = tiny_bundles
-    bundle = Bundle.load(out / recipe)
-    S = bundle.source_length
-    half = -(-S // 2 // 8) * 8  # the defaults: S, and S/2 rounded up to a multiple of 8
+    same function of the same weights."""
+    bundle = Bundle.load(bucket_bundles / recipe)
+    S, half = bundle.source_length, 24
     assert {(v["batch"], v["source_length"]) for v in bundle.spec["variants"]} == {
-        (batch, length) for batch in (1, 4, 32) for length in (S, half)}
+        (batch, length) for batch in (1, 32) for length in (S, half)}
     sources = [s for s, _ in read_pairs(tiny_run / TEST_SAMPLE)[:40]] + ["1", "x" * 2 * S]
     ids = [bundle.source_ids(s) for s in sources]
     whole = [_greedy(bundle, bundle.steps, row) for row in ids]

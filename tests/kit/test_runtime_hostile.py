@@ -203,7 +203,7 @@ ROW_4 = {
                         "variants[0].batch must be an integer from 1"),
     "variant longer than S": (_set("variants", 1, "source_length", value=45),
                               "variants[1].source_length must be an integer from 1 to 44"),
-    "variant repeated": (_set("variants", 1, "source_length", value=44),
+    "variant repeated": (_set("variants", 1, "batch", value=1),
                          "variants[1] repeats batch 1, source_length 44"),
     "variant signature missing": (_set("variants", 1, "encode", value="encode_b1_s99"),
                                   "signatures lacks encode_b1_s99"),
