@@ -160,11 +160,11 @@ def test_failed_conversion_leaves_nothing_behind(tiny_run, tmp_path, capsys, mon
 
     real_convert = export.convert.convert
 
-    def failing_convert(saved_model_dir, recipe, representative_dataset=None):
+    def failing_convert(saved_model_dir, recipe, representative_dataset=None, **kwargs):
         if recipe == "dynamic_int8":
             raise ExportError("dynamic_int8 conversion failed: ops outside the LiteRT "
                               "builtins: tf.Foo")
-        return real_convert(saved_model_dir, recipe, representative_dataset)
+        return real_convert(saved_model_dir, recipe, representative_dataset, **kwargs)
 
     monkeypatch.setattr(export.convert, "convert", failing_convert)
     out = tmp_path / "b"
@@ -196,3 +196,35 @@ def test_bad_samples(tiny_run, tmp_path, capsys):
                   "--samples", "0"])
     assert stop.value.code == 1
     assert _one_line_error(capsys, 1) == "error: --samples must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("flag, value", [("--batch-sizes", "0"), ("--batch-sizes", "4,x"),
+                                         ("--source-lengths", ""), ("--source-lengths", "-8")])
+def test_unreadable_pair_sizes_are_one_usage_line(tiny_run, tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as raised:
+        cli.main([str(tiny_run), "--recipe", "float32", "--out", str(tmp_path / "b"),
+                  flag, value])
+    assert raised.value.code == 2
+    line = _one_line_error(capsys, raised.value.code)
+    assert line.startswith("error: argument " + flag), line
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_source_length_past_s_is_refused_before_any_conversion(tiny_run, tmp_path, capsys):
+    code = cli.main([str(tiny_run), "--recipe", "float32", "--out", str(tmp_path / "b"),
+                     "--source-lengths", "999"])
+    line = _one_line_error(capsys, code, after_progress=True)
+    assert "--source-lengths: a source length must lie in [1, S=" in line, line
+    assert _leftovers(tmp_path) == []
+
+
+def test_choose_variants_puts_the_one_sentence_pair_first():
+    from export.convert import choose_variants
+    from kit.models import preset
+
+    config = preset("tiny", max_source_length=40)
+    assert choose_variants(config) == [(1, 40), (4, 40), (32, 40)]
+    assert choose_variants(config, (32, 1), (16, 24)) == [
+        (1, 40), (1, 24), (1, 16), (32, 40), (32, 24), (32, 16)]
+    with pytest.raises(ValueError, match="at least 1"):
+        choose_variants(config, (0,))
