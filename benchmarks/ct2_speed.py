@@ -8,7 +8,8 @@
 Setup (untimed, with TensorFlow): `decode_speed.train_run` trains the preset on the
 built-in dates data for `--train-steps` steps with S and T fixed; `export.cli.
 export_run(run, "all", ...)` writes and verifies the four recipes' bundles with the
-default signature pairs (batch 1 and 32, each at S and at the half-S bucket);
+default signature pairs (batch 1, 4 and 32 at S; int8 batch 1 only), and the float32
+recipe once more with a source-length bucket of S/2 rounded up to a multiple of 8;
 `benchmarks/ct2_port.port` writes the same weights as a CTranslate2 model. Before any
 timing, CTranslate2's greedy ids are checked against the Keras model's on the held-out
 sources (`ct2_port.check_equal`: equal ids, and the largest difference of a token's
@@ -20,10 +21,11 @@ only, with one thread everywhere (LiteRT `num_threads=1`; CTranslate2 `intra_thr
 inter_threads=1`). Every contender decodes the same held-out sources to exactly T - 1
 tokens, whatever the argmax (EOS does not stop it), its encoder included:
 
-- kit, batch 1: each recipe's bundle through the CompiledModel loop, each source
-  through the smallest source-length bucket that holds it (`Bundle.variants`); the
-  float32 bundle also through the (1, S) pair alone ("no buckets");
-- kit, batch B: the `--batch` sources at once through the smallest batch pair;
+- kit, batch 1: each recipe's bundle through the CompiledModel loop; the bucketed
+  float32 bundle with each source through the smallest source-length pair that holds
+  it (`Bundle.variants`);
+- kit, batch B: the `--batch` sources at once through the smallest batch pair (the
+  recipes that have one);
 - CTranslate2 float32 and int8 (the float32 model loaded with `compute_type="int8"`),
   one source per `translate_batch` call, then `--batch` sources in one call.
 
@@ -72,6 +74,10 @@ def setup(args, work):
     log("exporting every recipe (default signature pairs)")
     report = export_run(run_dir, "all", bundles, overwrite=True, samples=args.verify_samples,
                         progress=lambda message: None)
+    bucket = -(-args.source_length // 2 // 8) * 8  # S/2 rounded up to a multiple of 8
+    log(f"exporting float32 with a source-length bucket of {bucket} too")
+    export_run(run_dir, "float32", work / "bucketed", overwrite=True, samples=8,
+               batch_sizes=(1,), source_lengths=(bucket,), progress=lambda message: None)
     loaded = load_run(read_run(run_dir))
     ct2_port.port(loaded.model, ported)
     pairs = read_pairs(run_dir / TEST_SAMPLE)
@@ -86,7 +92,8 @@ def setup(args, work):
                                                     BOS_ID, EOS_ID, T - 1)
         log(f"CTranslate2 {compute_type} against Keras: {checks[compute_type]}")
     return {
-        "bundles": str(bundles), "ct2": str(ported), "sources": sources.tolist(),
+        "bundles": str(bundles), "bucketed": str(work / "bucketed"), "bucket": bucket,
+        "ct2": str(ported), "sources": sources.tolist(),
         "config": loaded.config.to_dict(), "ct2_checks": checks,
         "export": [{key: row.get(key) for key in (
             "recipe", "file_bytes", "token_exact", "batch_token_exact", "max_logit_diff")}
@@ -116,11 +123,10 @@ def worker(spec_path, result_path):
     translators = {kind: ct2_port.load(info["ct2"], compute_type=kind)
                    for kind in ("float32", "int8")}
 
-    def kit_single(bundle, buckets=True):
+    def kit_single(bundle):
         def run():
             for row in singles:
-                steps, ids = (bundle.variants.single_for(row) if buckets
-                              else (bundle.steps, row[None]))
+                steps, ids = bundle.variants.single_for(row)
                 steps.start(ids)
                 token = bundle.bos_id
                 for position in range(tokens):
@@ -131,6 +137,7 @@ def worker(spec_path, result_path):
     def kit_batch(bundle):
         def run():
             lengths = [np.count_nonzero(row) for row in batch]
+            # Found: only bundles with a batch pair are timed here.
             steps, (rows, cut) = bundle.variants.batch_for(len(batch), max(lengths))
             ids = np.zeros((rows, cut), np.int32)
             ids[:len(batch)] = batch[:, :cut]
@@ -155,9 +162,11 @@ def worker(spec_path, result_path):
         return run
 
     contenders = {f"kit {recipe} b1": kit_single(bundle) for recipe, bundle in bundles.items()}
-    contenders["kit float32 b1 no buckets"] = kit_single(bundles["float32"], buckets=False)
+    bucketed = Bundle.load(info["bucketed"], num_threads=1)
+    contenders[f"kit float32 b1 bucket {info['bucket']}"] = kit_single(bucketed)
     contenders.update({f"kit {recipe} b{args['batch']}": kit_batch(bundle)
-                       for recipe, bundle in bundles.items()})
+                       for recipe, bundle in bundles.items()
+                       if bundle.variants.max_batch >= args["batch"]})  # int8 has none
     for kind, translator in translators.items():
         contenders[f"ct2 {kind} b1"] = ct2_single(translator)
         contenders[f"ct2 {kind} b{args['batch']}"] = ct2_batch(translator)
@@ -183,7 +192,7 @@ def worker(spec_path, result_path):
 
 # -- the summary -------------------------------------------------------------------------
 
-def summarize(rounds, batch):
+def summarize(rounds, batch, bucket):
     """Median ms per token of each contender, and the within-round ratios."""
     names = list(rounds[0])
     ms = {name: statistics.median(r[name] for r in rounds) for name in names}
@@ -196,10 +205,10 @@ def summarize(rounds, batch):
         "float32 b1 (kit / ct2 float32)": ratio("kit float32 b1", "ct2 float32 b1"),
         "dynamic_int8 b1 (kit / ct2 int8)": ratio("kit dynamic_int8 b1", "ct2 int8 b1"),
         "int8 b1 (kit / ct2 int8)": ratio("kit int8 b1", "ct2 int8 b1"),
-        "float32 b1 buckets (with / without)": ratio("kit float32 b1",
-                                                     "kit float32 b1 no buckets"),
+        f"float32 b1 bucket {bucket} (with / without)": ratio(
+            f"kit float32 b1 bucket {bucket}", "kit float32 b1"),
     }
-    for recipe in ("float32", "dynamic_int8", "int8"):
+    for recipe in ("float32", "float16", "dynamic_int8"):
         # Tokens per second, kit over CTranslate2 int8: the ratio of times, inverted.
         value = ratio(f"ct2 int8 b{batch}", f"kit {recipe} b{batch}")
         ratios[f"{recipe} b{batch} tokens/s (kit / ct2 int8)"] = value
@@ -277,7 +286,7 @@ def main(argv=None):
         subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
                         str(spec_path), str(result_path)], check=True, env=env)
         result = json.loads(result_path.read_text(encoding="utf-8"))
-    summary = summarize(result["rounds"], args.batch)
+    summary = summarize(result["rounds"], args.batch, info["bucket"])
     print_summary(summary, info, args.batch)
     if args.json:
         info = {key: value for key, value in info.items() if key != "sources"}

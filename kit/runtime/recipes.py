@@ -14,7 +14,7 @@ _ON_TFLITE_RUNTIME = {
     "float16": ("loads; identical ids with the built-in kernels (its XNNPACK delegate "
                 "miscomputes float16 weights, so the kit's runtime turns it off there)"),
     "dynamic_int8": "loads; identical ids",
-    "int8": ("loads; the same ids on about 85% of inputs: the two interpreters' int8 "
+    "int8": ("loads; the same ids on 80% of inputs: the two interpreters' int8 "
              "kernels round differently"),
 }
 CHECKED_ON = {recipe: {"ai-edge-litert 2.3.0": "loads; the reference ids",
