@@ -236,15 +236,10 @@ def print_summary(summary, info, batch):
 
 
 def parse_args(argv=None):
-    from kit.models import PRESETS
+    from benchmarks.decode_speed import add_setup_arguments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="base")
-    parser.add_argument("--source-length", type=int, default=40, help="S (default 40)")
-    parser.add_argument("--target-length", type=int, default=64,
-                        help="T (default 64): each sentence decodes T - 1 tokens")
-    parser.add_argument("--train-steps", type=int, default=48)
-    parser.add_argument("--warmup-steps", type=int, default=100)
+    add_setup_arguments(parser)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--sentences", type=int, default=8,
                         help="sources per batch-1 segment (default 8)")

@@ -593,10 +593,10 @@ def goals(summaries, info):
     return lines
 
 
-def parse_args(argv=None):
+def add_setup_arguments(parser):
+    """The options `train_run` reads: the preset, S, T and the short training."""
     from kit.models import PRESETS
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="base")
     parser.add_argument("--source-length", type=int, default=40, help="S (default 40)")
     parser.add_argument("--target-length", type=int, default=64,
@@ -604,6 +604,11 @@ def parse_args(argv=None):
     parser.add_argument("--train-steps", type=int, default=48)
     parser.add_argument("--warmup-steps", type=int, default=100,
                         help="the schedule's warm-up for the short training (default 100)")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_setup_arguments(parser)
     parser.add_argument("--threads", default="1,2",
                         help="comma-separated thread counts, one worker each (default 1,2)")
     parser.add_argument("--rounds", type=int, default=15)

@@ -180,3 +180,25 @@ def test_decode_step_cost_counts_what_one_step_reads():
     assert cost["macs"] == 6 * D * D + 2 * T * D + 2 * S * D + 2 * D * F + D * V
     assert decode_speed.step_cost(config, weights, 1)["weight_bytes"] == \
         weights["kernels"] + 4 * weights["others"]
+
+
+@pytest.mark.slow
+def test_ct2_speed_runs_end_to_end(tmp_path, capsys):
+    """Where ctranslate2 is installed (requirements-bench.txt): train, export, port,
+    check, then one round of every contender."""
+    pytest.importorskip("ctranslate2")
+    from benchmarks import ct2_speed
+
+    out = tmp_path / "ct2.json"
+    ct2_speed.main(["--preset", "tiny", "--source-length", "16", "--target-length", "8",
+                    "--train-steps", "2", "--rounds", "1", "--sentences", "2", "--batch", "4",
+                    "--verify-samples", "8", "--check-sources", "8",
+                    "--work-dir", str(tmp_path / "work"), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "float32 b1 (kit / ct2 float32)" in printed and "goals:" in printed
+    report = json.loads(out.read_text())
+    assert report["setup"]["ct2_checks"]["float32"]["total"] == 8
+    times = report["summary"]["ms_per_token"]
+    assert {"kit float32 b1", "kit dynamic_int8 b4", "ct2 int8 b4"} <= set(times)
+    assert "kit int8 b4" not in times  # int8 bundles hold the (1, S) pair only
+    assert all(value > 0 for value in times.values())
