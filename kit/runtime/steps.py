@@ -41,22 +41,25 @@ class LoopRefused(Exception):
 
 
 class DecodeSteps(abc.ABC):
-    """A bundle's model run one step at a time, for `kit.decoding`'s searches.
+    """A bundle's model run one step at a time, for `kit.decoding`'s searches, over one
+    signature pair (batch B, source length S'; `kit.runtime.step_layout`).
 
-    One source at a time: `start` runs `encode` and empties the cache, then each `step`
-    runs `decode_step` at the next position. S is the source length, T the cache's
-    slots, V the target vocabulary. Only `RunnerSteps` carries several rows (beams):
-    the others keep a single row, which `step_rows` and `reorder` accept as well.
+    `start` runs `encode` and empties the cache, then each `step` (or `step_rows`) runs
+    `decode_step` at the next position. T is the cache's slots, V the target
+    vocabulary. Over a batch-1 pair `RunnerSteps` carries several rows (beams) by one
+    run each, and the other loops a single row, which `step_rows` and `reorder` accept
+    as well; over a pair of batch B, `CompiledSteps` and `RunnerSteps` carry up to B
+    rows in one run.
     """
 
     mode = None  # which of MODES this loop is: the name `Bundle.load(mode=...)` takes
 
     @abc.abstractmethod
     def start(self, source_ids):
-        """Encodes one source and starts one row with an empty cache.
+        """Encodes the pair's sources and starts its rows with an empty cache.
 
         Args:
-            source_ids: (1, S) int32, ids checked to lie in the source vocabulary.
+            source_ids: (B, S') int32, ids checked to lie in the source vocabulary.
         """
 
     @abc.abstractmethod
