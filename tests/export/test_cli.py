@@ -168,7 +168,8 @@ def test_failed_conversion_leaves_nothing_behind(tiny_run, tmp_path, capsys, mon
 
     monkeypatch.setattr(export.convert, "convert", failing_convert)
     out = tmp_path / "b"
-    code = cli.main([str(tiny_run), "--recipe", "all", "--out", str(out)])
+    # One signature pair: the failure paths are what is tested here.
+    code = cli.main([str(tiny_run), "--recipe", "all", "--out", str(out), "--batch-sizes", "1"])
     assert "tf.Foo" in _one_line_error(capsys, code, after_progress=True)
     assert _leftovers(tmp_path) == []
 
@@ -178,7 +179,8 @@ def test_failed_conversion_leaves_nothing_behind(tiny_run, tmp_path, capsys, mon
         raise ExportError("verification broke")
 
     monkeypatch.setattr("export.verify.verify_bundle", failing_verify)
-    code = cli.main([str(tiny_run), "--recipe", "float16", "--out", str(out)])
+    code = cli.main([str(tiny_run), "--recipe", "float16", "--out", str(out),
+                     "--batch-sizes", "1"])
     assert "verification broke" in _one_line_error(capsys, code, after_progress=True)
     assert _leftovers(tmp_path) == []
 

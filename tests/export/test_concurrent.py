@@ -40,11 +40,13 @@ def test_two_exports_to_one_new_out_one_succeeds_and_its_bundle_stays(tiny_run, 
         row = real_write_bundle(*args, **kwargs)
         if not others:
             monkeypatch.setattr(cli, "_write_bundle", real_write_bundle)
-            others.append(cli.export_run(tiny_run, "float16", out, samples=2, progress=quiet))
+            others.append(cli.export_run(tiny_run, "float16", out, samples=2, progress=quiet,
+                                         batch_sizes=(1,)))  # the race, not the pairs
         return row
 
     monkeypatch.setattr(cli, "_write_bundle", another_export_meanwhile)
-    code = cli.main([str(tiny_run), "--recipe", "float32", "--out", str(out), "--samples", "2"])
+    code = cli.main([str(tiny_run), "--recipe", "float32", "--out", str(out), "--samples", "2",
+                     "--batch-sizes", "1"])
 
     assert code == 1
     captured = capsys.readouterr()

@@ -99,13 +99,14 @@ def test_overwrite_replaces_a_bundle_and_a_bundle_set(bundle, tiny_run, tmp_path
     shutil.copytree(bundle, bundle_set / "float32")
     shutil.copyfile(bundle / "report.json", bundle_set / "report.json")
 
+    # One signature pair: what is tested here is the overwrite, not the pairs.
     result = run_kit("export", str(tiny_run), "--recipe", "float16", "--out", str(single),
-                     "--overwrite", "--samples", "2")
+                     "--overwrite", "--samples", "2", "--batch-sizes", "1")
     assert result.returncode == 0, result.stderr
     assert json.loads((single / "bundle.json").read_text())["recipe"] == "float16"
 
     result = run_kit("export", str(tiny_run), "--recipe", "float16", "--out",
-                     str(bundle_set), "--overwrite", "--samples", "2")
+                     str(bundle_set), "--overwrite", "--samples", "2", "--batch-sizes", "1")
     assert result.returncode == 0, result.stderr
     assert json.loads((bundle_set / "bundle.json").read_text())["recipe"] == "float16"
     assert not (bundle_set / "float32").exists()

@@ -417,7 +417,7 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     assert json.loads((run / rd.RUN_JSON).read_text())["epochs_done"] == 4
 
     exported = run_cli("export", str(run), "--recipe", "float32", "--out", str(bundle),
-                       "--samples", "16")
+                       "--samples", "16", "--batch-sizes", "1")  # the tokenizers, not the pairs
     assert exported.returncode == 0, exported.stderr[-2000:]
     # Letters encoded by one tokenizer, phones decoded by the other: token-exact.
     assert json.loads((bundle / "report.json").read_text())["token_exact"] == 100.0
@@ -455,7 +455,8 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
         "sentencepiece"
     assert (run / "source_tokenizer.model").is_file()
     assert (run / "target_tokenizer.model").is_file()
-    report = export_run(run, "float32", bundle, samples=8, progress=lambda message: None)
+    report = export_run(run, "float32", bundle, samples=8, progress=lambda message: None,
+                        batch_sizes=(1,))
     assert report["recipes"][0]["token_exact"] == 100.0
 
     spec = json.loads((bundle / "bundle.json").read_text())

@@ -282,7 +282,7 @@ def test_a_run_made_with_one_shared_tokenizer_resumes_evaluates_and_exports(tmp_
     evaluated = run_cli("evaluate", str(out), "--data", f"tsv:{data}", "--limit", "20")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     exported = run_cli("export", str(out), "--recipe", "float32", "--out",
-                       str(tmp_path / "bundle"), "--samples", "8")
+                       str(tmp_path / "bundle"), "--samples", "8", "--batch-sizes", "1")
     assert exported.returncode == 0, exported.stderr[-2000:]
     bundle = Bundle.load(tmp_path / "bundle")  # format 4: the shared one on each side
     assert bundle.source_tokenizer == bundle.target_tokenizer == shared.source
