@@ -2,7 +2,9 @@
 must pass, and writing and reading it.
 
     BUNDLE_DIR/
-      model.tflite            signatures `encode` and `decode_step` (see bundle.json)
+      model.tflite            signature pairs `encode` and `decode_step`, and one pair
+                              per other batch and source length (bundle.json's
+                              "variants")
       source_tokenizer.json   kit.tokenizers: what turns the input text into ids
       target_tokenizer.json   what turns the generated ids into text
       source_tokenizer.model  a SentencePiece tokenizer's model, beside its JSON

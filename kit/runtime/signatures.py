@@ -1,4 +1,4 @@
-"""The names of the exported model's two signatures and of their tensors.
+"""The names of the exported model's signatures and of their tensors.
 
 They are the contract between the Keras model (`Seq2SeqTransformer.encode` and
 `decode_step` key their dicts by them), the converter (export/convert.py), bundle.json's
