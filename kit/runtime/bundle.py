@@ -193,22 +193,31 @@ class Bundle:
         size = self.variants.max_batch
         for start in range(0, len(order), size):
             group = order[start:start + size]
-            found = (self.variants.batch_for(len(group), lengths[group[0]])
-                     if len(group) > 1 else None)
-            if found is None:  # one source, or no batch pair holds these
-                for i in group:
-                    results[i] = self.greedy_ids(checked[i], max_new_tokens)
-                continue
-            steps, (batch, length) = found
-            ids = np.zeros((batch, length), np.int32)
-            for row, i in enumerate(group):
-                ids[row] = checked[i][0, :length]
-            steps.start(ids)
-            generated = greedy_search(steps.step_rows, len(group), self.bos_id, self.eos_id,
-                                      max_new_tokens)
-            for row, i in enumerate(group):
-                results[i] = until_eos(generated[row], self.eos_id)
+            rows = [checked[i] for i in group]
+            decoded = (self._greedy_group(rows, lengths[group[0]], max_new_tokens)
+                       if len(group) > 1 else None)
+            if decoded is None:  # one source, or no batch pair holds these
+                decoded = [self.greedy_ids(row, max_new_tokens) for row in rows]
+            for i, ids in zip(group, decoded):
+                results[i] = ids
         return results
+
+    def _greedy_group(self, rows, length, max_new_tokens):
+        """The greedy ids of `rows` (checked sources, the longest `length` tokens) as
+        the rows of one batch pair, or None when no pair holds them. The pair's loop
+        lives in this call only: signature runners (the tensor-index loop's batches)
+        must be gone before that loop invokes again."""
+        found = self.variants.batch_for(len(rows), length)
+        if found is None:
+            return None
+        steps, (batch, cut) = found
+        ids = np.zeros((batch, cut), np.int32)
+        for row, source in enumerate(rows):
+            ids[row] = source[0, :cut]
+        steps.start(ids)
+        generated = greedy_search(steps.step_rows, len(rows), self.bos_id, self.eos_id,
+                                  max_new_tokens)
+        return [until_eos(row, self.eos_id) for row in generated[:len(rows)]]
 
     def decode_ids(self, source_ids, beam_size=1, sampler=None, length_penalty=1.0,
                    max_new_tokens=None):
