@@ -222,7 +222,7 @@ def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=10
             # The (1, S) pair only: each other int8 pair was calibrated on its own
             # inputs (91% of a barely trained base model's held-out outputs agreed with
             # the (1, S) pair's) and its quantized tensors are not shared (+430 KB, 19%,
-            # for one more pair on the base preset). `export_int8` takes pairs all the same.
+            # for one more pair on the base preset).
             exported["int8"] = export_int8(loaded, exported["float32"].content, Path(tmp),
                                            calibration_sources, max_decode_samples, progress)
     return exported

@@ -19,9 +19,7 @@ from kit.runtime.signatures import (
     ENCODE,
     POSITION,
     SOURCE_IDS,
-    SOURCE_MASK,
     TOKEN_IDS,
-    variant_signatures,
 )
 from kit.tokenizers import PAD_ID, source_ids
 
@@ -30,7 +28,6 @@ from .convert import (
     Exported,
     convert,
     decode_step_inputs,
-    signature_names,
     write_saved_model,
 )
 from .errors import ExportError
@@ -79,14 +76,10 @@ def representative_samples(model, source_ids, bos_id, eos_id, batch_size=64):
     return {SOURCE_IDS: np.asarray(source_ids, np.int32)}, decode_inputs
 
 
-def calibration_dataset(encode_inputs, decode_inputs, max_decode_samples=1000, seed=0,
-                        variants=()):
+def calibration_dataset(encode_inputs, decode_inputs, max_decode_samples=1000, seed=0):
     """The `representative_dataset` generator over tf.data: `(signature_key, inputs)`
     pairs with batch-1 arrays, every encode sample, then a seeded random subset of at
-    most `max_decode_samples` decode steps (early and late positions alike); then, for
-    each other signature pair in `variants` ((encode name, decode_step name, batch B,
-    source length S') tuples), samples of its shape made from the same recordings
-    (`variant_samples`)."""
+    most `max_decode_samples` decode steps (early and late positions alike)."""
     import tensorflow as tf
 
     encode = tf.data.Dataset.from_tensor_slices(encode_inputs).batch(1)
@@ -95,55 +88,14 @@ def calibration_dataset(encode_inputs, decode_inputs, max_decode_samples=1000, s
     decode = decode.shuffle(len(decode_inputs[POSITION]), seed=seed,
                             reshuffle_each_iteration=False)
     decode = decode.take(max_decode_samples).batch(1)
-    extra = [(names, variant_samples(encode_inputs, decode_inputs, batch, length,
-                                     max_decode_samples, seed))
-             for *names, batch, length in variants]
 
     def generate():
         for inputs in encode.as_numpy_iterator():
             yield ENCODE, inputs
         for inputs in decode.as_numpy_iterator():
             yield DECODE_STEP, inputs
-        for (encode_name, decode_name), (encode_samples, decode_samples) in extra:
-            for inputs in encode_samples:
-                yield encode_name, inputs
-            for inputs in decode_samples:
-                yield decode_name, inputs
 
     return generate
-
-
-def variant_samples(encode_inputs, decode_inputs, batch, length, max_decode_samples=1000,
-                    seed=0):
-    """Calibration inputs of a (batch B, source length S') signature pair, from the
-    batch-1 recordings of `representative_samples`: sources cut to S' in groups of B,
-    and about `max_decode_samples` / B decode steps of B recorded rows each, the rows
-    of one step all at one position (as the signature has them), their source axis cut
-    to S' (keys and values (N, H, S, Dh), mask (N, S)).
-
-    Returns:
-        (encode samples, decode samples): lists of input dicts.
-    """
-    rng = np.random.default_rng(seed)
-    sources = encode_inputs[SOURCE_IDS][:, :length]
-    encode_samples = [{SOURCE_IDS: sources[rng.integers(0, len(sources), batch)]}
-                      for _ in range(max(1, len(sources) // batch))]
-    positions = decode_inputs[POSITION]
-    decode_samples = []
-    for _ in range(max(1, max_decode_samples // batch)):
-        position = positions[rng.integers(0, len(positions))]
-        rows = rng.choice(np.flatnonzero(positions == position), batch)
-        sample = {}
-        for name, value in decode_inputs.items():
-            value = value[rows]
-            if name == SOURCE_MASK:
-                value = value[:, :length]
-            elif name.startswith("cross_"):
-                value = value[:, :, :length]
-            sample[name] = value
-        sample[POSITION] = np.array([position], np.int32)
-        decode_samples.append(sample)
-    return encode_samples, decode_samples
 
 
 # The int8 rebuild puts masked keys this far (in raw score units) below the best real
@@ -235,9 +187,10 @@ def int8_mask_value(stats, run_mask_value, margin=INT8_MASK_MARGIN):
 
 
 def export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_samples,
-                progress, variants=((1, None),)):
+                progress):
     """Calibration inputs from the original model, its attention scores measured in its
-    float32 file, then the int8 conversion of a rebuild with `int8_mask_value`."""
+    float32 file, then the int8 conversion of a rebuild with `int8_mask_value`: the
+    (1, S) signature pair only (export/cli.py says why)."""
     from kit.layout import sibling
 
     rd = sibling("training.run_dir")
@@ -245,7 +198,6 @@ def export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_sa
     sources = [source for source, _ in pairs]
     picked = np.random.default_rng(0).permutation(len(sources))[:calibration_sources]
     S = loaded.config.max_source_length
-    variants = [(batch, length or S) for batch, length in variants]
     ids = np.array([source_ids(loaded.tokenizers.source, sources[i], S) for i in picked],
                    np.int32).reshape(-1, S)
     if not len(ids):
@@ -262,14 +214,10 @@ def export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_sa
              f"{0.0 if lead is None else lead:.1f} above the best real one)")
     model = rebuild(loaded, attention_mask_value=mask_value)
     saved_model = tmp / "saved_model_int8"
-    write_saved_model(model, saved_model, variants)
+    write_saved_model(model, saved_model)
     progress("converting: int8")
-    others = [(*variant_signatures(batch, length, S), batch, length)
-              for batch, length in variants if (batch, length) != (1, S)]
     content = convert(saved_model, "int8",
-                      calibration_dataset(encode_inputs, decode_inputs, max_decode_samples,
-                                          variants=others),
-                      signatures=signature_names(loaded.config, variants))
+                      calibration_dataset(encode_inputs, decode_inputs, max_decode_samples))
     quantization = {
         "summary": RECIPE_NOTES["int8"],
         "attention_mask_value": mask_value,
@@ -280,4 +228,4 @@ def export_int8(loaded, float32_content, tmp, calibration_sources, max_decode_sa
                                               len(decode_inputs[POSITION]))},
         "float_ops": float_ops(content),
     }
-    return Exported(content, model.config, quantization, list(variants))
+    return Exported(content, model.config, quantization)

@@ -34,7 +34,7 @@ from kit.runtime.interpreter import (
     interpreter_options,
     signature_specs,
 )
-from kit.runtime.steps import LoopRefused, RunnerSteps, make_steps
+from kit.runtime.steps import LoopRefused, RunnerSteps, greedy_ids, make_steps
 from kit.runtime.variants import VariantPicker, source_length
 from kit.tokenizers import (
     TokenizerPair,
@@ -164,13 +164,7 @@ class Bundle:
         """
         max_new_tokens = self._checked_max_new_tokens(max_new_tokens)
         steps, ids = self.variants.single_for(self._checked_source(source_ids))
-        steps.start(ids)
-
-        def step(tokens, position):  # (1,) -> (1, V)
-            return steps.step(int(tokens[0]), position)[None]
-
-        ids = greedy_search(step, 1, self.bos_id, self.eos_id, int(max_new_tokens))
-        return until_eos(ids[0], self.eos_id)
+        return greedy_ids(steps, ids, self.bos_id, self.eos_id, max_new_tokens)
 
     def greedy_batch(self, sources, max_new_tokens=None):
         """Greedy decoding of several sources at once, through the file's pairs of batch

@@ -161,7 +161,7 @@ def _check(bundle, label, text, args):
 
 
 def _decode_batch(bundle, entries, args):
-    """Decodes the entries still without a line ([label, text, None, True]) in one
+    """Decodes the entries still without a line ([label, text, None]) in one
     `greedy_batch`, then writes every entry's line in order."""
     waiting = [entry for entry in entries if entry[2] is None]
     generated = bundle.greedy_batch([bundle.source_ids(entry[1]) for entry in waiting],
@@ -285,7 +285,8 @@ def _run(args):
     except _Refused as error:
         _say(f"error: {error}")
         return 1
-    waiting = []  # with --batch-size: [label, text, line or None, decoded] until decoded
+    waiting = []  # with --batch-size: [label, text, line, or None until decoded]
+    pending = 0  # how many of them wait for the model
     try:
         for label, text, problem in _inputs(args.texts):
             if problem is not None:
@@ -299,9 +300,11 @@ def _run(args):
             if args.batch_size == 1:
                 _write(line)
                 continue
-            waiting.append([label, text, line, decoded])
-            if sum(entry[2] is None for entry in waiting) == args.batch_size:
+            waiting.append([label, text, line])
+            pending += line is None
+            if pending == args.batch_size:
                 _decode_batch(bundle, waiting, args)
+                pending = 0
         if waiting:
             _decode_batch(bundle, waiting, args)
     except _OutputFailed as failed:

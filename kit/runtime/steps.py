@@ -17,6 +17,7 @@ import abc
 
 import numpy as np
 
+from kit.decoding import greedy_search, until_eos
 from kit.quiet import native_output_silenced
 from kit.runtime.interpreter import DirectSignature
 from kit.runtime.signatures import (
@@ -103,6 +104,22 @@ class DecodeSteps(abc.ABC):
         if list(parents) != [0]:
             raise ValueError(f"{type(self).__name__} carries one row (RunnerSteps carries "
                              f"several). Received: parents={list(parents)}")
+
+
+def greedy_ids(steps, source_ids, bos_id, eos_id, max_new_tokens):
+    """Greedy decoding of one source through `steps`, a loop over one signature pair:
+    its ids, EOS included when it was reached (`kit.decoding.greedy_search`).
+
+    Args:
+        source_ids: the pair's S' ids, any shape holding them.
+    """
+    steps.start(np.asarray(source_ids, np.int32).reshape(1, -1))
+
+    def step(tokens, position):  # (1,) -> (1, V)
+        return steps.step(int(tokens[0]), position)[None]
+
+    ids = greedy_search(step, 1, bos_id, eos_id, int(max_new_tokens))
+    return until_eos(ids[0], eos_id)
 
 
 def make_steps(interpreter, content, spec, mode=None, num_threads=None):

@@ -133,16 +133,11 @@ def test_int8_agreement_is_measured(expected, decoded, record):
 def _whole_pair_ids(bundle, sources):
     """Greedy ids through the bundle's (1, S) pair in its own loop (`bundle.steps`),
     whatever bucket `greedy_ids` would pick."""
-    from kit.decoding import greedy_search, until_eos
+    from kit.runtime.steps import greedy_ids
 
-    rows = []
-    for source in sources:
-        bundle.steps.start(np.asarray(bundle.source_ids(source), np.int32).reshape(1, -1))
-        ids = greedy_search(lambda tokens, position: bundle.steps.step(int(tokens[0]),
-                                                                       position)[None],
-                            1, bundle.bos_id, bundle.eos_id, bundle.target_length - 1)
-        rows.append([int(t) for t in until_eos(ids[0], bundle.eos_id)])
-    return rows
+    return [[int(t) for t in greedy_ids(bundle.steps, bundle.source_ids(source), bundle.bos_id,
+                                        bundle.eos_id, bundle.target_length - 1)]
+            for source in sources]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

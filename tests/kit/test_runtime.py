@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit.decoding import greedy_search, until_eos
 from kit.runtime import BUNDLE_JSON, TFLITE_FILE, Bundle, BundleError
 from kit.runtime.recipes import RECIPES
+from kit.runtime.steps import greedy_ids
 from training.run_dir import TEST_SAMPLE, read_pairs
 
 pytestmark = pytest.mark.slow
@@ -121,10 +121,7 @@ def test_the_three_decode_loops_agree(tiny_bundles, tiny_run, recipe):
 
 def _greedy(bundle, steps, ids):
     """Greedy ids of one source through `steps`, a loop over one signature pair."""
-    steps.start(np.asarray(ids, np.int32).reshape(1, -1))
-    generated = greedy_search(lambda tokens, position: steps.step(int(tokens[0]), position)[None],
-                              1, bundle.bos_id, bundle.eos_id, bundle.target_length - 1)
-    return until_eos(generated[0], bundle.eos_id)
+    return greedy_ids(steps, ids, bundle.bos_id, bundle.eos_id, bundle.target_length - 1)
 
 
 @pytest.fixture(scope="module")
