@@ -71,3 +71,22 @@ def record():
         figures = {**interpreter_info(), **figures}
         Path(path).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n",
                               encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def decoded(device_dir, expected):
+    """recipe -> {"ids", "texts"} decoded here, each recipe once."""
+    cache = {}
+
+    def decode(recipe):
+        if recipe not in cache:
+            from kit.runtime import Bundle
+
+            bundle = Bundle.load(device_dir / BUNDLES / recipe)
+            sources = expected["sources"]
+            cache[recipe] = {
+                "ids": [[int(t) for t in bundle.greedy_ids(bundle.source_ids(s))]
+                        for s in sources],
+                "texts": [bundle.translate(s) for s in sources]}
+        return cache[recipe]
+    return decode

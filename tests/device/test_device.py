@@ -40,23 +40,6 @@ def _module():
     return interpreter_class().__module__.split(".")[0]
 
 
-@pytest.fixture(scope="session")
-def decoded(device_dir, expected):
-    """recipe -> {"ids", "texts"} decoded here, each recipe once."""
-    cache = {}
-
-    def decode(recipe):
-        if recipe not in cache:
-            bundle = Bundle.load(device_dir / BUNDLES / recipe)
-            sources = expected["sources"]
-            cache[recipe] = {
-                "ids": [[int(t) for t in bundle.greedy_ids(bundle.source_ids(s))]
-                        for s in sources],
-                "texts": [bundle.translate(s) for s in sources]}
-        return cache[recipe]
-    return decode
-
-
 def _agreement(mine, theirs):
     assert len(mine) == len(theirs)
     return sum(a == b for a, b in zip(mine, theirs))
