@@ -17,7 +17,7 @@ with one CPU thread (LiteRT `num_threads=1` in both), tokenizing, `encode` and e
 
 - Python: `kit.runtime.Bundle` (the CompiledModel loop, one buffer per cache bound as
   input and output), `greedy_ids(source_ids(text))` for each text, timed around them;
-- C: `kit_decode --threads 1 --ids --time`, which reads the texts on standard input
+- C: `kit_decode --threads 1 --ids --escaped --time`, which reads the texts on standard input
   and reports the time it spent decoding them (its load is not counted).
 
 Before any timing, the C program's ids are checked to equal the Python runtime's on
@@ -120,7 +120,7 @@ def worker(spec_path, result_path):
         python_ids = contenders[f"python {recipe}"]()[0]
         c_ids = contenders[f"c {recipe}"]()[0]
         checks[recipe] = {"equal": sum(a == b for a, b in zip(python_ids, c_ids)),
-                          "total": len(texts)}
+                          "total": len(texts), "tokens": sum(map(len, python_ids))}
         log(f"{recipe}: C ids equal to the Python runtime's on "
             f"{checks[recipe]['equal']}/{len(texts)}")
     names = list(contenders)
