@@ -26,7 +26,14 @@ import stat
 from pathlib import Path
 
 from kit.files import write_json
-from kit.runtime._spec_checks import exact_object, integer, number, shown
+from kit.runtime._spec_checks import (
+    BundleError,
+    exact_object,
+    integer,
+    number,
+    plain_file_name,
+    shown,
+)
 from kit.runtime.recipes import CHECKED_ON
 from kit.runtime.signature_checks import check_signatures
 from kit.runtime.signatures import DECODE_STEP, ENCODE, variant_signatures
@@ -65,10 +72,6 @@ _SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
 SIDES = ("source", "target")
 _VOCAB_NAMES = ("source", "target", "source_tokenizer", "target_tokenizer")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class BundleError(ValueError):
-    """A bundle directory that is missing, incomplete or inconsistent (one line)."""
 
 
 def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run,
@@ -223,7 +226,7 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
             fail(f"{name} must be an object. Received: {shown(spec[name])}")
     if not isinstance(spec["recipe"], str) or not spec["recipe"]:
         fail(f"recipe must be a non-empty string. Received: {shown(spec['recipe'])}")
-    if not _plain_file_name(spec["model_file"]):
+    if not plain_file_name(spec["model_file"]):
         fail(f"model_file must be a file name in the bundle directory. "
              f"Received: {shown(spec['model_file'])}")
     sides = exact_object(spec, "tokenizer", SIDES, fail)
@@ -235,7 +238,7 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
                  f"Received: {shown(kind['type'])}")
         names = kind["files"]
         if not isinstance(names, list) or not names \
-                or not all(_plain_file_name(name) for name in names) \
+                or not all(plain_file_name(name) for name in names) \
                 or len(set(names)) != len(names) or seen & set(names):
             fail(f"tokenizer.{side}.files must list distinct file names in the bundle "
                  f"directory, its JSON first, none of them model_file or the other "
@@ -268,22 +271,6 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
 def tokenizer_files(spec):
     """Every tokenizer file a bundle.json names: the source's, then the target's."""
     return [name for side in SIDES for name in spec["tokenizer"][side]["files"]]
-
-
-
-
-
-
-
-
-
-
-def _plain_file_name(name):
-    """A name that stays inside the bundle directory: no separators, no '..'."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
-            and os.path.basename(name) == name and "/" not in name and "\\" not in name)
-
-
 
 
 def read_regular_file(file, missing, limit=None):
