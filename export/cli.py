@@ -277,7 +277,8 @@ def _check_out(out, run_path, overwrite):
 
 
 def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference, progress):
-    """One bundle directory: files, bundle.json, then verification into report.json.
+    """One bundle directory: model and tokenizer files, the flat files and bundle.json,
+    then verification into report.json.
 
     `exported` is the recipe's `export.convert.Exported`; verification compares it with
     `reference`, the original model's decoding, also when the file was converted from a
@@ -301,11 +302,13 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     loaded.tokenizers.target.save(directory / TARGET_TOKENIZER_FILE)
     signatures = signature_specs(interpreter_class()(model_content=content))
     info = loaded.info
-    write_bundle_json(directory, bundle_spec(
+    spec = bundle_spec(
         recipe, exported.config.to_dict(), loaded.tokenizers, signatures, exported.quantization,
         source_run={"path": str(info.path), "data": info.data, "metric": info.metric,
                     "precision": info.precision, "epochs_done": info.epochs_done,
-                    "metrics": info.metrics}, variants=exported.variants))
+                    "metrics": info.metrics}, variants=exported.variants)
+    # The vocabulary files and bundle.txt (for apps without a JSON parser), bundle.json.
+    write_bundle_json(directory, spec, loaded.tokenizers)
 
     progress(f"verifying {recipe} on {len(reference.sources)} held-out sources")
     row = {"recipe": recipe, "file_bytes": len(content),

@@ -82,10 +82,11 @@ def test_bundle_json_records_the_sha256_of_its_files(tiny_bundles):
     out, _ = tiny_bundles
     for recipe in ("float32", "int8"):
         spec = json.loads((out / recipe / BUNDLE_JSON).read_text())
-        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 5
+        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 6
         assert spec["files"] == {
             name: hashlib.sha256((out / recipe / name).read_bytes()).hexdigest()
-            for name in (TFLITE_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)}
+            for name in (TFLITE_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE,
+                         "source_vocab.txt", "target_vocab.txt", "bundle.txt")}
         assert spec["tokenizer"] == {"source": {"type": "char", "files": [SOURCE_TOKENIZER_FILE]},
                                      "target": {"type": "char", "files": [TARGET_TOKENIZER_FILE]}}
 
@@ -123,7 +124,7 @@ def test_a_format_3_bundle_is_refused_in_one_line(bundle_copy):
     edit_spec(bundle_copy, as_format_3)
     line = assert_one_error(decode(bundle_copy, "1 May 1990"))
     assert line == (f"error: {bundle_copy / BUNDLE_JSON}: the bundle has format version 3, "
-                    "and this runtime reads version 5 only: export it again with this kit")
+                    "and this runtime reads version 6 only: export it again with this kit")
 
 
 def test_another_recipes_model_is_refused(bundle_copy, tiny_bundles):
@@ -155,13 +156,13 @@ def test_a_flipped_bit_never_reaches_the_interpreter(bundle_copy, monkeypatch, w
     assert_one_error(decode(bundle_copy, "1 May 1990"), "model.tflite")
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 6, "5", None])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 7, "6", None])
 def test_other_format_versions_are_refused_naming_both(bundle_copy, version):
     edit_spec(bundle_copy, lambda spec: spec.update(format_version=version))
     with pytest.raises(BundleError) as raised:
         Bundle.load(bundle_copy)
     message = assert_one_line(raised.value)
-    shown = {1: "1", 2: "2", 3: "3", 4: "4", 6: "6", "5": "'5'", None: "null"}[version]
+    shown = {**{n: str(n) for n in (1, 2, 3, 4, 5, 7)}, "6": "'6'", None: "null"}[version]
     assert f"the bundle has format version {shown}" in message, message
     assert f"this runtime reads version {BUNDLE_FORMAT_VERSION}" in message, message
 
