@@ -164,7 +164,16 @@ def read_flat_metadata(text):
 
 
 def vocabulary_text(tokens):
-    """A vocabulary file's text: token i on line i, escaped, every line ending "\\n"."""
+    r"""A vocabulary file's text: token i on line i, escaped, every line ending "\n".
+
+    Example:
+
+    >>> text = vocabulary_text(["<pad>", "a\\b", "\n", "é"])
+    >>> text
+    '<pad>\na\\\\b\n\\n\né\n'
+    >>> read_vocabulary_text(text) == ["<pad>", "a\\b", "\n", "é"]
+    True
+    """
     return "".join(_TO_ESCAPE.sub(lambda m: _ESCAPES[m.group()], token) + "\n"
                    for token in tokens)
 
