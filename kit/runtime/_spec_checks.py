@@ -60,6 +60,8 @@ def shown(value, limit=60):
 
 
 def plain_file_name(name):
-    """A name that stays inside the bundle directory: no separators, no '..'."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
+    """A name that stays inside the bundle directory (no separators, no '..') and fits
+    one line of a message or of bundle.txt (printable: no line break, no control
+    character)."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and name.isprintable()
             and os.path.basename(name) == name and "/" not in name and "\\" not in name)

@@ -303,6 +303,8 @@ ROW_4 = {
                                          value=TARGET_TOKENIZER_FILE), "flat must name"),
     "flat outside the bundle": (_set("flat", "metadata", value="../bundle.txt"),
                                 "flat must name"),
+    "flat name of two lines": (_set("flat", "metadata", value="bundle\ntxt"),
+                               "flat must name"),
     "no checksum of bundle.txt": (_delete("files", "bundle.txt"), "files lacks bundle.txt"),
     "notes not an object": (_set("decoding", value="greedy"), "decoding must be an object"),
 }
