@@ -228,10 +228,12 @@ def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=10
     return exported
 
 
-# tokenizer.json and tokenizer.model: what a format 3 bundle held, replaced alike.
+# tokenizer.json and tokenizer.model: what a format 3 bundle held, replaced alike;
+# bundle.txt and the vocabulary files: format 6's flat files (kit/runtime/flat_files.py).
 BUNDLE_FILES = frozenset({"bundle.json", "model.tflite", "source_tokenizer.json",
                           "source_tokenizer.model", "target_tokenizer.json",
                           "target_tokenizer.model", "tokenizer.json", "tokenizer.model",
+                          "bundle.txt", "source_vocab.txt", "target_vocab.txt",
                           "report.json"})
 
 
