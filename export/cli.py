@@ -228,10 +228,12 @@ def export_model(loaded, recipes, calibration_sources=200, max_decode_samples=10
     return exported
 
 
-# tokenizer.json and tokenizer.model: what a format 3 bundle held, replaced alike.
+# tokenizer.json and tokenizer.model: what a format 3 bundle held, replaced alike;
+# bundle.txt and the vocabulary files: format 6's flat files (kit/runtime/flat_files.py).
 BUNDLE_FILES = frozenset({"bundle.json", "model.tflite", "source_tokenizer.json",
                           "source_tokenizer.model", "target_tokenizer.json",
                           "target_tokenizer.model", "tokenizer.json", "tokenizer.model",
+                          "bundle.txt", "source_vocab.txt", "target_vocab.txt",
                           "report.json"})
 
 
@@ -277,7 +279,8 @@ def _check_out(out, run_path, overwrite):
 
 
 def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference, progress):
-    """One bundle directory: files, bundle.json, then verification into report.json.
+    """One bundle directory: model and tokenizer files, the flat files and bundle.json,
+    then verification into report.json.
 
     `exported` is the recipe's `export.convert.Exported`; verification compares it with
     `reference`, the original model's decoding, also when the file was converted from a
@@ -301,11 +304,13 @@ def _write_bundle(directory, recipe, exported, float32_bytes, loaded, reference,
     loaded.tokenizers.target.save(directory / TARGET_TOKENIZER_FILE)
     signatures = signature_specs(interpreter_class()(model_content=content))
     info = loaded.info
-    write_bundle_json(directory, bundle_spec(
+    spec = bundle_spec(
         recipe, exported.config.to_dict(), loaded.tokenizers, signatures, exported.quantization,
         source_run={"path": str(info.path), "data": info.data, "metric": info.metric,
                     "precision": info.precision, "epochs_done": info.epochs_done,
-                    "metrics": info.metrics}, variants=exported.variants))
+                    "metrics": info.metrics}, variants=exported.variants)
+    # The vocabulary files and bundle.txt (for apps without a JSON parser), bundle.json.
+    write_bundle_json(directory, spec, loaded.tokenizers)
 
     progress(f"verifying {recipe} on {len(reference.sources)} held-out sources")
     row = {"recipe": recipe, "file_bytes": len(content),

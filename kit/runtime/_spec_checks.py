@@ -1,9 +1,15 @@
 """The small checks bundle.json's readers share: JSON integers, objects with exactly
-the expected keys, tensor specs, and values shown in one-line messages."""
+the expected keys, tensor specs, file names, values shown in one-line messages, and
+the error they raise."""
 
 import json
+import os
 
 MAX_DIMENSION = (1 << 31) - 1  # one axis of a tensor; TFLite shapes are int32
+
+
+class BundleError(ValueError):
+    """A bundle directory that is missing, incomplete or inconsistent (one line)."""
 
 
 def integer(value):
@@ -51,3 +57,11 @@ def shown(value, limit=60):
     text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, str) \
         else repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def plain_file_name(name):
+    """A name that stays inside the bundle directory (no separators, no '..') and fits
+    one line of a message or of bundle.txt (printable: no line break, no control
+    character)."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and name.isprintable()
+            and os.path.basename(name) == name and "/" not in name and "\\" not in name)

@@ -21,7 +21,7 @@ from kit.decoding import (
     until_eos,
 )
 from kit.quiet import native_output_silenced
-from kit.runtime.bundle_files import load_side, verified_bytes
+from kit.runtime.bundle_files import check_flat_files, load_side, verified_bytes
 from kit.runtime.bundle_format import (
     BUNDLE_JSON,
     SIDES,
@@ -76,9 +76,10 @@ class Bundle:
 
     @classmethod
     def load(cls, path, num_threads=None, mode=None):
-        """Reads `path`/bundle.json, checks every field of it, checks that the model
-        and tokenizer files are the ones it records (SHA-256) before any is parsed,
-        and that the model's signatures are the ones it describes.
+        """Reads `path`/bundle.json, checks every field of it, checks that the model,
+        tokenizer and flat files are the ones it records (SHA-256) before any is
+        parsed, that bundle.txt and the vocabulary files agree with it and with the
+        tokenizers, and that the model's signatures are the ones it describes.
 
         Args:
             path: the bundle directory. Nothing in it is written (it may be read-only).
@@ -107,6 +108,7 @@ class Bundle:
         model_path = path / spec["model_file"]
         model_content = verified_bytes(path, spec["model_file"], spec["files"])
         tokenizers = TokenizerPair(*(load_side(path, spec, side) for side in SIDES))
+        check_flat_files(path, spec, tokenizers)
         try:
             # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" from C++ on load.
             with native_output_silenced():

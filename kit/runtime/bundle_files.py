@@ -1,10 +1,17 @@
 """Reading a bundle's files: each checked against the SHA-256 bundle.json records
-before it is parsed, and each side's tokenizer against bundle.json's type, vocabulary
-sizes and special ids. Imports neither TensorFlow nor Keras."""
+before it is parsed, each side's tokenizer against bundle.json's type, vocabulary
+sizes and special ids, and the flat files against bundle.json and the tokenizers.
+Imports neither TensorFlow nor Keras."""
 
 import hashlib
 
-from kit.runtime.bundle_format import BUNDLE_JSON, BundleError, read_regular_file
+from kit.runtime._spec_checks import shown
+from kit.runtime.bundle_format import BUNDLE_JSON, SIDES, BundleError, read_regular_file
+from kit.runtime.flat_files import (
+    flat_metadata_pairs,
+    read_flat_metadata,
+    read_vocabulary_text,
+)
 from kit.tokenizers import TokenizerError, load_tokenizer
 
 
@@ -65,3 +72,46 @@ def check_tokenizer(spec, side, tokenizer, tokenizer_path, file):
         if spec["special_ids"][name] != value:
             raise BundleError(f"{file}: special_ids.{name} is {spec['special_ids'][name]}, "
                               f"but {tokenizer_path} uses id {value}")
+
+
+def check_flat_files(path, spec, tokenizers):
+    """The flat files (kit/runtime/flat_files.py), which this runtime does not read but
+    an app without a JSON parser reads instead of bundle.json: each checked against its
+    SHA-256, then bundle.txt against bundle.json and each vocabulary file against its
+    side's tokenizer (`tokenizers`, a `kit.tokenizers.TokenizerPair`)."""
+    flat = spec["flat"]
+
+    def text(name):
+        content = verified_bytes(path, name, spec["files"])
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BundleError(f"{path / name} is not UTF-8 (byte {error.start})") from None
+
+    for side in SIDES:
+        name = flat["vocabulary"][side]
+        if name is None:
+            continue
+        content = text(name)
+        try:
+            tokens = read_vocabulary_text(content)
+        except BundleError as error:
+            raise BundleError(f"{path / name}: {error}") from None
+        if tokens != list(getattr(tokenizers, side).vocabulary):
+            raise BundleError(f"{path / name} is not the vocabulary of the {side} tokenizer "
+                              f"{spec['tokenizer'][side]['files'][0]}: export again")
+    file, content = path / flat["metadata"], text(flat["metadata"])
+    try:
+        found = read_flat_metadata(content)
+    except BundleError as error:
+        raise BundleError(f"{file}: {error}") from None
+    found, expected = list(found.items()), flat_metadata_pairs(spec, spec["files"])
+    if found != expected:
+        i = next((i for i, (a, b) in enumerate(zip(found, expected)) if a != b),
+                 min(len(found), len(expected)))
+
+        def entry(pairs):
+            return shown("=".join(pairs[i])) if i < len(pairs) else "no more entries"
+
+        raise BundleError(f"{file} does not agree with {path / BUNDLE_JSON}: entry {i + 1} "
+                          f"is {entry(found)}, expected {entry(expected)}: export again")

@@ -9,9 +9,13 @@ must pass, and writing and reading it.
       target_tokenizer.json   what turns the generated ids into text
       source_tokenizer.model  a SentencePiece tokenizer's model, beside its JSON
       target_tokenizer.model  (bundle.json's "tokenizer" lists each side's files)
+      source_vocab.txt        a char or word tokenizer's vocabulary, one token a line
+      target_vocab.txt        (kit/runtime/flat_files.py)
+      bundle.txt              bundle.json's decoding facts as key=value lines, for apps
+                              without a JSON parser (kit/runtime/flat_files.py)
       bundle.json             what a device needs to write the loop: S, T, special
                               ids, each side's tokenizer, every signature's input and
-                              output names, shapes and dtypes
+                              output names, shapes and dtypes, every file's SHA-256
       report.json             what export measured (not needed for decoding)
 
 Export writes it (`bundle_spec`, `write_bundle_json`), the runtime reads it
@@ -25,8 +29,23 @@ import re
 import stat
 from pathlib import Path
 
-from kit.files import write_json
-from kit.runtime._spec_checks import exact_object, integer, number, shown
+from kit.files import atomic_write, json_text, write_json
+from kit.runtime._spec_checks import (
+    BundleError,
+    exact_object,
+    integer,
+    number,
+    plain_file_name,
+    shown,
+)
+from kit.runtime.flat_files import (
+    FLAT_METADATA,
+    check_flat,
+    flat_entry,
+    flat_files,
+    flat_metadata_text,
+    vocabulary_text,
+)
 from kit.runtime.recipes import CHECKED_ON
 from kit.runtime.signature_checks import check_signatures
 from kit.runtime.signatures import DECODE_STEP, ENCODE, variant_signatures
@@ -42,7 +61,10 @@ from kit.tokenizers import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE
 # 5: keys and values stored (B, H, L, Dh), L = S across and T in the cache, which a
 # step reads with no transpose, instead of (1, L, H, Dh); and `variants`, signature
 # pairs of other batches and source lengths (kit/runtime/signature_checks.py).
-BUNDLE_FORMAT_VERSION = 5
+# 6: "flat": bundle.txt (the decoding facts as key=value lines) and, for each char or
+# word side, a vocabulary file of one token a line (kit/runtime/flat_files.py), for
+# apps without a JSON parser; "files" holds their SHA-256 too.
+BUNDLE_FORMAT_VERSION = 6
 BUNDLE_JSON = "bundle.json"
 TFLITE_FILE = "model.tflite"
 REPORT_JSON = "report.json"
@@ -58,17 +80,13 @@ MAX_VOCAB_SIZE = 1 << 24
 _SPEC_KEYS = frozenset({"format_version", "recipe", "quantization", "model_file",
                         "files", "source_length", "target_length", "special_ids",
                         "vocab_size", "model", "signatures", "variants", "decoding",
-                        "source_run",
+                        "source_run", "flat",  # flat: kit/runtime/flat_files.py
                         "tokenizer"})  # tokenizer: {side: {"type", "files"}}
 _NOTES = ("quantization", "model", "decoding", "source_run")
 _SPECIAL_NAMES = ("pad", "unk", "bos", "eos")
 SIDES = ("source", "target")
 _VOCAB_NAMES = ("source", "target", "source_tokenizer", "target_tokenizer")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class BundleError(ValueError):
-    """A bundle directory that is missing, incomplete or inconsistent (one line)."""
 
 
 def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run,
@@ -105,6 +123,10 @@ def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run
             side: {"type": tokenizer.TYPE, "files": tokenizer.files(name)}
             for side, tokenizer, name in (("source", tokenizers.source, SOURCE_TOKENIZER_FILE),
                                           ("target", tokenizers.target, TARGET_TOKENIZER_FILE))},
+        # The same facts as key=value lines (bundle.txt), and each char or word side's
+        # vocabulary one token a line: for apps without a JSON parser.
+        "flat": flat_entry({"source": tokenizers.source.TYPE,
+                            "target": tokenizers.target.TYPE}),
         "source_length": config["max_source_length"],
         "target_length": config["max_target_length"],
         # The kit's tokenizers all use these ids (kit/tokenizers/base.py).
@@ -143,15 +165,23 @@ def bundle_spec(recipe, config, tokenizers, signatures, quantization, source_run
     }
 
 
-def write_bundle_json(directory, spec):
-    """Writes `spec` (from `bundle_spec`) as `directory`/bundle.json, atomically, with
-    the SHA-256 of its model and tokenizer files as they are in `directory` now (so
-    write them first): `Bundle.load` refuses files that are not these.
+def write_bundle_json(directory, spec, tokenizers):
+    """Writes the flat files of `spec` (from `bundle_spec`) into `directory`: each
+    char or word side's vocabulary file, then bundle.txt; then `spec` as bundle.json,
+    with the SHA-256 of the model, tokenizer and flat files. Each file atomically. The
+    model and tokenizer files must be in `directory` already: `Bundle.load` refuses
+    files that are not the ones recorded.
+
+    Args:
+        tokenizers: the `kit.tokenizers.TokenizerPair` saved in `directory`, whose
+            vocabularies the vocabulary files hold.
 
     Raises:
         BundleError if `spec` is not a valid bundle.json or a file is missing.
     """
     directory = Path(directory)
+    # The order bundle.json lists its names in, which bundle.txt's lists follow.
+    spec = json.loads(json_text(spec))
     files = {}
     for name in (spec["model_file"], *tokenizer_files(spec)):
         try:
@@ -159,8 +189,18 @@ def write_bundle_json(directory, spec):
         except FileNotFoundError:
             raise BundleError(f"{directory} is missing {name}: write it before "
                               f"{BUNDLE_JSON}") from None
+    # Made in memory and checked with the rest before any is written.
+    texts = {spec["flat"]["vocabulary"][side]: vocabulary_text(getattr(tokenizers, side)
+                                                               .vocabulary)
+             for side in SIDES if spec["flat"]["vocabulary"][side] is not None}
+    for name, text in texts.items():
+        files[name] = _sha256(text)
+    texts[FLAT_METADATA] = flat_metadata_text(spec, files)
+    files[FLAT_METADATA] = _sha256(texts[FLAT_METADATA])
     spec = {**spec, "files": files}
     check_bundle_spec(spec, directory / BUNDLE_JSON)
+    for name, text in texts.items():
+        atomic_write(directory / name, text)
     write_json(directory / BUNDLE_JSON, spec)
 
 
@@ -223,7 +263,7 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
             fail(f"{name} must be an object. Received: {shown(spec[name])}")
     if not isinstance(spec["recipe"], str) or not spec["recipe"]:
         fail(f"recipe must be a non-empty string. Received: {shown(spec['recipe'])}")
-    if not _plain_file_name(spec["model_file"]):
+    if not plain_file_name(spec["model_file"]):
         fail(f"model_file must be a file name in the bundle directory. "
              f"Received: {shown(spec['model_file'])}")
     sides = exact_object(spec, "tokenizer", SIDES, fail)
@@ -235,13 +275,14 @@ def check_bundle_spec(spec, file=BUNDLE_JSON):
                  f"Received: {shown(kind['type'])}")
         names = kind["files"]
         if not isinstance(names, list) or not names \
-                or not all(_plain_file_name(name) for name in names) \
+                or not all(plain_file_name(name) for name in names) \
                 or len(set(names)) != len(names) or seen & set(names):
             fail(f"tokenizer.{side}.files must list distinct file names in the bundle "
                  f"directory, its JSON first, none of them model_file or the other "
                  f"side's. Received: {shown(names)}")
         seen.update(names)
-    files = exact_object(spec, "files", (spec["model_file"], *tokenizer_files(spec)), fail)
+    check_flat(spec, seen | {BUNDLE_JSON, REPORT_JSON}, fail)
+    files = exact_object(spec, "files", bundle_files(spec), fail)
     for name, digest in files.items():
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             fail(f"files.{name} must be a SHA-256 (64 hex digits). Received: {shown(digest)}")
@@ -270,20 +311,14 @@ def tokenizer_files(spec):
     return [name for side in SIDES for name in spec["tokenizer"][side]["files"]]
 
 
+def bundle_files(spec):
+    """Every file a checked bundle.json records the SHA-256 of, in the order export
+    writes them: the model, the tokenizer files, the vocabulary files, bundle.txt."""
+    return [spec["model_file"], *tokenizer_files(spec), *flat_files(spec)]
 
 
-
-
-
-
-
-
-def _plain_file_name(name):
-    """A name that stays inside the bundle directory: no separators, no '..'."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
-            and os.path.basename(name) == name and "/" not in name and "\\" not in name)
-
-
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def read_regular_file(file, missing, limit=None):

@@ -42,7 +42,9 @@ def test_all_writes_one_bundle_per_recipe_and_a_comparison(tiny_bundles):
     for recipe in RECIPES:
         files = sorted(path.name for path in (out / recipe).iterdir())
         assert files == sorted([TFLITE_FILE, "source_tokenizer.json", "target_tokenizer.json",
+                                "source_vocab.txt", "target_vocab.txt", "bundle.txt",
                                 BUNDLE_JSON, REPORT_JSON])
+        assert set(files) <= cli.BUNDLE_FILES  # what --overwrite may replace
         row = json.loads((out / recipe / REPORT_JSON).read_text())
         for key in ("file_bytes", "size_ratio", "token_exact", "max_logit_diff", "scores",
                     "keras_scores", "ms_per_token", "gpu_compatible", "sentences",

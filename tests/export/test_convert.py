@@ -252,7 +252,7 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     write_bundle_json(bundle_dir, bundle_spec(
         "float32", loaded.config.to_dict(), loaded.tokenizers,
         signature_specs(_interpreter(content)), {"summary": RECIPE_NOTES["float32"]},
-        source_run={"path": str(run)}))
+        source_run={"path": str(run)}), loaded.tokenizers)
     bundle = Bundle.load(bundle_dir)
     tokenizer = loaded.tokenizers.target
     sources = [bundle.source_ids(text) for text in ("12 May 2001", "3/4/99", "2020-01-31")]

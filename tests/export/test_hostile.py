@@ -159,7 +159,8 @@ def test_bundle_files_get_the_umask_permissions(bundle):
     0600 / 0700 of tempfile's mkstemp / mkdtemp: another user reads the bundle."""
     modes = {str(path.relative_to(bundle.parent)): stat.S_IMODE(path.stat().st_mode)
              for path in [bundle, *bundle.rglob("*")]}
-    assert len(modes) == 6, modes  # the directory, model, two tokenizers, two JSON
+    # The directory, model, two tokenizers, two JSON, bundle.txt, two vocabularies.
+    assert len(modes) == 9, modes
     for name, mode in modes.items():
         expected = 0o755 if (bundle.parent / name).is_dir() else 0o644
         assert mode == expected, f"{name}: {mode:o}"

@@ -121,11 +121,11 @@ def _paths(value, prefix=()):
 
 
 # Parts of bundle.json written for people, which the runtime does not read: a change
-# there may load. Everything else the runtime relies on, except the source vocabulary
-# size, which no signature shows: it is checked against the tokenizer only (at least
-# its size), and a larger value does not change decoding.
-NOTES = ("quantization", "model", "decoding", "source_run", "recipe")
-UNCHECKED = tuple((key,) for key in NOTES) + (("vocab_size", "source"),)
+# there may load. Everything else the runtime relies on or bundle.txt repeats (the
+# recipe, the source vocabulary size, which no signature shows), so a change there is
+# refused.
+NOTES = ("quantization", "model", "decoding", "source_run")
+UNCHECKED = tuple((key,) for key in NOTES)
 
 JSON_VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),

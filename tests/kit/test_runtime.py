@@ -239,7 +239,8 @@ def test_bundle_errors_are_one_line(tiny_bundles, tmp_path):
     broken.mkdir()
     spec = json.loads((out / "float32" / BUNDLE_JSON).read_text())
     (broken / BUNDLE_JSON).write_text(json.dumps(spec))
-    for name in ("source_tokenizer.json", "target_tokenizer.json"):
+    for name in ("source_tokenizer.json", "target_tokenizer.json", "source_vocab.txt",
+                 "target_vocab.txt", "bundle.txt"):
         (broken / name).write_bytes((out / "float32" / name).read_bytes())
     with pytest.raises(BundleError, match="missing model.tflite"):
         Bundle.load(broken)

@@ -82,10 +82,11 @@ def test_bundle_json_records_the_sha256_of_its_files(tiny_bundles):
     out, _ = tiny_bundles
     for recipe in ("float32", "int8"):
         spec = json.loads((out / recipe / BUNDLE_JSON).read_text())
-        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 5
+        assert spec["format_version"] == BUNDLE_FORMAT_VERSION == 6
         assert spec["files"] == {
             name: hashlib.sha256((out / recipe / name).read_bytes()).hexdigest()
-            for name in (TFLITE_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)}
+            for name in (TFLITE_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE,
+                         "source_vocab.txt", "target_vocab.txt", "bundle.txt")}
         assert spec["tokenizer"] == {"source": {"type": "char", "files": [SOURCE_TOKENIZER_FILE]},
                                      "target": {"type": "char", "files": [TARGET_TOKENIZER_FILE]}}
 
@@ -123,7 +124,7 @@ def test_a_format_3_bundle_is_refused_in_one_line(bundle_copy):
     edit_spec(bundle_copy, as_format_3)
     line = assert_one_error(decode(bundle_copy, "1 May 1990"))
     assert line == (f"error: {bundle_copy / BUNDLE_JSON}: the bundle has format version 3, "
-                    "and this runtime reads version 5 only: export it again with this kit")
+                    "and this runtime reads version 6 only: export it again with this kit")
 
 
 def test_another_recipes_model_is_refused(bundle_copy, tiny_bundles):
@@ -155,15 +156,73 @@ def test_a_flipped_bit_never_reaches_the_interpreter(bundle_copy, monkeypatch, w
     assert_one_error(decode(bundle_copy, "1 May 1990"), "model.tflite")
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 6, "5", None])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 7, "6", None])
 def test_other_format_versions_are_refused_naming_both(bundle_copy, version):
     edit_spec(bundle_copy, lambda spec: spec.update(format_version=version))
     with pytest.raises(BundleError) as raised:
         Bundle.load(bundle_copy)
     message = assert_one_line(raised.value)
-    shown = {1: "1", 2: "2", 3: "3", 4: "4", 6: "6", "5": "'5'", None: "null"}[version]
+    shown = {**{n: str(n) for n in (1, 2, 3, 4, 5, 7)}, "6": "'6'", None: "null"}[version]
     assert f"the bundle has format version {shown}" in message, message
     assert f"this runtime reads version {BUNDLE_FORMAT_VERSION}" in message, message
+
+
+# -- the flat files (bundle.txt, the vocabularies), which apps read instead of bundle.json
+
+def _rewrite(bundle, name, change):
+    """Rewrites `bundle`/`name` with `change(text)`, and its checksum in bundle.json."""
+    text = change((bundle / name).read_bytes().decode("utf-8"))
+    (bundle / name).write_bytes(text.encode("utf-8"))
+    edit_spec(bundle, _set("files", name, value=hashlib.sha256(text.encode()).hexdigest()))
+
+
+def test_a_changed_bundle_txt_is_refused(bundle_copy):
+    text = (bundle_copy / "bundle.txt").read_text()
+    (bundle_copy / "bundle.txt").write_text(text.replace("\neos_id=3\n", "\neos_id=4\n"))
+    with pytest.raises(BundleError, match="bundle.txt is not the file") as raised:
+        Bundle.load(bundle_copy)
+    assert "SHA-256" in assert_one_line(raised.value)
+    assert_one_error(decode(bundle_copy, "1 May 1990"), str(bundle_copy / "bundle.txt"))
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda text: text.replace("\neos_id=3\n", "\neos_id=4\n"),
+     "entry 10 is 'eos_id=4', expected 'eos_id=3'"),
+    (lambda text: text.replace("\nencode=encode\n", "\n"),
+     "entry 20 is 'decode_step=decode_step', expected 'encode=encode'"),
+    (lambda text: text + "extra=1\n", "is 'extra=1', expected no more entries"),
+    (lambda text: text.replace("\n", "\r\n"), "carriage return"),
+    (lambda text: text + "no equals sign\n", "neither key=value nor a # comment"),
+], ids=["value", "key missing", "key added", "CRLF", "not key=value"])
+def test_a_bundle_txt_that_disagrees_with_bundle_json_is_refused(bundle_copy, change,
+                                                                 fragment):
+    """Its checksum recorded anew too: what an app reads is what bundle.json says."""
+    _rewrite(bundle_copy, "bundle.txt", change)
+    with pytest.raises(BundleError) as raised:
+        Bundle.load(bundle_copy)
+    message = assert_one_line(raised.value)
+    assert fragment in message and str(bundle_copy / "bundle.txt") in message, message
+
+
+def test_a_missing_vocabulary_file_is_refused(bundle_copy):
+    (bundle_copy / "target_vocab.txt").unlink()
+    with pytest.raises(BundleError, match="is missing target_vocab.txt") as raised:
+        Bundle.load(bundle_copy)
+    assert_one_line(raised.value)
+    assert_one_error(decode(bundle_copy, "1 May 1990"), "missing target_vocab.txt")
+
+
+def test_a_vocabulary_file_that_is_not_the_tokenizers_is_refused(bundle_copy):
+    def swap_two(text):
+        lines = text.split("\n")
+        lines[4], lines[5] = lines[5], lines[4]
+        return "\n".join(lines)
+
+    _rewrite(bundle_copy, "source_vocab.txt", swap_two)
+    with pytest.raises(BundleError, match="source_vocab.txt is not the vocabulary of the "
+                                          "source tokenizer source_tokenizer.json") as raised:
+        Bundle.load(bundle_copy)
+    assert_one_line(raised.value)
 
 
 # -- row 4: bundle.json values used unchecked ---------------------------------------
@@ -233,6 +292,20 @@ ROW_4 = {
     "no checksums": (_delete("files"), "lacks files"),
     "bad checksum": (_set("files", TFLITE_FILE, value="00" * 31), "64 hex digits"),
     "extra key": (_set("sourcelength", value=44), "unknown keys 'sourcelength'"),
+    "no flat": (_delete("flat"), "lacks flat"),
+    "flat extra key": (_set("flat", "extra", value=1), "flat has unknown keys 'extra'"),
+    "flat no vocabulary for a char side": (
+        _set("flat", "vocabulary", "source", value=None),
+        "flat.vocabulary.source must be a file name for a char or word tokenizer"),
+    "flat names bundle.json": (_set("flat", "metadata", value=BUNDLE_JSON),
+                               "flat must name distinct file names"),
+    "flat names a tokenizer file": (_set("flat", "vocabulary", "target",
+                                         value=TARGET_TOKENIZER_FILE), "flat must name"),
+    "flat outside the bundle": (_set("flat", "metadata", value="../bundle.txt"),
+                                "flat must name"),
+    "flat name of two lines": (_set("flat", "metadata", value="bundle\ntxt"),
+                               "flat must name"),
+    "no checksum of bundle.txt": (_delete("files", "bundle.txt"), "files lacks bundle.txt"),
     "notes not an object": (_set("decoding", value="greedy"), "decoding must be an object"),
 }
 

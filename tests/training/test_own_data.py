@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kit.runtime.flat_files import read_flat_metadata, read_vocabulary_text
 from training import dates
 from training import run_dir as rd
 from training.choices import (
@@ -424,6 +425,16 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     spec = json.loads((bundle / "bundle.json").read_text())
     assert spec["tokenizer"] == {"source": {"type": "char", "files": ["source_tokenizer.json"]},
                                  "target": {"type": "word", "files": ["target_tokenizer.json"]}}
+    # For an app without a JSON parser: bundle.txt, and the phones one a line.
+    flat = read_flat_metadata((bundle / "bundle.txt").read_bytes().decode("utf-8"))
+    assert {key: flat[key] for key in flat if "_tokenizer" in key and "." not in key} == {
+        "source_tokenizer": "char", "source_tokenizer_size": str(info["tokenizer"]["source"][
+            "vocab_size"]), "target_tokenizer": "word",
+        "target_tokenizer_size": str(info["tokenizer"]["target"]["vocab_size"])}
+    assert flat["target_vocabulary"] == spec["flat"]["vocabulary"]["target"] == "target_vocab.txt"
+    phones = read_vocabulary_text((bundle / "target_vocab.txt").read_bytes().decode("utf-8"))
+    assert phones == list(rd.load_tokenizers(run).target.vocabulary)
+    assert set(phones[4:]) <= set(PHONES.values()) | {"AH0"}
     decoded = run_cli("decode", str(bundle), splits.test[0][0])
     assert decoded.returncode == 0 and decoded.stdout.strip(), decoded.stderr
     assert set(decoded.stdout.split()) <= set(PHONES.values()) | {"AH0"}
@@ -466,7 +477,18 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
         for side in ("source", "target")}
     assert set(spec["files"]) == {"model.tflite", "source_tokenizer.json",
                                   "source_tokenizer.model", "target_tokenizer.json",
-                                  "target_tokenizer.model"}
+                                  "target_tokenizer.model", "bundle.txt"}
+    # No vocabulary files: an app reads each side's .model, which bundle.txt names.
+    assert spec["flat"] == {"metadata": "bundle.txt",
+                            "vocabulary": {"source": None, "target": None}}
+    flat = read_flat_metadata((bundle / "bundle.txt").read_bytes().decode("utf-8"))
+    assert {key: flat[key] for key in flat if "_tokenizer" in key and "." not in key} == {
+        f"{side}_{key}": value for side in ("source", "target") for key, value in (
+            ("tokenizer", "sentencepiece"),
+            ("tokenizer_size", str(spec["vocab_size"][f"{side}_tokenizer"])),
+            ("tokenizer_model", f"{side}_tokenizer.model"))}
+    assert not any("vocabulary" in key for key in flat)
+    assert not list(bundle.glob("*_vocab.txt"))
     loaded = Bundle.load(bundle)
     assert isinstance(loaded.source_tokenizer, SentencePieceTokenizer)
     assert loaded.source_tokenizer != loaded.target_tokenizer  # each side its own
