@@ -1,13 +1,13 @@
 """The C decode loop (examples/c) against the Python runtime, side by side on one thread.
 
     python benchmarks/c_speed.py [--preset base] [--source-length 40]
-        [--target-length 64] [--train-steps 48] [--rounds 9] [--work-dir DIR]
-        [--json PATH]
+        [--target-length 64] [--train-steps 48] [--rounds 9] [--recipes all]
+        [--work-dir DIR] [--json PATH]
 
 Setup (untimed, with TensorFlow): `decode_speed.train_run` trains the preset on the
 built-in dates data for `--train-steps` steps with S and T fixed; `export.cli.export_run`
-writes and verifies the four recipes' bundles with the (1, S) signature pair only (the
-pair both loops use); CMake builds examples/c (Release, -O3) against the installed
+writes and verifies the bundles of `--recipes` (default all four) with the (1, S)
+signature pair only (the pair both loops use); CMake builds examples/c (Release, -O3) against the installed
 ai-edge-litert's libLiteRt.so.
 
 Timing runs in a worker process that imports numpy and the kit's runtime only. Both
@@ -69,8 +69,10 @@ def setup(args, work):
     log(f"training {args.preset} for {args.train_steps} steps (S {args.source_length}, "
         f"T {args.target_length})")
     train_run(args, run_dir)
-    log("exporting every recipe (the (1, S) pair)")
-    export_run(run_dir, "all", bundles, overwrite=True, samples=args.verify_samples,
+    log(f"exporting {args.recipes} (the (1, S) pair)")
+    # One recipe is written at `out` itself, all four in a directory each under it.
+    export_run(run_dir, args.recipes, bundles if args.recipes == "all" else
+               bundles / args.recipes, overwrite=True, samples=args.verify_samples,
                batch_sizes=(1,), progress=lambda message: None)
     log("building examples/c")
     program = build(work / "c")
@@ -101,7 +103,7 @@ def worker(spec_path, result_path):
     info, rounds_wanted = spec["setup"], spec["rounds"]
     texts, program = info["texts"], info["program"]
     bundles = {recipe: Bundle.load(Path(info["bundles"]) / recipe, num_threads=1)
-               for recipe in RECIPES}
+               for recipe in RECIPES if (Path(info["bundles"]) / recipe).is_dir()}
 
     def python_run(bundle):
         start = time.perf_counter()
@@ -116,7 +118,7 @@ def worker(spec_path, result_path):
         contenders[f"python {recipe}"] = lambda bundle=bundle: python_run(bundle)
         contenders[f"c {recipe}"] = lambda recipe=recipe: c_run(recipe)
     checks = {}
-    for recipe in RECIPES:  # also the warm-up
+    for recipe in bundles:  # also the warm-up
         python_ids = contenders[f"python {recipe}"]()[0]
         c_ids = contenders[f"c {recipe}"]()[0]
         checks[recipe] = {"equal": sum(a == b for a, b in zip(python_ids, c_ids)),
@@ -168,10 +170,13 @@ def print_summary(summary, result):
 
 def parse_args(argv=None):
     from benchmarks.decode_speed import add_setup_arguments
+    from kit.runtime.recipes import RECIPES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_setup_arguments(parser)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--recipes", choices=("all", *RECIPES), default="all",
+                        help="the bundles to time (default all four)")
     parser.add_argument("--verify-samples", type=int, default=64,
                         help="held-out sources verified and decoded (default 64)")
     parser.add_argument("--seed", type=int, default=0)

@@ -202,3 +202,27 @@ def test_ct2_speed_runs_end_to_end(tmp_path, capsys):
     assert {"kit float32 b1", "kit dynamic_int8 b4", "ct2 int8 b4"} <= set(times)
     assert "kit int8 b4" not in times  # int8 bundles hold the (1, S) pair only
     assert all(value > 0 for value in times.values())
+
+
+@pytest.mark.slow
+def test_c_speed_runs_end_to_end(tmp_path, capsys):
+    """Train, export float32, build examples/c, check the ids, one round."""
+    import shutil
+
+    if shutil.which("cmake") is None:
+        pytest.skip("building examples/c needs CMake")
+    from benchmarks import c_speed
+
+    out = tmp_path / "c.json"
+    c_speed.main(["--preset", "tiny", "--source-length", "16", "--target-length", "8",
+                  "--train-steps", "2", "--rounds", "1", "--recipes", "float32",
+                  "--verify-samples", "8", "--work-dir", str(tmp_path / "work"),
+                  "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "goal: C time per token" in printed
+    report = json.loads(out.read_text())
+    check = report["worker"]["checks"]["float32"]
+    assert check["equal"] == check["total"] > 0 and check["tokens"] > 0
+    times = report["summary"]["ms_per_token"]
+    assert set(times) == {"python float32", "c float32"}
+    assert all(value > 0 for value in times.values())
