@@ -7,8 +7,8 @@
 Setup (untimed, with TensorFlow): `decode_speed.train_run` trains the preset on the
 built-in dates data for `--train-steps` steps with S and T fixed; `export.cli.export_run`
 writes and verifies the bundles of `--recipes` (default all four) with the (1, S)
-signature pair only (the pair both loops use); CMake builds examples/c (Release, -O3) against the installed
-ai-edge-litert's libLiteRt.so.
+signature pair only (the pair both loops use); CMake builds examples/c (Release, -O3)
+against the installed ai-edge-litert's libLiteRt.so.
 
 Timing runs in a worker process that imports numpy and the kit's runtime only. Both
 contenders decode the run's held-out source texts greedily until EOS or T - 1 tokens,
