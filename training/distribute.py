@@ -225,6 +225,13 @@ def resolve(name, task, worker_timeout_s=WORKER_TIMEOUT_S, log=print):
         return Distribution("multi_worker", reason, strategy, strategy.num_replicas_in_sync,
                             strategy.extended._num_workers,  # noqa: SLF001  (no public count)
                             gpu_text + " per worker", task)
+    from .backend import JAX, gpu_names, keras_backend
+
+    if keras_backend() == JAX:  # tf.distribute's strategies were refused (backend.py)
+        gpus = gpu_names()
+        return Distribution("one_device", f"{'asked for' if name == 'one_device' else 'auto'}"
+                            ": the JAX backend trains on one device", None, 1, 1,
+                            f"GPU ({gpus[0]})" if gpus else "CPU")
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import averaging, baselines, distribute
 from . import run_dir as rd
+from .backend import keras_backend
 from .options import LostWorkerError, TrainError
 
 DEFAULT_DATA_EPOCHS = 8  # what `--epochs auto` means for the built-in data (README's figures)
@@ -282,6 +283,7 @@ def run_info(run, options, plan, metrics, complete, **extra):
         options=dataclasses.asdict(options),
         precision=run.precision,
         device=run.device,
+        backend=keras_backend(),  # the Keras backend that trained (training/backend.py)
         distribution=run.distribution.to_dict(options.batch_size),
         learning_rate=run.learning_rate,
         epochs=options.epochs,

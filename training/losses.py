@@ -9,6 +9,7 @@ from keras import ops
 
 from kit.layers._register import register
 
+from .backend import compiles_every_step
 from .choices import DEFAULT_DATA_WARMUP_STEPS
 
 
@@ -86,7 +87,8 @@ def compile_for_training(model, options, config):
         optimizer=tutorial_adam(learning_rate),
         loss=SmoothedSparseCrossentropy(options.label_smoothing),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-        jit_compile=options.jit_compile,
+        # On JAX the step is always compiled: uncompiled, Keras runs it op by op.
+        jit_compile=options.jit_compile or compiles_every_step(),
     )
     return model
 

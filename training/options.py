@@ -168,11 +168,12 @@ def _check_writable(out):
 
 
 def resolve_precision(precision):
-    """(the Keras dtype policy of --precision, the device it runs on, in words)."""
-    import tensorflow as tf
+    """(the Keras dtype policy of --precision, the device it runs on, in words): the GPUs
+    of the backend that trains (training/backend.py)."""
+    from .backend import gpu_names
 
-    gpus = tf.config.list_physical_devices("GPU")
-    device = f"GPU x{len(gpus)} ({gpus[0].name})" if gpus else "CPU"
+    gpus = gpu_names()
+    device = f"GPU x{len(gpus)} ({gpus[0]})" if gpus else "CPU"
     if precision == "auto":
         precision = "mixed_float16" if gpus else "float32"
     return precision, device

@@ -528,7 +528,7 @@ def save_finished(run_dir, state, info):
 def run_record(state, *, complete, metrics, **measured):
     """The run.json dict: its format, `complete` (true only once the final `metrics`
     are in), what state.json holds of the run, and what training `measured` and
-    decided besides (data, config, options, precision, device, distribution,
+    decided besides (data, config, options, precision, device, backend, distribution,
     learning_rate, epochs, stopping, truncated, baselines, and at the end metric,
     train_pairs, decoding, averaging, evaluation_time_s)."""
     return {

@@ -31,6 +31,7 @@ from kit.tsv import spaces_warning
 
 from . import averaging, baselines, distribute
 from . import run_dir as rd
+from .backend import compiles_every_step
 from .epochs import EpochPlan, Run, log, refuse_trivial, run_info, train_epochs
 from .options import TrainError, check_options, resolve_precision
 
@@ -95,7 +96,14 @@ def _train_as_worker(options, data, state, plan, task):
 
 def _distribution(options, task):
     """The strategy, created before any other TensorFlow op (MultiWorkerMirroredStrategy
-    must set up the collectives first)."""
+    must set up the collectives first); TrainError where the Keras backend cannot run it
+    (tf.distribute on JAX)."""
+    from .backend import BackendError, check_backend
+
+    try:
+        check_backend(options.strategy, task)
+    except BackendError as error:
+        raise TrainError(str(error)) from None
     distribution = distribute.resolve(options.strategy, task, options.worker_timeout,
                                       log=log)
     log(distribution.describe(options.batch_size))
@@ -158,8 +166,8 @@ def _prepare(options, state, pairs, out, distribution):
             model = rd.load_keras(last, compile=True)  # the optimizer's state too
         else:
             model = _build_model(_scheduled(options, state), config)
-    # XLA compiles once per distinct shape: give it a few.
-    static = lengths if options.jit_compile else None
+    # XLA compiles once per distinct shape: give it a few (on JAX, always compiled).
+    static = lengths if options.jit_compile or compiles_every_step() else None
     val_data = distribute.distributed_input(
         make_dataset(val_split, options.batch_size, shuffle=False, static_shapes=static),
         distribution)
