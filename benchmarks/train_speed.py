@@ -2,7 +2,7 @@
 
     python benchmarks/train_speed.py [--preset small] [--batch-size 64]
         [--warmup 20] [--rounds 10] [--segment 40] [--seed 0] [--ablations]
-        [--only NAME,...] [--json PATH]
+        [--only NAME,...] [--backend tensorflow|jax|both] [--json PATH]
 
 The contenders train on the built-in dates data with the same tokenizer, the same
 dimensions (the preset's), the same compile call as `python -m kit train` (Adam
@@ -31,6 +31,14 @@ apart. Throughput is real (non-padding) target tokens per second of wall clock. 
 validation loss is the unsmoothed cross-entropy per real target token, computed by the
 same code for every model on the same validation batches.
 
+`--backend jax` runs the same contenders on Keras's JAX backend (the script runs itself
+again with KERAS_BACKEND=jax), fed by the same tf.data pipelines: each step is
+`train_on_batch` on the iterator's next batch as numpy (on JAX every train step is
+compiled, so a step that meets a new batch shape is left out of the rate as for XLA,
+and "ours + XLA" is "ours" on static shapes). `--backend both` runs the TensorFlow and
+the JAX benchmark one after the other and prints them side by side (tokens/s per
+contender and JAX / TensorFlow); the two runs are minutes apart, not interleaved.
+
 `--ablations` adds contenders that tell where a difference comes from: each architecture
 on the other's pipeline, static shapes without XLA, buckets of width 4, and v0.1 with
 each architecture option of `TransformerConfig` (post-LN, the smaller per-head
@@ -41,8 +49,11 @@ only), alone and together (`ARCHITECTURES`).
 import argparse
 import dataclasses
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,122 +68,14 @@ from benchmarks import _common as common  # noqa: E402
 from kit.models import PRESETS, Seq2SeqTransformer  # noqa: E402
 from kit.models.config import LEGACY  # noqa: E402
 
-# -- the tutorial's architecture, in Keras 3 -------------------------------------------
+ON_JAX = keras.backend.backend() == "jax"  # train steps through train_on_batch (docstring)
 
-def tutorial_positional_encoding(length, depth):
-    """(length, depth) float32: sines on the first half of the channels, cosines on the
-    second half (the tutorial's layout; the kit interleaves them)."""
-    half = depth // 2
-    positions = np.arange(length)[:, None]  # (L, 1)
-    rates = 1.0 / 10000.0 ** (np.arange(half) / half)  # (D/2,)
-    angles = positions * rates[None, :]  # (L, D/2)
-    return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1).astype("float32")
-
-
-class TutorialEmbedding(keras.layers.Layer):
-    """Token embedding times sqrt(D) plus the fixed positional encoding."""
-
-    def __init__(self, vocab_size, max_length, model_dim, **kwargs):
-        super().__init__(**kwargs)
-        self.model_dim = model_dim
-        self.embedding = keras.layers.Embedding(vocab_size, model_dim)
-        self.table = tutorial_positional_encoding(max_length, model_dim)
-
-    def call(self, token_ids):
-        length = ops.shape(token_ids)[1]
-        positions = ops.convert_to_tensor(self.table)[:length]  # (L, D)
-        tokens = self.embedding(token_ids) * ops.cast(self.model_dim ** 0.5, "float32")
-        return tokens + positions[None]  # (B, L, D)
-
-
-class TutorialFeedForward(keras.layers.Layer):
-    """x = LayerNorm(x + Dropout(Dense(Dense_relu(x))))."""
-
-    def __init__(self, model_dim, ff_dim, dropout, **kwargs):
-        super().__init__(**kwargs)
-        self.inner = keras.layers.Dense(ff_dim, activation="relu")
-        self.outer = keras.layers.Dense(model_dim)
-        self.dropout = keras.layers.Dropout(dropout)
-        self.norm = keras.layers.LayerNormalization()
-
-    def call(self, x, training=None):
-        return self.norm(x + self.dropout(self.outer(self.inner(x)), training=training))
-
-
-class TutorialEncoderLayer(keras.layers.Layer):
-    def __init__(self, model_dim, num_heads, ff_dim, dropout, **kwargs):
-        super().__init__(**kwargs)
-        self.attention = keras.layers.MultiHeadAttention(
-            num_heads, key_dim=model_dim // num_heads, dropout=dropout)
-        self.norm = keras.layers.LayerNormalization()
-        self.feed_forward = TutorialFeedForward(model_dim, ff_dim, dropout)
-
-    def call(self, x, padding_mask, training=None):
-        attended = self.attention(query=x, value=x, value_mask=padding_mask, training=training)
-        return self.feed_forward(self.norm(x + attended), training=training)
-
-
-class TutorialDecoderLayer(keras.layers.Layer):
-    def __init__(self, model_dim, num_heads, ff_dim, dropout, **kwargs):
-        super().__init__(**kwargs)
-        key_dim = model_dim // num_heads
-        self.self_attention = keras.layers.MultiHeadAttention(num_heads, key_dim=key_dim,
-                                                              dropout=dropout)
-        self.self_norm = keras.layers.LayerNormalization()
-        self.cross_attention = keras.layers.MultiHeadAttention(num_heads, key_dim=key_dim,
-                                                               dropout=dropout)
-        self.cross_norm = keras.layers.LayerNormalization()
-        self.feed_forward = TutorialFeedForward(model_dim, ff_dim, dropout)
-
-    def call(self, x, context, target_mask, source_mask, training=None):
-        attended = self.self_attention(query=x, value=x, value_mask=target_mask,
-                                       use_causal_mask=True, training=training)
-        x = self.self_norm(x + attended)
-        attended = self.cross_attention(query=x, value=context, value_mask=source_mask,
-                                        training=training)
-        x = self.cross_norm(x + attended)
-        return self.feed_forward(x, training=training)
-
-
-class TutorialTransformer(keras.Model):
-    """`model((source_ids (B, S'), decoder_input_ids (B, T')))` -> logits (B, T', V), the
-    interface of `Seq2SeqTransformer`, so that both train on the same batches.
-
-    Padding masks are passed to attention explicitly as `value_mask` (the keys that may
-    be looked at). The tutorial derives them from `mask_zero=True` embeddings, which also
-    mask padded queries: rows that the loss ignores anyway. (Keras 3.15's
-    MultiHeadAttention replaces a `query_mask` argument by the query's Keras mask, so
-    there is no explicit way to pass that one.)
-    """
-
-    def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        c = config
-        layer_args = (c.model_dim, c.num_heads, c.ff_dim, c.dropout)
-        self.source_embedding = TutorialEmbedding(c.source_vocab_size, c.max_source_length,
-                                                  c.model_dim)
-        self.target_embedding = TutorialEmbedding(c.target_vocab_size, c.max_target_length,
-                                                  c.model_dim)
-        self.source_dropout = keras.layers.Dropout(c.dropout)
-        self.target_dropout = keras.layers.Dropout(c.dropout)
-        self.encoder_layers = [TutorialEncoderLayer(*layer_args)
-                               for _ in range(c.num_encoder_layers)]
-        self.decoder_layers = [TutorialDecoderLayer(*layer_args)
-                               for _ in range(c.num_decoder_layers)]
-        self.final_layer = keras.layers.Dense(c.target_vocab_size)
-
-    def call(self, inputs, training=None):
-        source, target = inputs
-        source_mask = ops.not_equal(source, 0)  # (B, S')
-        target_mask = ops.not_equal(target, 0)  # (B, T')
-        context = self.source_dropout(self.source_embedding(source), training=training)
-        for layer in self.encoder_layers:
-            context = layer(context, source_mask, training=training)  # (B, S', D)
-        x = self.target_dropout(self.target_embedding(target), training=training)
-        for layer in self.decoder_layers:
-            x = layer(x, context, target_mask, source_mask, training=training)  # (B, T', D)
-        return self.final_layer(x)  # (B, T', V)
-
+# The tutorial's architecture lives in benchmarks/tutorial_model.py (Keras only, so that
+# the JAX GPU check can import it without TensorFlow).
+from benchmarks.tutorial_model import (  # noqa: E402, F401  (re-exported for the tests)
+    TutorialTransformer,
+    tutorial_positional_encoding,
+)
 
 # -- the contenders and the timing -------------------------------------------------------
 
@@ -226,8 +129,14 @@ class Contender:
         times = []
         with common.no_garbage_collection():
             for _ in range(count):
-                with common.Stopwatch() as watch:
-                    self.model.train_function(self.iterator)
+                if ON_JAX:  # the batch is read before the clock starts, as fit prefetches
+                    (source, decoder_input), labels, weights = next(self.iterator)
+                    with common.Stopwatch() as watch:
+                        self.model.train_on_batch((source, decoder_input), labels,
+                                                  sample_weight=weights)
+                else:
+                    with common.Stopwatch() as watch:
+                        self.model.train_function(self.iterator)
                 times.append(watch.seconds)
         self.step_seconds.extend(times)
         return times
@@ -236,7 +145,7 @@ class Contender:
         """One segment of a round: runs `count` steps and books their tokens and time,
         except steps that compiled a new XLA shape."""
         first = 1 + len(self.step_seconds)
-        compiling = self.new_shape_steps() if self.jit_compile else set()
+        compiling = self.new_shape_steps() if self.jit_compile or ON_JAX else set()
         tokens = seconds = 0.0
         for step, took in zip(range(first, first + count), self.train_steps(count)):
             if step in compiling:
@@ -312,6 +221,8 @@ def contenders_for(data, args):
 
 def validation_metrics(model, dataset):
     """Cross-entropy (no label smoothing) and accuracy per real target token."""
+    if ON_JAX:
+        return _validation_metrics_numpy(model, dataset)
     @tf.function(reduce_retracing=True)
     def sums(source, decoder_input, labels, weights):
         logits = tf.cast(model((source, decoder_input), training=False), tf.float32)
@@ -327,6 +238,20 @@ def validation_metrics(model, dataset):
     return {"loss": total[0] / total[2], "token_accuracy": total[1] / total[2]}
 
 
+def _validation_metrics_numpy(model, dataset):
+    """`validation_metrics` on any backend: the logits as numpy, the sums in float64."""
+    total = np.zeros(3)
+    for (source, decoder_input), labels, weights in dataset.as_numpy_iterator():
+        logits = ops.convert_to_numpy(model((source, decoder_input), training=False))
+        logits = logits.astype(np.float64)
+        shifted = logits - logits.max(-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        loss = -np.take_along_axis(log_probs, labels[..., None].astype(np.int64), -1)[..., 0]
+        hits = (logits.argmax(-1) == labels).astype(np.float64)
+        total += [(loss * weights).sum(), (hits * weights).sum(), weights.sum()]
+    return {"loss": total[0] / total[2], "token_accuracy": total[1] / total[2]}
+
+
 def run(args, log=print):
     keras.mixed_precision.set_global_policy("float32")
     # Every contender traces its own copy of Keras's train function, which TensorFlow's
@@ -334,7 +259,8 @@ def run(args, log=print):
     tf.get_logger().setLevel("ERROR")
     data = common.load_data(args.preset, args.train_size, args.validation_size, args.seed)
     contenders, steps = contenders_for(data, args)
-    log(f"preset {args.preset}, batch {args.batch_size}, {steps} steps each "
+    log(f"backend {keras.backend.backend()}, "
+        f"preset {args.preset}, batch {args.batch_size}, {steps} steps each "
         f"(1 build + {args.warmup} warm-up + {args.rounds} rounds x {args.segment}), "
         f"{len(data.train)} training pairs, load average {common.load_average()}")
 
@@ -347,8 +273,9 @@ def run(args, log=print):
         with common.Stopwatch() as watch:
             common.build_with_one_step(contender.model, contender.make_dataset())
         contender.build_seconds = watch.seconds
-        contender.iterator = common.training_iterator(contender.model,
-                                                        contender.make_dataset().skip(1))
+        rest = contender.make_dataset().skip(1)
+        contender.iterator = (rest.as_numpy_iterator() if ON_JAX else
+                              common.training_iterator(contender.model, rest))
         log(f"  {contender.name}: built and traced in {watch.seconds:.1f} s, "
             f"{contender.model.count_params():,} parameters")
     # Only once every model is built: a model's first step after another model's first
@@ -450,6 +377,10 @@ def parse_args(argv=None):
     parser.add_argument("--only", metavar="NAMES",
                         help="comma-separated contender names to run (the tutorial, the "
                              "reference, always runs), e.g. to repeat some with another seed")
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "both"),
+                        default=keras.backend.backend(),
+                        help="the Keras backend to train on, or both one after the other "
+                             "(default: the configured one)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     for name in ("batch_size", "rounds", "segment", "train_size", "validation_size"):
@@ -460,8 +391,57 @@ def parse_args(argv=None):
     return args
 
 
+def _on_backend(backend, argv, json_path):
+    """This script run again on `backend` (a process has one Keras backend), writing
+    its figures to `json_path`."""
+    argv = [a for a in (sys.argv[1:] if argv is None else argv)]
+    for flag in ("--backend", "--json"):  # drop the flag and its value
+        while flag in argv:
+            del argv[argv.index(flag):argv.index(flag) + 2]
+        argv = [a for a in argv if not a.startswith(flag + "=")]
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv, "--backend", backend,
+                    "--json", str(json_path)], check=True,
+                   env={**os.environ, "KERAS_BACKEND": backend})
+    return json.loads(Path(json_path).read_text(encoding="utf-8"))
+
+
+def print_backends(reports, out=print):
+    """The TensorFlow and JAX runs' contenders side by side."""
+    tf_rows = {r["name"]: r for r in reports["tensorflow"]["results"]}
+    jax_rows = {r["name"]: r for r in reports["jax"]["results"]}
+    header = (f"{'contender':<36} {'TF tok/s':>9} {'JAX tok/s':>9} {'JAX/TF':>7} "
+              f"{'TF val loss':>11} {'JAX val loss':>12}")
+    out(header)
+    out("-" * len(header))
+    for name, mine in tf_rows.items():
+        theirs = jax_rows.get(name)
+        if theirs is None:
+            continue
+        out(f"{name:<36} {mine['target_tokens_per_s']:9,.0f} "
+            f"{theirs['target_tokens_per_s']:9,.0f} "
+            f"{theirs['target_tokens_per_s'] / mine['target_tokens_per_s']:7.2f} "
+            f"{mine['val_loss']:11.4f} {theirs['val_loss']:12.4f}")
+    out("tok/s: real target tokens per second over the timed steps; the two backends ran "
+        "one after the other in separate processes.")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.backend == "both":
+        with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
+            reports = {backend: _on_backend(backend, argv, Path(tmp) / f"{backend}.json")
+                       for backend in ("tensorflow", "jax")}
+        print()
+        print_backends(reports)
+        if args.json:
+            Path(args.json).write_text(json.dumps(reports, indent=2), encoding="utf-8")
+        return
+    if args.backend != keras.backend.backend():
+        with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
+            report = _on_backend(args.backend, argv, Path(tmp) / "report.json")
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return
     _, contenders, steps = run(args)
     rows = summarize(contenders)
     print()

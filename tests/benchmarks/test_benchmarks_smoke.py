@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,3 +228,45 @@ def test_c_speed_runs_end_to_end(tmp_path, capsys):
     times = report["summary"]["ms_per_token"]
     assert set(times) == {"python float32", "c float32"}
     assert all(value > 0 for value in times.values())
+
+
+@pytest.mark.slow
+def test_jax_gpu_check_runs_without_tensorflow(tmp_path):
+    """The GPU check on JAX's CPU, in a process where `import tensorflow` fails, as on a
+    GPU machine with JAX and no TensorFlow: every row runs or records why not."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu.json"
+    code = ("import runpy, sys\n"
+            "sys.modules['tensorflow'] = None  # import tensorflow now raises ImportError\n"
+            "sys.argv = ['jax_gpu_check', '--sizes', 'tiny', '--steps', '2', '--warmup', '1',"
+            f" '--batch-size', '8', '--json', {str(out)!r}]\n"
+            "runpy.run_module('benchmarks.jax_gpu_check', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"},
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["tensorflow_imported"] is False
+    rows = {(r["policy"], r["architecture"]): r for r in report["results"]}
+    assert len(rows) == 6
+    for (policy, architecture), row in rows.items():
+        if "error" in row:  # Keras's attention in float16 on JAX's CPU: GPU only
+            assert (policy, architecture) == ("mixed_float16", "tutorial"), row
+            continue
+        assert row["target_tokens_per_s"] > 0 and np.isfinite(row["val_loss"]), row
+
+
+@pytest.mark.slow
+def test_train_speed_runs_on_jax(tmp_path, capsys):
+    """`--backend jax`: the script runs itself again on JAX, fed by the same tf.data."""
+    out = tmp_path / "train.json"
+    train_speed.main(["--preset", "tiny", "--batch-size", "32", "--train-size", "300",
+                      "--validation-size", "20", "--warmup", "0", "--rounds", "1",
+                      "--segment", "2", "--only", "ours", "--backend", "jax",
+                      "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["args"]["backend"] == "jax"
+    for row in report["results"]:
+        assert row["target_tokens_per_s"] > 0 and np.isfinite(row["val_loss"])
