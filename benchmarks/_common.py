@@ -1,12 +1,17 @@
-"""What the training benchmarks share: the built-in data, the two input pipelines, the
-compile call of `python -m kit train`, padding accounting and timing helpers."""
+"""What the benchmarks share: the built-in data, the two input pipelines, the compile
+call of `python -m kit train`, padding accounting, timing helpers and the worker process
+of the decoding benchmarks."""
 
 import contextlib
 import gc
+import json
 import os
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +70,17 @@ def epochs_of(pipeline, split, batch_size, epochs, seed=0, **kwargs):
     for epoch in range(1, epochs):
         dataset = dataset.concatenate(pipeline(split, batch_size, seed + epoch, **kwargs))
     return dataset
+
+
+def run_worker(script, tmp, payload):
+    """Runs `python SCRIPT --worker SPEC RESULT` in a fresh process (one OpenMP thread),
+    SPEC holding `payload` as JSON in `tmp`; returns the JSON the worker wrote to RESULT.
+    The timing scripts measure there, away from the TensorFlow their setup loaded."""
+    spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+    spec_path.write_text(json.dumps(payload), encoding="utf-8")
+    subprocess.run([sys.executable, str(script), "--worker", str(spec_path),
+                    str(result_path)], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(result_path.read_text(encoding="utf-8"))
 
 
 def compile_for_training(model, config, jit_compile):

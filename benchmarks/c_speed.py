@@ -197,17 +197,14 @@ def main(argv=None):
         worker(*args.worker)
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from benchmarks._common import run_worker
+
     with tempfile.TemporaryDirectory(prefix="c-speed-") as tmp:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         info = setup(args, work)
-        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        spec_path.write_text(json.dumps({"setup": info, "rounds": args.rounds}),
-                             encoding="utf-8")
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
-                        str(spec_path), str(result_path)], check=True, env=env)
-        result = json.loads(result_path.read_text(encoding="utf-8"))
+        result = run_worker(Path(__file__).resolve(), tmp,
+                            {"setup": info, "rounds": args.rounds})
     summary = summarize(result["rounds"])
     print_summary(summary, result)
     if args.json:

@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -269,18 +268,14 @@ def main(argv=None):
         worker(*args.worker)
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from benchmarks._common import run_worker
+
     with tempfile.TemporaryDirectory(prefix="ct2-speed-") as tmp:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         info = setup(args, work)
-        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        spec_path.write_text(json.dumps({"setup": info, "args": {
-            "rounds": args.rounds, "sentences": args.sentences, "batch": args.batch}}),
-            encoding="utf-8")
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
-                        str(spec_path), str(result_path)], check=True, env=env)
-        result = json.loads(result_path.read_text(encoding="utf-8"))
+        result = run_worker(Path(__file__).resolve(), tmp, {"setup": info, "args": {
+            "rounds": args.rounds, "sentences": args.sentences, "batch": args.batch}})
     summary = summarize(result["rounds"], args.batch, info["bucket"])
     print_summary(summary, info, args.batch)
     if args.json:

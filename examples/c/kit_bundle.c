@@ -169,24 +169,20 @@ static char* copy(const char* text) {
 
 /* ---- vocabulary files ------------------------------------------------------------ */
 
-static const kit_vocabulary* sorting; /* qsort's comparator has no context argument */
-
 static int compare_bytes(const char* a, size_t a_length, const char* b, size_t b_length) {
   int order = memcmp(a, b, a_length < b_length ? a_length : b_length);
   if (order != 0) return order;
   return (a_length > b_length) - (a_length < b_length);
 }
 
-static int compare_ids(const void* a, const void* b) {
-  int i = *(const int*)a, j = *(const int*)b;
-  return compare_bytes(sorting->tokens[i], sorting->lengths[i], sorting->tokens[j],
-                       sorting->lengths[j]);
+static int compare_tokens(const void* a, const void* b) {
+  const kit_token *x = a, *y = b;
+  return compare_bytes(x->text, x->length, y->text, y->length);
 }
 
 static void free_vocabulary(kit_vocabulary* vocabulary) {
   free(vocabulary->storage);
   free(vocabulary->tokens);
-  free(vocabulary->lengths);
   free(vocabulary->by_text);
   memset(vocabulary, 0, sizeof(*vocabulary));
 }
@@ -209,10 +205,9 @@ static int read_vocabulary(const char* path, int expected_size, int words,
     return -1;
   }
   vocabulary->size = lines;
-  vocabulary->tokens = calloc((size_t)lines, sizeof(char*));
-  vocabulary->lengths = calloc((size_t)lines, sizeof(size_t));
-  vocabulary->by_text = calloc((size_t)lines, sizeof(int));
-  if (!vocabulary->tokens || !vocabulary->lengths || !vocabulary->by_text) {
+  vocabulary->tokens = calloc((size_t)lines, sizeof(kit_token));
+  vocabulary->by_text = calloc((size_t)lines, sizeof(kit_token));
+  if (!vocabulary->tokens || !vocabulary->by_text) {
     say(error, error_size, "out of memory reading %s", path);
     free_vocabulary(vocabulary);
     return -1;
@@ -220,7 +215,7 @@ static int read_vocabulary(const char* path, int expected_size, int words,
   char* read = text;
   for (int id = 0; id < lines; ++id) {
     char* write = read;
-    vocabulary->tokens[id] = write;
+    vocabulary->tokens[id] = (kit_token){write, 0, id};
     for (; *read != '\n'; ++read) {
       if (*read != '\\') {
         *write++ = *read;
@@ -236,24 +231,23 @@ static int read_vocabulary(const char* path, int expected_size, int words,
         return -1;
       }
     }
-    vocabulary->lengths[id] = (size_t)(write - vocabulary->tokens[id]);
+    vocabulary->tokens[id].length = (size_t)(write - vocabulary->tokens[id].text);
     ++read; /* past the newline */
   }
   static const char* const specials[SPECIAL_TOKENS] = {"<pad>", "<unk>", "<s>", "</s>"};
   for (int id = 0; id < SPECIAL_TOKENS && id < lines; ++id) {
-    if (compare_bytes(vocabulary->tokens[id], vocabulary->lengths[id], specials[id],
-                      strlen(specials[id])) != 0) {
+    if (compare_bytes(vocabulary->tokens[id].text, vocabulary->tokens[id].length,
+                      specials[id], strlen(specials[id])) != 0) {
       say(error, error_size, "%s: line %d must be %s", path, id + 1, specials[id]);
       free_vocabulary(vocabulary);
       return -1;
     }
   }
   for (int id = SPECIAL_TOKENS; id < lines; ++id) {
-    vocabulary->by_text[vocabulary->by_text_count++] = id;
+    vocabulary->by_text[vocabulary->by_text_count++] = vocabulary->tokens[id];
   }
-  sorting = vocabulary;
-  qsort(vocabulary->by_text, (size_t)vocabulary->by_text_count, sizeof(int), compare_ids);
-  sorting = NULL;
+  qsort(vocabulary->by_text, (size_t)vocabulary->by_text_count, sizeof(kit_token),
+        compare_tokens);
   return 0;
 }
 
@@ -261,10 +255,10 @@ static int read_vocabulary(const char* path, int expected_size, int words,
 static int token_id(const kit_vocabulary* vocabulary, const char* text, size_t length) {
   int low = 0, high = vocabulary->by_text_count - 1;
   while (low <= high) {
-    int middle = low + (high - low) / 2, id = vocabulary->by_text[middle];
-    int order = compare_bytes(text, length, vocabulary->tokens[id],
-                              vocabulary->lengths[id]);
-    if (order == 0) return id;
+    int middle = low + (high - low) / 2;
+    const kit_token* token = &vocabulary->by_text[middle];
+    int order = compare_bytes(text, length, token->text, token->length);
+    if (order == 0) return token->id;
     if (order < 0) {
       high = middle - 1;
     } else {
@@ -517,8 +511,8 @@ char* kit_target_text(const kit_bundle* bundle, const int32_t* ids, int count) {
       const char* token = unknown_text;
       size_t length = sizeof(unknown_text) - 1;
       if (id != bundle->unk_id && id >= 0 && id < vocabulary->size) {
-        token = vocabulary->tokens[id];
-        length = vocabulary->lengths[id];
+        token = vocabulary->tokens[id].text;
+        length = vocabulary->tokens[id].length;
       }
       size_t gap = written++ ? strlen(separator) : 0;
       if (pass) {

@@ -19,15 +19,21 @@ extern "C" {
 /* The bundle format this code reads (bundle.txt's format_version). */
 #define KIT_BUNDLE_FORMAT_VERSION 6
 
-/* One side's vocabulary: token i is the text of id i (UTF-8, may hold any byte). */
+/* A token's bytes and its id. */
+typedef struct {
+  const char* text; /* in the vocabulary's storage; may hold any byte */
+  size_t length;
+  int id;
+} kit_token;
+
+/* One side's vocabulary: token i is the text of id i (UTF-8). */
 typedef struct {
   int size;
   int words;            /* 1: "word" tokenizer (units split on whitespace, joined by
                            " "); 0: "char" */
   char* storage;        /* every token's bytes, owned */
-  const char** tokens;  /* id -> its first byte in storage */
-  size_t* lengths;      /* id -> its length in bytes */
-  int* by_text;         /* the ids of ordinary tokens (id >= 4), sorted by their bytes */
+  kit_token* tokens;    /* by id */
+  kit_token* by_text;   /* the ordinary tokens (id >= 4), sorted by their bytes */
   int by_text_count;
 } kit_vocabulary;
 
