@@ -76,7 +76,7 @@ def setup(args, work):
                batch_sizes=(1,), progress=lambda message: None)
     log("building examples/c")
     program = build(work / "c")
-    texts = [source for source, _ in read_pairs(run_dir / TEST_SAMPLE)]
+    texts = [source for source, _ in read_pairs(run_dir / TEST_SAMPLE)][:args.texts]
     return {"bundles": str(bundles), "program": str(program), "texts": texts,
             "setup_seconds": time.perf_counter() - started}
 
@@ -179,13 +179,15 @@ def parse_args(argv=None):
                         help="the bundles to time (default all four)")
     parser.add_argument("--verify-samples", type=int, default=64,
                         help="held-out sources verified and decoded (default 64)")
+    parser.add_argument("--texts", type=int, default=1000,
+                        help="held-out source texts decoded (default 1000, all of them)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", help="keep the run, bundles and build here")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--worker", nargs=2, metavar=("SPEC", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("source_length", "target_length", "train_steps", "warmup_steps", "rounds",
-                 "verify_samples"):
+                 "verify_samples", "texts"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args

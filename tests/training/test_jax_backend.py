@@ -12,8 +12,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 JAX = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-# The tests whose subject is a layer or the model: keras.ops only, so backend-free.
-LAYER_AND_MODEL_TESTS = ("tests/kit/layers", "tests/kit/models")
+# The tests whose subject is a layer or the model: keras.ops only, so backend-free. Left
+# out on JAX, to keep the suite under 15 minutes: the v0.1 file format (a file, not the
+# math), the layers' `test_layer_contract` (Keras's generic layer checks: config and
+# serialization round trips, built shapes; 20 s on JAX) but for the self-attention's, and
+# two slow model tests whose property others check on JAX too (greedy decoding against
+# full passes: cached decoding equals one full pass; the logits' shape and dtype: the
+# mixed-precision tests).
+LAYER_AND_MODEL_TESTS = ("tests/kit/layers", "tests/kit/models/test_seq2seq_transformer.py")
+SELECTED = "not test_layer_contract or test_self_attention"
+LEFT_OUT = ("tests/kit/models/test_seq2seq_transformer.py::"
+            "test_greedy_decode_matches_argmax_of_full_passes",
+            "tests/kit/models/test_seq2seq_transformer.py::test_logits_shape_and_dtype")
 
 
 def _child(args, env=JAX, timeout=900):
@@ -27,11 +37,14 @@ def test_the_layer_and_model_tests_pass_on_jax():
     done = _child(["-c", "import sys, keras, pytest\n"
                          "assert keras.backend.backend() == 'jax', keras.backend.backend()\n"
                          "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', "
+                         f"'-k', {SELECTED!r}, "
+                         f"*{[a for t in LEFT_OUT for a in ('--deselect', t)]!r}, "
                          f"*{list(LAYER_AND_MODEL_TESTS)!r}]))"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     summary = done.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "skipped" not in summary, \
         summary
+    assert int(summary.split(" passed")[0].split()[-1]) >= 100, summary
 
 
 _DECODE_ON_JAX = """
@@ -53,12 +66,8 @@ out = []
 for row in np.asarray(rows).tolist():
     out.append(row[:row.index(EOS_ID) + 1] if EOS_ID in row else row)
 print(json.dumps({"sources": [s for s, _ in pairs], "ids": out}))
-"""
 
-_BFLOAT16_STEP = """
-import keras
-import numpy as np
-assert keras.backend.backend() == "jax"
+# mixed_bfloat16: three steps of the kit's compile call on a fresh tiny model.
 from kit.models import Seq2SeqTransformer, preset
 from training.losses import compile_for_training
 from training.options import TrainOptions
@@ -76,7 +85,6 @@ assert all(np.isfinite(losses)), losses
 assert model.compute_dtype == "bfloat16" and model.variable_dtype == "float32"
 logits = model((source, target[:, :-1]), training=False)
 assert str(logits.dtype) == "float32", logits.dtype
-print("bfloat16 steps", losses)
 """
 
 
@@ -92,16 +100,16 @@ def test_training_on_jax_exports_through_tensorflow_with_the_same_tokens(tmp_pat
     done = _child(["-m", "kit", "train", "--data", "default", "--out", str(run),
                    "--preset", "tiny", "--epochs", "1", "--limit", "300",
                    "--max-source-length", "44", "--max-target-length", "12",
-                   "--precision", "mixed_float16", "--eval-samples", "10",
-                   "--accept-trivial"])
+                   "--precision", "mixed_float16", "--eval-samples", "4",
+                   "--beam-size", "1", "--average-checkpoints", "0", "--accept-trivial"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     record = json.loads((run / "run.json").read_text())
     assert record["backend"] == "jax" and record["precision"] == "mixed_float16"
     assert record["distribution"]["strategy"] == "one_device"
 
-    decoded = _child(["-c", _DECODE_ON_JAX, str(run), "24"])
+    decoded = _child(["-c", _DECODE_ON_JAX, str(run), "24"])  # and a mixed_bfloat16 step
     assert decoded.returncode == 0, decoded.stderr[-3000:]
-    on_jax = json.loads(decoded.stdout.strip().splitlines()[-1])
+    on_jax = json.loads(decoded.stdout.strip().splitlines()[0])
 
     export_run(run, "float32", tmp_path / "bundle", samples=8, batch_sizes=(1,),
                progress=lambda message: None)
@@ -109,9 +117,6 @@ def test_training_on_jax_exports_through_tensorflow_with_the_same_tokens(tmp_pat
     exported = [[int(t) for t in bundle.greedy_ids(bundle.source_ids(s))]
                 for s in on_jax["sources"]]
     assert exported == on_jax["ids"]
-
-    stepped = _child(["-c", _BFLOAT16_STEP])
-    assert stepped.returncode == 0, stepped.stdout[-2000:] + stepped.stderr[-3000:]
 
 
 @pytest.mark.parametrize("args, env_extra, says", [
