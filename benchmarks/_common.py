@@ -72,6 +72,20 @@ def epochs_of(pipeline, split, batch_size, epochs, seed=0, **kwargs):
     return dataset
 
 
+def set_up_then_time(script, work_dir, prefix, setup, payload):
+    """What the decoding benchmarks' main does: `setup(work)` (training, export) in
+    `work_dir` (or a temporary directory), then the timing in a worker process
+    (`run_worker`) given `payload(info)`; returns (info, the worker's result)."""
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(work_dir) if work_dir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        info = setup(work)
+        return info, run_worker(script, tmp, payload(info))
+
+
 def run_worker(script, tmp, payload):
     """Runs `python SCRIPT --worker SPEC RESULT` in a fresh process (one OpenMP thread),
     SPEC holding `payload` as JSON in `tmp`; returns the JSON the worker wrote to RESULT.

@@ -28,12 +28,10 @@ median over rounds of the ratio within a round, which cancels the machine's drif
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -81,14 +79,12 @@ def setup(args, work):
             "setup_seconds": time.perf_counter() - started}
 
 
-def _escaped(text):
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r") + "\n"
-
-
 def run_c(program, bundle_dir, texts):
     """(ids per text, tokens, seconds the program spent decoding)."""
+    from kit.runtime.flat_files import vocabulary_text  # --escaped: the same escapes
+
     done = subprocess.run([program, "--threads", "1", "--ids", "--escaped", "--time",
-                           bundle_dir], input="".join(map(_escaped, texts)).encode("utf-8"),
+                           bundle_dir], input=vocabulary_text(texts).encode("utf-8"),
                           capture_output=True, check=True)
     timing = _TIMING.search(done.stderr.decode("utf-8", "replace"))
     ids = [[int(t) for t in line.split()] for line in done.stdout.decode().splitlines()]
@@ -198,15 +194,11 @@ def main(argv=None):
     if args.worker:
         worker(*args.worker)
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from benchmarks._common import run_worker
+    from benchmarks._common import set_up_then_time
 
-    with tempfile.TemporaryDirectory(prefix="c-speed-") as tmp:
-        work = Path(args.work_dir) if args.work_dir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        info = setup(args, work)
-        result = run_worker(Path(__file__).resolve(), tmp,
-                            {"setup": info, "rounds": args.rounds})
+    info, result = set_up_then_time(Path(__file__).resolve(), args.work_dir, "c-speed-",
+                                    lambda work: setup(args, work),
+                                    lambda info: {"setup": info, "rounds": args.rounds})
     summary = summarize(result["rounds"])
     print_summary(summary, result)
     if args.json:

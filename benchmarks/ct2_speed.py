@@ -36,10 +36,8 @@ which cancels the machine's drifts (it is shared).
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -267,15 +265,13 @@ def main(argv=None):
     if args.worker:
         worker(*args.worker)
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from benchmarks._common import run_worker
+    from benchmarks._common import set_up_then_time
 
-    with tempfile.TemporaryDirectory(prefix="ct2-speed-") as tmp:
-        work = Path(args.work_dir) if args.work_dir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        info = setup(args, work)
-        result = run_worker(Path(__file__).resolve(), tmp, {"setup": info, "args": {
-            "rounds": args.rounds, "sentences": args.sentences, "batch": args.batch}})
+    info, result = set_up_then_time(
+        Path(__file__).resolve(), args.work_dir, "ct2-speed-", lambda work: setup(args, work),
+        lambda info: {"setup": info, "args": {"rounds": args.rounds,
+                                              "sentences": args.sentences,
+                                              "batch": args.batch}})
     summary = summarize(result["rounds"], args.batch, info["bucket"])
     print_summary(summary, info, args.batch)
     if args.json:

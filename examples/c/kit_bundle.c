@@ -212,27 +212,18 @@ static int read_vocabulary(const char* path, int expected_size, int words,
     free_vocabulary(vocabulary);
     return -1;
   }
-  char* read = text;
+  char* line = text;
   for (int id = 0; id < lines; ++id) {
-    char* write = read;
-    vocabulary->tokens[id] = (kit_token){write, 0, id};
-    for (; *read != '\n'; ++read) {
-      if (*read != '\\') {
-        *write++ = *read;
-        continue;
-      }
-      ++read;
-      if (*read == '\\' || *read == 'n' || *read == 'r') {
-        *write++ = *read == 'n' ? '\n' : *read == 'r' ? '\r' : '\\';
-      } else {
-        say(error, error_size, "%s: line %d has an unknown escape: not the file export "
-            "wrote", path, id + 1);
-        free_vocabulary(vocabulary);
-        return -1;
-      }
+    char* end = memchr(line, '\n', length - (size_t)(line - text));
+    long size = kit_unescape(line, (size_t)(end - line));
+    if (size < 0) {
+      say(error, error_size, "%s: line %d has an unknown escape: not the file export "
+          "wrote", path, id + 1);
+      free_vocabulary(vocabulary);
+      return -1;
     }
-    vocabulary->tokens[id].length = (size_t)(write - vocabulary->tokens[id].text);
-    ++read; /* past the newline */
+    vocabulary->tokens[id] = (kit_token){line, (size_t)size, id};
+    line = end + 1;
   }
   static const char* const specials[SPECIAL_TOKENS] = {"<pad>", "<unk>", "<s>", "</s>"};
   for (int id = 0; id < SPECIAL_TOKENS && id < lines; ++id) {
@@ -434,6 +425,20 @@ static int is_space(uint32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 ||
          c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
          c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+long kit_unescape(char* text, size_t length) {
+  size_t write = 0;
+  for (size_t read = 0; read < length; ++read) {
+    char c = text[read];
+    if (c == '\\') {
+      c = ++read < length ? text[read] : '\0';
+      if (c != '\\' && c != 'n' && c != 'r') return -1;
+      c = c == 'n' ? '\n' : c == 'r' ? '\r' : '\\';
+    }
+    text[write++] = c;
+  }
+  return (long)write;
 }
 
 int kit_text_is_blank(const char* text, size_t length) {

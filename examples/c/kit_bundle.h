@@ -63,6 +63,11 @@ void kit_bundle_close(kit_bundle* bundle);
 int kit_source_ids(const kit_bundle* bundle, const char* text, size_t length,
                    int32_t* ids, int* tokens, int* unknown, size_t* bad_offset);
 
+/* Unescapes text[0..length) in place as the vocabulary files are written ("\\" is a
+ * backslash, "\n" a newline, "\r" a carriage return): its new length, or -1 for a
+ * backslash followed by anything else. */
+long kit_unescape(char* text, size_t length);
+
 /* Whether `text` holds only whitespace (as Python's str.isspace() knows it), or nothing:
  * what `python -m kit decode` answers with a blank line. */
 int kit_text_is_blank(const char* text, size_t length);

@@ -94,22 +94,6 @@ static double seconds(void) {
   return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
 
-/* Unescapes "\\", "\n" and "\r" in place; returns the new length, or -1 for another
- * escape. */
-static long unescape(char* text, size_t length) {
-  size_t write = 0;
-  for (size_t read = 0; read < length; ++read) {
-    char c = text[read];
-    if (c == '\\') {
-      c = ++read < length ? text[read] : '\0';
-      if (c != '\\' && c != 'n' && c != 'r') return -1;
-      c = c == 'n' ? '\n' : c == 'r' ? '\r' : '\\';
-    }
-    text[write++] = c;
-  }
-  return (long)write;
-}
-
 /* LiteRT logs what it loads on standard error; unless --verbose, that is silenced
  * while it loads and closes. `saved` is the real stderr's descriptor, or -1. */
 static int silence_stderr(int verbose) {
@@ -204,7 +188,7 @@ int main(int argc, char** argv) {
       text += 3, length -= 3; /* an editor's byte order mark, not text */
     }
     if (args.escaped) {
-      long unescaped = unescape(text, length);
+      long unescaped = kit_unescape(text, length);
       if (unescaped < 0) {
         fprintf(stderr, "kit_decode: error: line %ld has an escape other than \\\\, \\n "
                 "and \\r (--escaped)\n", number);

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kit.runtime import Bundle
+from kit.runtime.flat_files import vocabulary_text
 from kit.tokenizers import source_ids
 from kit.tokenizers.word import WordTokenizer
 from tests.device.make_bundles import BUNDLES, RECIPES
@@ -50,16 +51,12 @@ def c_decoders(tmp_path_factory):
     return [build / "kit_decode"]
 
 
-def _escaped(text):
-    """A source as one --escaped input line."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r") + "\n"
-
-
 def _run(program, bundle, sources, *options):
     """(return code, output lines, stderr) of `program` over `sources`, one thread."""
     done = subprocess.run([str(program), "--escaped", "--threads", "1", *options,
                            str(bundle)],
-                          input="".join(map(_escaped, sources)).encode("utf-8"),
+                          # --escaped: one line each, escaped as vocabulary files are
+                          input=vocabulary_text(sources).encode("utf-8"),
                           capture_output=True, timeout=600)
     return (done.returncode, done.stdout.decode("utf-8").split("\n")[:-1],
             done.stderr.decode("utf-8", "replace"))
@@ -112,8 +109,8 @@ def test_a_word_tokenizer_splits_as_python_does(c_decoders, device_dir, tmp_path
     bundle = Bundle.load(original)
     words = ["K", "AE1", "T", "D", "AO1", "G", "\u00e9t\u00e9", "x\\y"]
     tokenizer = WordTokenizer(["<pad>", "<unk>", "<s>", "</s>", *words])
-    (copy / "source_vocab.txt").write_text(
-        "".join(_escaped(token) for token in tokenizer.vocabulary), encoding="utf-8")
+    (copy / "source_vocab.txt").write_text(vocabulary_text(tokenizer.vocabulary),
+                                           encoding="utf-8")
     metadata = (copy / "bundle.txt").read_text(encoding="utf-8").splitlines()
     changed = {"source_tokenizer": "word", "source_tokenizer_size": str(tokenizer.vocab_size)}
     (copy / "bundle.txt").write_text(
