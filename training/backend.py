@@ -8,7 +8,7 @@ through the TensorFlow path as any other.
 
 What differs on JAX:
 - `--strategy` mirrored and multi_worker are tf.distribute strategies, TensorFlow's
-  only: they are refused in one line (`check_strategy`). auto and one_device train on
+  only: they are refused in one line (`check_backend`). auto and one_device train on
   one device.
 - The train step is always compiled (XLA through `jax.jit`): without it Keras runs
   every op eagerly, tens of times slower. A compiled step is traced once per distinct
