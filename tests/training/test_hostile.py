@@ -174,9 +174,12 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path):
 
 
 def snapshot(directory):
-    """{relative path: content digest} of every file under `directory`."""
+    """{relative path: content digest} of every file under `directory`, less the
+    temporary files of atomic writes in progress (".NAME.XXXX.tmp", renamed or gone a
+    moment later: a running training's, not the user's)."""
     return {str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(directory.rglob("*")) if path.is_file()}
+            for path in sorted(directory.rglob("*"))
+            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))}
 
 
 @contextlib.contextmanager
@@ -203,7 +206,9 @@ def test_a_second_training_does_not_take_a_fresh_start_in_progress(tmp_path):
     first = Training([*args, "--epochs", "40"], tmp_path / "stderr.txt")
     try:
         deadline = time.monotonic() + 240
-        while not (out / rd.CHECKPOINT_DIR / "state.json").is_file():
+        # The held-out sample is the last file a fresh start writes (state.json the
+        # first): once it is there, the start's files are all in place.
+        while not (out / rd.TEST_SAMPLE).is_file():
             assert time.monotonic() < deadline and first.process.poll() is None
             time.sleep(0.05)
         before = snapshot(out)
