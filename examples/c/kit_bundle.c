@@ -1,5 +1,6 @@
 /* Reading a kit bundle's bundle.txt and vocabulary files, and the char and word
- * tokenizers over them. See kit_bundle.h. */
+ * tokenizers over them; a SentencePiece side goes to kit_sentencepiece.h where the
+ * program is built with it (KIT_WITH_SENTENCEPIECE). See kit_bundle.h. */
 #define _POSIX_C_SOURCE 200809L /* stat */
 
 #include "kit_bundle.h"
@@ -11,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#ifdef KIT_WITH_SENTENCEPIECE
+#include "kit_sentencepiece.h"
+#endif
 
 /* Far above anything export writes: a damaged file is refused before it is sized. */
 #define MAX_METADATA_BYTES (1 << 20)
@@ -181,6 +186,9 @@ static int compare_tokens(const void* a, const void* b) {
 }
 
 static void free_vocabulary(kit_vocabulary* vocabulary) {
+#ifdef KIT_WITH_SENTENCEPIECE
+  kit_sentencepiece_free(vocabulary->pieces);
+#endif
   free(vocabulary->storage);
   free(vocabulary->tokens);
   free(vocabulary->by_text);
@@ -261,6 +269,38 @@ static int token_id(const kit_vocabulary* vocabulary, const char* text, size_t l
 
 /* ---- the bundle ------------------------------------------------------------------ */
 
+/* A "sentencepiece" side: the model file bundle.txt names, of `size` pieces. */
+static int open_sentencepiece(const char* directory, const metadata* found,
+                              const char* side, int size, kit_vocabulary* vocabulary,
+                              const char* path, char* error, size_t error_size) {
+  memset(vocabulary, 0, sizeof(*vocabulary));
+#ifdef KIT_WITH_SENTENCEPIECE
+  char key[64];
+  const char* name;
+  snprintf(key, sizeof(key), "%s_tokenizer_model", side);
+  if (text_value(found, key, &name, path, error, error_size) != 0) return -1;
+  char* file = inside(directory, name, key, error, error_size);
+  if (file == NULL) return -1;
+  vocabulary->pieces = kit_sentencepiece_load(file, error, error_size);
+  if (vocabulary->pieces != NULL && kit_sentencepiece_size(vocabulary->pieces) != size) {
+    say(error, error_size, "%s has %d pieces, and bundle.txt's %s_tokenizer_size is %d: "
+        "not the model the bundle was exported with", file,
+        kit_sentencepiece_size(vocabulary->pieces), side, size);
+    free_vocabulary(vocabulary);
+  }
+  free(file);
+  if (vocabulary->pieces == NULL) return -1;
+  vocabulary->size = size;
+  return 0;
+#else
+  (void)directory, (void)found, (void)size, (void)path;
+  say(error, error_size, "the %s tokenizer is sentencepiece, and this kit_decode was "
+      "built without the SentencePiece library: install it (Debian and Ubuntu: "
+      "libsentencepiece-dev) and build again", side);
+  return -1;
+#endif
+}
+
 static int open_side(const char* directory, const metadata* found, const char* side,
                      kit_vocabulary* vocabulary, const char* path, char* error,
                      size_t error_size) {
@@ -269,10 +309,10 @@ static int open_side(const char* directory, const metadata* found, const char* s
   snprintf(key, sizeof(key), "%s_tokenizer", side);
   if (text_value(found, key, &type, path, error, error_size) != 0) return -1;
   int words = strcmp(type, "word") == 0;
-  if (!words && strcmp(type, "char") != 0) {
-    say(error, error_size, "the %s tokenizer is %s, and this program reads the char and "
-        "word tokenizers only (a SentencePiece side needs the sentencepiece library)",
-        side, type);
+  int pieces = strcmp(type, "sentencepiece") == 0;
+  if (!words && !pieces && strcmp(type, "char") != 0) {
+    say(error, error_size, "the %s tokenizer is %s, and this program reads the char, "
+        "word and sentencepiece tokenizers only", side, type);
     return -1;
   }
   int size;
@@ -280,6 +320,10 @@ static int open_side(const char* directory, const metadata* found, const char* s
   if (int_value(found, key, SPECIAL_TOKENS, MAX_VOCABULARY_SIZE, &size, path, error,
                 error_size) != 0) {
     return -1;
+  }
+  if (pieces) {
+    return open_sentencepiece(directory, found, side, size, vocabulary, path, error,
+                              error_size);
   }
   const char* name;
   snprintf(key, sizeof(key), "%s_vocabulary", side);
@@ -452,10 +496,38 @@ int kit_text_is_blank(const char* text, size_t length) {
   return 1;
 }
 
+/* The SentencePiece side of kit_source_ids, for UTF-8 text. */
+static int sentencepiece_ids(const kit_bundle* bundle, const char* text, size_t length,
+                             int32_t* ids, int* tokens, int* unknown) {
+#ifdef KIT_WITH_SENTENCEPIECE
+  int count = kit_sentencepiece_encode(bundle->source.pieces, text, length, ids,
+                                       bundle->source_length, unknown);
+  if (count < 0) return -2;
+  for (int i = count; i < bundle->source_length; ++i) ids[i] = bundle->pad_id;
+  *tokens = count;
+  return 0;
+#else
+  (void)bundle, (void)text, (void)length, (void)ids, (void)tokens, (void)unknown;
+  return -2; /* not reached: such a side is refused at open */
+#endif
+}
+
 int kit_source_ids(const kit_bundle* bundle, const char* text, size_t length,
                    int32_t* ids, int* tokens, int* unknown, size_t* bad_offset) {
   const unsigned char* bytes = (const unsigned char*)text;
   const kit_vocabulary* vocabulary = &bundle->source;
+  if (vocabulary->pieces != NULL) {
+    for (size_t at = 0; at < length;) { /* the library would take any bytes */
+      uint32_t code_point;
+      size_t size = next_code_point(bytes + at, length - at, &code_point);
+      if (size == 0) {
+        *bad_offset = at;
+        return -1;
+      }
+      at += size;
+    }
+    return sentencepiece_ids(bundle, text, length, ids, tokens, unknown);
+  }
   int count = 0, missing = 0;
   size_t unit_start = 0;
   int in_word = 0;
@@ -503,6 +575,11 @@ int kit_source_ids(const kit_bundle* bundle, const char* text, size_t length,
 char* kit_target_text(const kit_bundle* bundle, const int32_t* ids, int count) {
   static const char unknown_text[] = "\xEF\xBF\xBD"; /* U+FFFD */
   const kit_vocabulary* vocabulary = &bundle->target;
+#ifdef KIT_WITH_SENTENCEPIECE
+  if (vocabulary->pieces != NULL) {
+    return kit_sentencepiece_text(vocabulary->pieces, ids, count);
+  }
+#endif
   const char* separator = vocabulary->words ? " " : "";
   size_t capacity = 1;
   for (int pass = 0; pass < 2; ++pass) { /* 1: measure, 2: write */

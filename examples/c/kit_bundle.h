@@ -4,7 +4,9 @@
  *
  * The tokenizers are the kit's "char" (one token per Unicode code point, no
  * normalization) and "word" (tokens separated by whitespace, as Python's str.split()
- * separates them) tokenizers; a SentencePiece side is refused with a message.
+ * separates them) tokenizers, and "sentencepiece" (the side's .model file, through
+ * kit_sentencepiece.h) where the program is built with KIT_WITH_SENTENCEPIECE; without
+ * it, a SentencePiece side is refused with a message.
  */
 #ifndef KIT_BUNDLE_H_
 #define KIT_BUNDLE_H_
@@ -26,11 +28,15 @@ typedef struct {
   int id;
 } kit_token;
 
-/* One side's vocabulary: token i is the text of id i (UTF-8). */
+struct kit_sentencepiece; /* kit_sentencepiece.h */
+
+/* One side's tokenizer: for "char" and "word", its vocabulary (token i is the text of
+ * id i, UTF-8); for "sentencepiece", its model (`pieces`) and size only. */
 typedef struct {
   int size;
   int words;            /* 1: "word" tokenizer (units split on whitespace, joined by
-                           " "); 0: "char" */
+                           " "); 0: "char" or "sentencepiece" */
+  struct kit_sentencepiece* pieces; /* a "sentencepiece" side's model, owned; else NULL */
   char* storage;        /* every token's bytes, owned */
   kit_token* tokens;    /* by id */
   kit_token* by_text;   /* the ordinary tokens (id >= 4), sorted by their bytes */
@@ -58,8 +64,9 @@ void kit_bundle_close(kit_bundle* bundle);
 /* The S ids the encoder reads for `text` (`length` bytes of UTF-8): the source
  * tokenizer's ids, cut to S and right-padded with the pad id, no BOS or EOS (the kit's
  * kit.tokenizers.source_ids). Sets *tokens to the number of tokens the text makes
- * before the cut and *unknown to how many of them the vocabulary lacks. Returns 0, or
- * -1 for text that is not UTF-8, with *bad_offset the offset of the first bad byte. */
+ * before the cut and *unknown to how many of them the vocabulary lacks. Returns 0;
+ * -1 for text that is not UTF-8, with *bad_offset the offset of the first bad byte; -2
+ * when a SentencePiece side fails (out of memory). */
 int kit_source_ids(const kit_bundle* bundle, const char* text, size_t length,
                    int32_t* ids, int* tokens, int* unknown, size_t* bad_offset);
 

@@ -2,7 +2,7 @@
  * API, and writes one output line per input line, in order.
  *
  *   kit_decode [--threads N] [--ids] [--escaped] [--max-new-tokens N] [--time]
- *              [--verbose] BUNDLE_DIR < inputs
+ *              [--verbose] [--tokenize | --detokenize] BUNDLE_DIR < inputs
  *
  * As `python -m kit decode BUNDLE_DIR` does with greedy decoding: a blank input gives a
  * blank line; a character the model never saw, or a source longer than S, is warned
@@ -18,6 +18,12 @@
  *   --time      writes the time per token (tokenizing, encode and every decode_step)
  *               on standard error at the end.
  *   --verbose   keeps LiteRT's own log lines (silenced while loading and closing).
+ *   --tokenize  runs no model: writes the S source ids the encoder would read for each
+ *               input (the Python runtime's Bundle.source_ids), to check a tokenizer.
+ *   --detokenize
+ *               runs no model: each input line holds ids separated by spaces, and the
+ *               output is their text as the target tokenizer decodes generated ids
+ *               (the Python runtime's Bundle.text_of).
  *
  * Exit status 2: bad usage; 1: the bundle could not be read or run, or a line was
  * refused.
@@ -38,11 +44,11 @@
 
 static const char kUsage[] =
     "usage: kit_decode [--threads N] [--ids] [--escaped] [--max-new-tokens N] [--time] "
-    "[--verbose] BUNDLE_DIR < inputs";
+    "[--verbose] [--tokenize | --detokenize] BUNDLE_DIR < inputs";
 
 typedef struct {
   const char* bundle;
-  int threads, ids, escaped, time, verbose, max_new_tokens;
+  int threads, ids, escaped, time, verbose, max_new_tokens, tokenize, detokenize;
 } arguments;
 
 static int positive(const char* text, int* value) {
@@ -66,6 +72,10 @@ static int parse(int argc, char** argv, arguments* args) {
       args->time = 1;
     } else if (strcmp(arg, "--verbose") == 0) {
       args->verbose = 1;
+    } else if (strcmp(arg, "--tokenize") == 0) {
+      args->tokenize = 1;
+    } else if (strcmp(arg, "--detokenize") == 0) {
+      args->detokenize = 1;
     } else if (strcmp(arg, "--threads") == 0 || strcmp(arg, "--max-new-tokens") == 0) {
       int* value = arg[2] == 't' ? &args->threads : &args->max_new_tokens;
       if (i + 1 == argc || !positive(argv[i + 1], value)) {
@@ -85,7 +95,45 @@ static int parse(int argc, char** argv, arguments* args) {
     fprintf(stderr, "%s\nkit_decode: error: the bundle directory is required\n", kUsage);
     return 0;
   }
+  if (args->tokenize + args->detokenize + args->ids > 1) {
+    fprintf(stderr, "%s\nkit_decode: error: --tokenize, --detokenize and --ids exclude "
+            "each other\n", kUsage);
+    return 0;
+  }
   return 1;
+}
+
+/* --detokenize: the ids of one line (decimal integers separated by spaces) into
+ * *ids, grown as needed; their count, or -1 for anything else on the line, or -2 when
+ * out of memory. */
+static int parse_ids(const char* text, size_t length, int32_t** ids, size_t* capacity) {
+  int count = 0;
+  size_t at = 0;
+  while (at < length) {
+    if (text[at] == ' ') {
+      ++at;
+      continue;
+    }
+    long value = 0;
+    size_t start = at;
+    int negative = text[at] == '-';
+    if (negative) ++at;
+    while (at < length && text[at] >= '0' && text[at] <= '9' && value <= INT32_MAX) {
+      value = value * 10 + (text[at++] - '0');
+    }
+    if (at == start + (size_t)negative || value > INT32_MAX ||
+        (at < length && text[at] != ' ')) {
+      return -1;
+    }
+    if ((size_t)count == *capacity) {
+      size_t larger = *capacity ? 2 * *capacity : 64;
+      int32_t* grown = realloc(*ids, larger * sizeof(int32_t));
+      if (grown == NULL) return -2;
+      *ids = grown, *capacity = larger;
+    }
+    (*ids)[count++] = (int32_t)(negative ? -value : value);
+  }
+  return count;
 }
 
 static double seconds(void) {
@@ -145,6 +193,8 @@ int main(int argc, char** argv) {
   int status = 1;
   char* line = NULL;
   size_t line_capacity = 0;
+  int32_t* given = NULL; /* --detokenize: a line's ids */
+  size_t given_capacity = 0;
   int32_t* source = malloc(sizeof(int32_t) * (size_t)bundle.source_length);
   int32_t* generated = malloc(sizeof(int32_t) * (size_t)bundle.max_new_tokens);
   if (source == NULL || generated == NULL) {
@@ -158,16 +208,18 @@ int main(int argc, char** argv) {
     goto done;
   }
   int max_new_tokens = args.max_new_tokens ? args.max_new_tokens : bundle.max_new_tokens;
-  int saved = silence_stderr(args.verbose);
-  int opened = kit_decoder_open(bundle.model_path, bundle.encode, bundle.decode_step,
-                                args.threads, &decoder, error, sizeof(error));
+  int model = !args.tokenize && !args.detokenize;
+  int saved = silence_stderr(args.verbose || !model);
+  int opened = model ? kit_decoder_open(bundle.model_path, bundle.encode,
+                                        bundle.decode_step, args.threads, &decoder, error,
+                                        sizeof(error)) : 0;
   restore_stderr(saved);
   if (opened != 0) {
     fprintf(stderr, "kit_decode: error: %s\n", error);
     goto done;
   }
-  if (kit_decoder_source_length(decoder) != bundle.source_length ||
-      kit_decoder_vocab_size(decoder) != bundle.target_vocab_size) {
+  if (model && (kit_decoder_source_length(decoder) != bundle.source_length ||
+                kit_decoder_vocab_size(decoder) != bundle.target_vocab_size)) {
     fprintf(stderr, "kit_decode: error: %s's signatures read %d source ids and give %d "
             "logits, bundle.txt says %d and %d: not the model it describes\n",
             bundle.model_path, kit_decoder_source_length(decoder),
@@ -198,19 +250,42 @@ int main(int argc, char** argv) {
       }
       length = (size_t)unescaped;
     }
-    if (!args.ids && kit_text_is_blank(text, length)) {
+    if (args.detokenize) {
+      int count = parse_ids(text, length, &given, &given_capacity);
+      if (count == -1) {
+        fprintf(stderr, "kit_decode: error: line %ld is not ids separated by spaces "
+                "(--detokenize)\n", number);
+        putchar('\n');
+        status = 1;
+        continue;
+      }
+      if (count < 0 || write_output(&bundle, given, count, 0) != 0) {
+        fprintf(stderr, "kit_decode: error: out of memory\n");
+        status = 1;
+        goto done;
+      }
+      continue;
+    }
+    if (!args.ids && !args.tokenize && kit_text_is_blank(text, length)) {
       putchar('\n');
       continue;
     }
     double start = seconds();
     int tokens, unknown;
     size_t bad;
-    if (kit_source_ids(&bundle, text, length, source, &tokens, &unknown, &bad) != 0) {
+    int tokenized = kit_source_ids(&bundle, text, length, source, &tokens, &unknown, &bad);
+    if (tokenized == -1) {
       fprintf(stderr, "kit_decode: error: line %ld is not UTF-8 text (byte 0x%02x at "
               "offset %zu)\n", number, (unsigned char)text[bad], bad);
       putchar('\n');
       status = 1;
       continue;
+    }
+    if (tokenized != 0) {
+      fprintf(stderr, "kit_decode: error: line %ld: the SentencePiece library failed "
+              "(out of memory?)\n", number);
+      status = 1;
+      goto done;
     }
     if (unknown) {
       fprintf(stderr, "kit_decode: warning: line %ld: %d %s%s the model never saw; "
@@ -220,6 +295,10 @@ int main(int argc, char** argv) {
     if (tokens > bundle.source_length) {
       fprintf(stderr, "kit_decode: warning: line %ld: %d tokens long, the model reads %d: "
               "the rest is cut\n", number, tokens, bundle.source_length);
+    }
+    if (args.tokenize) {
+      write_output(&bundle, source, bundle.source_length, 1);
+      continue;
     }
     int count = kit_decoder_greedy(decoder, source, bundle.bos_id, bundle.eos_id,
                                    max_new_tokens, generated, error, sizeof(error));
@@ -259,6 +338,7 @@ done:
     status = 1;
   }
   free(line);
+  free(given);
   free(source);
   free(generated);
   int saved_at_close = silence_stderr(args.verbose || decoder == NULL);
