@@ -10,6 +10,13 @@ long, unseen characters, digits only, ...), the ids and text that each recipe de
 to with ai-edge-litert, and the Keras model's greedy ids. tests/device/ then decodes
 the same bundles in environments with only numpy and an interpreter (ai-edge-litert,
 or tflite-runtime with numpy<2) and compares.
+
+It also trains a tiny run with SentencePiece on both sides, on real translations
+(JupyterLab's French interface messages, a package of requirements.txt), into
+OUT_DIR/sentencepiece/run, exports it into OUT_DIR/sentencepiece/<recipe> for
+SENTENCEPIECE_RECIPES, and lists its sources in expected.json's "sentencepiece": what
+the C decode loop (tests/device/test_c_loop.py) reads through the SentencePiece
+library.
 """
 
 import argparse
@@ -26,6 +33,10 @@ BUNDLES = "bundles"
 RUN = "run"
 SOURCES = 200
 EXPORT_SAMPLES = 32  # what tests/conftest.py's tiny_bundles verifies on
+SENTENCEPIECE = "sentencepiece"  # OUT_DIR/sentencepiece/: the SentencePiece run, bundles
+SENTENCEPIECE_RECIPES = ("float32", "dynamic_int8")
+SENTENCEPIECE_PAIRS = 1200  # of JupyterLab's French messages: 1,000 to train on
+SENTENCEPIECE_SOURCES = 120  # its held-out messages, then unusual sources
 
 
 def unusual_sources(count, seed=0):
@@ -134,9 +145,44 @@ def write_expected(out, run_dir, bundles_dir, model):
     return expected
 
 
-def build(out, progress=lambda message: None):
-    """Trains the tiny run, exports all recipes, writes expected.json, under `out`."""
+def build_sentencepiece(out, progress=lambda message: None):
+    """Trains and exports the SentencePiece run under `out` (a new directory); returns
+    expected.json's "sentencepiece": {"recipes": [...], "sources": [...]}."""
+    import random
+
+    from benchmarks.tasks.messages import catalog_pairs
     from export.cli import export_run
+    from training.options import TrainOptions
+    from training.run_dir import TEST_SAMPLE, read_pairs
+    from training.train import train
+
+    out = Path(out)
+    out.mkdir(parents=True)
+    pairs = catalog_pairs("jupyterlab_language_pack_fr_FR")
+    random.Random(0).shuffle(pairs)
+    data = out / "messages.tsv"
+    data.write_text("".join(f"{s}\t{t}\n" for s, t in pairs[:SENTENCEPIECE_PAIRS]),
+                    encoding="utf-8")
+    progress(f"training the SentencePiece run on {SENTENCEPIECE_PAIRS} French messages")
+    train(TrainOptions(data=f"tsv:{data}", out=str(out / RUN), preset="tiny",
+                       source_tokenizer=SENTENCEPIECE, target_tokenizer=SENTENCEPIECE,
+                       max_source_length=48, max_target_length=64, epochs=2,
+                       accept_trivial=True, batch_size=32, eval_samples=8))
+    for recipe in SENTENCEPIECE_RECIPES:
+        progress(f"exporting the SentencePiece run: {recipe}")
+        export_run(out / RUN, recipe, out / recipe, samples=8, progress=progress,
+                   batch_sizes=(1,))
+    held_out = [source for source, _ in read_pairs(out / RUN / TEST_SAMPLE)]
+    count = SENTENCEPIECE_SOURCES - min(len(held_out), SENTENCEPIECE_SOURCES // 2)
+    return {"recipes": list(SENTENCEPIECE_RECIPES),
+            "sources": held_out[:SENTENCEPIECE_SOURCES // 2] + unusual_sources(count)}
+
+
+def build(out, progress=lambda message: None):
+    """Trains the tiny run, exports all recipes, writes expected.json, under `out`;
+    then the SentencePiece run (`build_sentencepiece`)."""
+    from export.cli import export_run
+    from kit.files import write_json
     from tests.conftest import make_run_dir
 
     out = Path(out)
@@ -146,7 +192,10 @@ def build(out, progress=lambda message: None):
     progress("exporting all recipes")
     export_run(out / RUN, "all", out / BUNDLES, samples=EXPORT_SAMPLES, progress=progress)
     progress("decoding with ai-edge-litert and Keras")
-    return write_expected(out, out / RUN, out / BUNDLES, model)
+    expected = write_expected(out, out / RUN, out / BUNDLES, model)
+    expected[SENTENCEPIECE] = build_sentencepiece(out / SENTENCEPIECE, progress)
+    write_json(out / EXPECTED_JSON, expected)
+    return expected
 
 
 def main(argv=None):

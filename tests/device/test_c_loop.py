@@ -7,10 +7,14 @@ The program links the libLiteRt.so inside the ai-edge-litert wheel. Environment 
         here with CMake, where CMake, a C compiler and ai-edge-litert are installed, and
         the tests are skipped, saying why, where they are not (tflite-runtime has no
         libLiteRt.so).
+    KIT_C_SENTENCEPIECE: "1" when the programs must read SentencePiece sides (.ci/run
+        installs libsentencepiece-dev and sets it); unset, a program built without the
+        library skips those tests, saying why.
 """
 
 import importlib.util
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -22,7 +26,7 @@ from kit.runtime import Bundle
 from kit.runtime.flat_files import vocabulary_text
 from kit.tokenizers import source_ids
 from kit.tokenizers.word import WordTokenizer
-from tests.device.make_bundles import BUNDLES, RECIPES
+from tests.device.make_bundles import BUNDLES, RECIPES, SENTENCEPIECE
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "c"
@@ -31,6 +35,12 @@ EXAMPLE = REPO / "examples" / "c"
 @pytest.fixture(scope="session")
 def c_decoders(tmp_path_factory):
     """The kit_decode programs to test: KIT_C_DECODERS's, or one built here."""
+    return c_decoder_programs(tmp_path_factory)
+
+
+def c_decoder_programs(tmp_path_factory):
+    """KIT_C_DECODERS's programs, or one built under `tmp_path_factory`; skips where it
+    cannot be built."""
     given = os.environ.get("KIT_C_DECODERS")
     if given:
         programs = [Path(p) for p in given.split(os.pathsep) if p]
@@ -66,6 +76,63 @@ def _ids(lines):
     return [[int(t) for t in line.split()] for line in lines]
 
 
+WITHOUT_SENTENCEPIECE = "built without the SentencePiece library"
+
+
+def check_tokenizers_like_python(programs, bundle, bundle_dir, sources, seed=0):
+    """`kit_decode --tokenize` gives the Python runtime's source ids of `sources`, and
+    `--detokenize` its text of random id sequences (specials, ids past the tokenizer's
+    vocabulary and all), on the loaded `bundle` from `bundle_dir`: the tokenizers
+    alone, which a barely trained model's outputs may not reveal."""
+    rng = random.Random(seed)
+    size = bundle.target_tokenizer.vocab_size
+    sequences = [[1], [5, 1, 6], [0, 2, 7, 3, 8], [3], [], [size, size + 2, 4]]
+    sequences += [[rng.randrange(size + 3) for _ in range(rng.randint(0, 24))]
+                  for _ in range(300)]
+    texts = [bundle.text_of(ids) for ids in sequences]
+    kept = [(ids, text) for ids, text in zip(sequences, texts)
+            if "\n" not in text and "\r" not in text]  # one output line each
+    for program in programs:
+        status, lines, errors = _run(program, bundle_dir, sources, "--tokenize")
+        assert status == 0, errors
+        wanted = [bundle.source_ids(s) for s in sources]
+        differ = [(s, a, b) for s, a, b in zip(sources, _ids(lines), wanted) if a != b][:3]
+        assert len(lines) == len(sources) and not differ, f"{program}: {differ}"
+        status, lines, errors = _run(program, bundle_dir,
+                                     [" ".join(map(str, ids)) for ids, _ in kept],
+                                     "--detokenize")
+        assert status == 0, errors
+        assert lines == [text for _, text in kept], program
+
+
+def check_like_python(programs, bundle_dir, sources):
+    """Each program's ids and texts for `sources` are the Python runtime's, on the
+    bundle at `bundle_dir`; skips (or fails, where KIT_C_SENTENCEPIECE=1) for a program
+    built without SentencePiece given a SentencePiece bundle. Returns how many sources
+    agreed (all of them)."""
+    bundle = Bundle.load(bundle_dir)
+    for program in programs:
+        status, _, errors = _run(program, bundle_dir, [], "--tokenize")
+        if WITHOUT_SENTENCEPIECE in errors:
+            if os.environ.get("KIT_C_SENTENCEPIECE") == "1":
+                pytest.fail(f"KIT_C_SENTENCEPIECE=1, and {program}: {errors.strip()}")
+            pytest.skip(f"{program} was {WITHOUT_SENTENCEPIECE} (libsentencepiece-dev)")
+    check_tokenizers_like_python(programs, bundle, bundle_dir, sources)
+    wanted_ids = [[int(t) for t in bundle.greedy_ids(bundle.source_ids(s))] for s in sources]
+    wanted_texts = [bundle.translate(s) for s in sources]
+    for program in programs:
+        status, lines, errors = _run(program, bundle_dir, sources, "--ids")
+        assert status == 0, errors
+        found = _ids(lines)
+        differ = [(s, a, b) for s, a, b in zip(sources, found, wanted_ids) if a != b][:3]
+        assert len(found) == len(sources) and not differ, f"{program}: {differ}"
+        status, lines, errors = _run(program, bundle_dir, sources)
+        assert status == 0, errors
+        differ = [(s, a, b) for s, a, b in zip(sources, lines, wanted_texts) if a != b][:3]
+        assert len(lines) == len(sources) and not differ, f"{program}: {differ}"
+    return len(sources)
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_the_c_loop_gives_the_python_runtimes_ids(recipe, c_decoders, device_dir, expected,
                                                   decoded, record):
@@ -97,6 +164,32 @@ def test_the_c_loop_writes_the_texts_the_decode_command_writes(c_decoders, devic
         assert status == 0, errors
         assert lines == wanted
         assert "INFO" not in errors  # LiteRT's log lines are silenced without --verbose
+
+
+def test_a_sentencepiece_bundle_gives_the_python_runtimes_ids_and_texts(
+        c_decoders, device_dir, expected, record):
+    """A run with SentencePiece on both sides, trained on JupyterLab's French messages
+    (tests/device/make_bundles.py): the C loop tokenizes through the SentencePiece C++
+    library (Debian's libsentencepiece-dev) and decodes, float32 and dynamic_int8, as
+    the Python runtime does through the sentencepiece wheel. The main suite's device
+    bundles have no such run; tests/training/test_own_data.py checks the C loop on its
+    own SentencePiece bundle there."""
+    if SENTENCEPIECE not in expected:
+        pytest.skip("no SentencePiece run among these bundles (make_bundles makes one); "
+                    "the main suite checks this in tests/training/test_own_data.py")
+    made = expected[SENTENCEPIECE]
+    for recipe in made["recipes"]:
+        agree = check_like_python(c_decoders, device_dir / SENTENCEPIECE / recipe,
+                                  made["sources"])
+        record[recipe]["c_sentencepiece_agree"] = f"{agree}/{len(made['sources'])}"
+
+
+def test_the_char_tokenizers_give_the_python_runtimes_ids_and_texts(c_decoders, device_dir,
+                                                                    expected):
+    """--tokenize and --detokenize on the float32 bundle's char tokenizers."""
+    bundle_dir = device_dir / BUNDLES / "float32"
+    check_tokenizers_like_python(c_decoders, Bundle.load(bundle_dir), bundle_dir,
+                                 expected["sources"])
 
 
 def test_a_word_tokenizer_splits_as_python_does(c_decoders, device_dir, tmp_path):
@@ -158,7 +251,7 @@ def _replace_line(key, value):
     (_replace_line("format_version", "5"), "format version 5"),
     (_replace_line("source_length", "many"), "source_length must be an integer"),
     (_replace_line("model_file", "../model.tflite"), "must be a file name"),
-    (_replace_line("source_tokenizer", "sentencepiece"), "char and word tokenizers only"),
+    (_replace_line("source_tokenizer", "bpe"), "char, word and sentencepiece tokenizers only"),
     (_replace_line("source_length", "45"), "not the model it describes"),
     (_replace_line("decode_step", "decode"), "has no signature decode"),
     (lambda copy: (copy / "target_vocab.txt").write_text("<pad>\n", encoding="utf-8"),

@@ -446,29 +446,38 @@ def test_a_users_pronunciation_dictionary_with_no_other_flag(tmp_path):
     assert bundle_metrics == run_metrics
 
 
-@pytest.mark.slow
-def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
-    import keras
-
+@pytest.fixture(scope="module")
+def sentencepiece_run(tmp_path_factory):
+    """(run.json's info, run dir, its float32 bundle): SentencePiece on both sides."""
     from export.cli import export_run
-    from kit.runtime import Bundle, BundleError
-    from kit.tokenizers.sentencepiece import SentencePieceTokenizer
-    from training.evaluate import greedy_translate
     from training.train import train
 
+    tmp_path = tmp_path_factory.mktemp("sentencepiece")
     data = write_tsv(tmp_path / "sentences.tsv", sentence_pairs(500))
     run, bundle = tmp_path / "run", tmp_path / "bundle"
     info = train(TrainOptions(data=f"tsv:{data}", out=str(run),
                               source_tokenizer="sentencepiece", target_tokenizer="sentencepiece",
                               preset="tiny", epochs=3, accept_trivial=True,
                               batch_size=32, learning_rate=3e-3, eval_samples=20))
+    report = export_run(run, "float32", bundle, samples=8, progress=lambda message: None,
+                        batch_sizes=(1,))
+    assert report["recipes"][0]["token_exact"] == 100.0
+    return info, run, bundle
+
+
+@pytest.mark.slow
+def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(sentencepiece_run, tmp_path):
+    import keras
+
+    from kit.runtime import Bundle, BundleError
+    from kit.tokenizers.sentencepiece import SentencePieceTokenizer
+    from training.evaluate import greedy_translate
+
+    info, run, bundle = sentencepiece_run
     assert info["tokenizer"]["source"]["type"] == info["tokenizer"]["target"]["type"] == \
         "sentencepiece"
     assert (run / "source_tokenizer.model").is_file()
     assert (run / "target_tokenizer.model").is_file()
-    report = export_run(run, "float32", bundle, samples=8, progress=lambda message: None,
-                        batch_sizes=(1,))
-    assert report["recipes"][0]["token_exact"] == 100.0
 
     spec = json.loads((bundle / "bundle.json").read_text())
     assert spec["tokenizer"] == {
@@ -509,6 +518,21 @@ def test_a_sentencepiece_run_decodes_the_same_through_its_bundle(tmp_path):
     shutil.copyfile(tmp_path / "other.model", damaged / "target_tokenizer.model")
     with pytest.raises(BundleError, match="target_tokenizer.model is not the file"):
         Bundle.load(damaged)
+
+
+@pytest.mark.slow
+def test_the_c_loop_reads_the_sentencepiece_bundle(sentencepiece_run, tmp_path_factory):
+    """The C decode loop (examples/c), built with the SentencePiece C++ library, gives
+    the Python runtime's ids and texts: seen sentences, unseen characters, blank input,
+    a source longer than S. (CI's device tests do the same on a run trained on real
+    translations, with the AddressSanitizer build too.)"""
+    from tests.device.test_c_loop import c_decoder_programs, check_like_python
+
+    programs = c_decoder_programs(tmp_path_factory)
+    texts = [s for s, _ in sentence_pairs(40, seed=5)] + [
+        "unseen: \u00e9 \u00fc \u00df \u8a9e ka", "\u00ff", "", "  ", "kato  mira\tsu",
+        " ".join(s for s, _ in sentence_pairs(6, seed=6))]
+    assert check_like_python(programs, sentencepiece_run[2], texts) == len(texts)
 
 
 def test_tokenizer_flags_set_each_side_and_both():
