@@ -75,3 +75,66 @@ def test_sha256_of_2_to_the_32_bits_and_more(c_decoders, tmp_path):
         pytest.skip("only sanitizer builds to test")
     for program in programs:
         assert _digests(program, [path]) == [f"{expected.hexdigest()}  {path}"], program
+
+
+def _flip_a_byte(name):
+    def damage(copy):
+        content = bytearray((copy / name).read_bytes())
+        content[len(content) // 2] ^= 0x01
+        (copy / name).write_bytes(bytes(content))
+    return damage
+
+
+def _without_lines(prefix):
+    def damage(copy):
+        lines = (copy / "bundle.txt").read_text(encoding="utf-8").splitlines()
+        (copy / "bundle.txt").write_text(
+            "".join(line + "\n" for line in lines if not line.startswith(prefix)),
+            encoding="utf-8")
+    return damage
+
+
+def _with_line(line):
+    def damage(copy):
+        text = (copy / "bundle.txt").read_text(encoding="utf-8")
+        (copy / "bundle.txt").write_text(f"{text}{line}\n", encoding="utf-8")
+    return damage
+
+
+def _vocabulary_swapped(copy):  # the same tokens, two of them swapped: a wrong model
+    lines = (copy / "target_vocab.txt").read_text(encoding="utf-8").split("\n")
+    lines[4], lines[5] = lines[5], lines[4]
+    (copy / "target_vocab.txt").write_text("\n".join(lines), encoding="utf-8")
+
+
+_DIFFERS = "is not the file bundle.txt records (SHA-256 "
+
+
+@pytest.mark.parametrize("damage, says", [
+    (_flip_a_byte("model.tflite"), f"/model.tflite {_DIFFERS}"),
+    (_vocabulary_swapped, f"/target_vocab.txt {_DIFFERS}"),
+    # A file the C loop does not read, but bundle.txt records: refused as the Python
+    # runtime refuses it.
+    (_flip_a_byte("source_tokenizer.json"), f"/source_tokenizer.json {_DIFFERS}"),
+    (lambda copy: (copy / "source_vocab.txt").unlink(),
+     "has no source_vocab.txt, whose SHA-256 bundle.txt records"),
+    (_without_lines("sha256.model.tflite="), "bundle.txt has no sha256.model.tflite"),
+    (_without_lines("sha256."), "bundle.txt has no sha256.model.tflite"),
+    (_without_lines("sha256.target_vocab.txt="), "bundle.txt has no sha256.target_vocab.txt"),
+    (c_loop._replace_line("sha256.model.tflite", "2C3DF750" * 8),
+     "sha256.model.tflite must be a SHA-256, 64 lowercase hex digits. Received: 2C3DF750"),
+    (c_loop._replace_line("sha256.model.tflite", "2c3df750"),
+     "sha256.model.tflite must be a SHA-256"),
+    (_with_line(f"sha256../model.tflite={'0' * 64}"),
+     "sha256../model.tflite must name a file in the bundle directory"),
+])
+def test_a_file_that_is_not_the_one_recorded_is_refused_in_one_line(
+        damage, says, c_decoders, device_dir, tmp_path):
+    """bundle.txt's sha256 lines are checked when the bundle is opened, before any file is
+    read: a damaged or missing file, or a missing or malformed line, is refused in one
+    line, exit status 1."""
+    bundle = c_loop._damaged(device_dir, tmp_path, damage)
+    for program in c_decoders:
+        status, lines = c_loop._refusal(program, bundle)
+        assert status == 1 and len(lines) == 1, lines
+        assert lines[0].startswith("kit_decode: error: ") and says in lines[0], lines
