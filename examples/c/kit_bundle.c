@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* stat */
 
 #include "kit_bundle.h"
+#include "kit_verify.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -72,10 +73,7 @@ static char* read_file(const char* path, size_t limit, size_t* length, char* err
 
 /* ---- bundle.txt ------------------------------------------------------------------ */
 
-typedef struct {
-  const char* key;
-  const char* value; /* points into the file's text, NUL-terminated there */
-} entry;
+typedef kit_bundle_entry entry; /* points into the file's text, NUL-terminated there */
 
 typedef struct {
   entry* entries;
@@ -402,6 +400,10 @@ int kit_bundle_open(const char* directory, kit_bundle* bundle, char* error,
   bundle->decode_step = copy(decode_step);
   if (bundle->model_path == NULL || bundle->encode == NULL || bundle->decode_step == NULL) {
     if (bundle->model_path) say(error, error_size, "out of memory");
+    goto done;
+  }
+  /* The SHA-256 of every file bundle.txt records, before any of them is read. */
+  if (kit_verify_bundle_files(directory, found.entries, found.count, error, error_size)) {
     goto done;
   }
   if (open_side(directory, &found, "source", &bundle->source, path, error, error_size) ||

@@ -12,6 +12,7 @@ The program links the libLiteRt.so inside the ai-edge-litert wheel. Environment 
         library skips those tests, saying why.
 """
 
+import hashlib
 import importlib.util
 import os
 import random
@@ -205,7 +206,8 @@ def test_a_word_tokenizer_splits_as_python_does(c_decoders, device_dir, tmp_path
     (copy / "source_vocab.txt").write_text(vocabulary_text(tokenizer.vocabulary),
                                            encoding="utf-8")
     metadata = (copy / "bundle.txt").read_text(encoding="utf-8").splitlines()
-    changed = {"source_tokenizer": "word", "source_tokenizer_size": str(tokenizer.vocab_size)}
+    changed = {"source_tokenizer": "word", "source_tokenizer_size": str(tokenizer.vocab_size),
+               "sha256.source_vocab.txt": _sha256(copy / "source_vocab.txt")}
     (copy / "bundle.txt").write_text(
         "".join((f"{line.split('=')[0]}={changed[line.split('=')[0]]}"
                  if line.split("=")[0] in changed else line) + "\n" for line in metadata),
@@ -246,6 +248,19 @@ def _replace_line(key, value):
     return damage
 
 
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _rehashed(name, damage):
+    """`damage`, then bundle.txt records the damaged `name`'s SHA-256: what is refused is
+    the damage, by the check after the SHA-256 one."""
+    def both(copy):
+        damage(copy)
+        _replace_line(f"sha256.{name}", _sha256(copy / name))(copy)
+    return both
+
+
 @pytest.mark.parametrize("damage, says", [
     (lambda copy: (copy / "bundle.txt").unlink(), "has no bundle.txt"),
     (_replace_line("format_version", "5"), "format version 5"),
@@ -254,9 +269,10 @@ def _replace_line(key, value):
     (_replace_line("source_tokenizer", "bpe"), "char, word and sentencepiece tokenizers only"),
     (_replace_line("source_length", "45"), "not the model it describes"),
     (_replace_line("decode_step", "decode"), "has no signature decode"),
-    (lambda copy: (copy / "target_vocab.txt").write_text("<pad>\n", encoding="utf-8"),
-     "must hold"),
-    (lambda copy: (copy / "model.tflite").write_bytes(b"not a model"), "loading"),
+    (_rehashed("target_vocab.txt", lambda copy: (copy / "target_vocab.txt").write_text(
+        "<pad>\n", encoding="utf-8")), "must hold"),
+    (_rehashed("model.tflite", lambda copy: (copy / "model.tflite").write_bytes(
+        b"not a model")), "loading"),
 ])
 def test_a_damaged_bundle_is_refused_in_one_line(damage, says, c_decoders, device_dir,
                                                  tmp_path):
