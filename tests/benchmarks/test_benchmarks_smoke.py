@@ -230,6 +230,11 @@ def test_c_speed_runs_end_to_end(tmp_path, capsys):
     assert all(value > 0 for value in times.values())
 
 
+# The JAX smoke tests check that a script runs, not its speed: XLA's backend
+# optimization level 0 compiles faster (tests/training/test_jax_backend.py does the same).
+FAST_XLA_COMPILES = "--xla_backend_optimization_level=0"
+
+
 @pytest.mark.slow
 def test_jax_gpu_check_runs_without_tensorflow(tmp_path):
     """The GPU check on JAX's CPU, in a process where `import tensorflow` fails, as on a
@@ -245,7 +250,8 @@ def test_jax_gpu_check_runs_without_tensorflow(tmp_path):
             f" '--json', {str(out)!r}]\n"
             "runpy.run_module('benchmarks.jax_gpu_check', run_name='__main__')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"},
+                          timeout=600, env={**os.environ, "KERAS_BACKEND": "jax",
+                                            "XLA_FLAGS": FAST_XLA_COMPILES},
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -260,8 +266,9 @@ def test_jax_gpu_check_runs_without_tensorflow(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_speed_runs_on_jax(tmp_path, capsys):
+def test_train_speed_runs_on_jax(tmp_path, capsys, monkeypatch):
     """`--backend jax`: the script runs itself again on JAX, fed by the same tf.data."""
+    monkeypatch.setenv("XLA_FLAGS", FAST_XLA_COMPILES)  # for the JAX child it starts
     out = tmp_path / "train.json"
     train_speed.main(["--preset", "tiny", "--batch-size", "32", "--train-size", "300",
                       "--validation-size", "20", "--warmup", "0", "--rounds", "1",
